@@ -1,0 +1,122 @@
+//! `ckpt.json`: the versioned metadata of a ckpt-made checkpoint.
+//!
+//! The file starts with `schema_version`. Readers accept every version up to
+//! [`SCHEMA_VERSION`] and refuse newer ones by name ([`StoreError::FutureSchema`]),
+//! so an old ckpt never misreads a checkpoint made by a newer one.
+
+use super::StoreError;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The schema version this ckpt writes, and the newest it reads.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The metadata file's name inside a checkpoint directory.
+pub const META_FILE: &str = "ckpt.json";
+
+/// Metadata of one checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointMeta {
+    /// Always first in the file; see the module docs.
+    pub schema_version: u32,
+    /// `ckpt <version>` that wrote it.
+    pub tool: String,
+    /// Full container id.
+    pub container_id: String,
+    /// Checkpoint name.
+    pub name: String,
+    /// `runc`, `crun` or `docker`.
+    pub runtime: String,
+    /// The runtime's state root (e.g. `/run/runc`).
+    pub runtime_root: Option<PathBuf>,
+    /// The OCI bundle directory the container was created from.
+    pub bundle: Option<PathBuf>,
+    /// The container's root filesystem on the host at dump time.
+    pub rootfs: Option<PathBuf>,
+    /// A copy of the OCI runtime spec (`config.json`).
+    pub spec: serde_json::Value,
+    /// What the preflight saw (full detail in `inventory.json`).
+    pub inventory: InventorySummary,
+    /// `criu --version` of the CRIU that dumped.
+    pub criu_version: String,
+    /// `uname -r` of the kernel it was dumped on.
+    pub kernel: String,
+    /// RFC 3339 UTC time the dump started.
+    pub created_at: String,
+    /// How long the container's processes were frozen, in milliseconds.
+    pub frozen_ms: u64,
+    /// How long the whole dump took, in milliseconds.
+    pub dump_ms: u64,
+    /// Total size of the checkpoint's files, in bytes (excluding `ckpt.json`).
+    pub size_bytes: u64,
+    /// The options the dump was made with.
+    pub options: DumpOptionsRecord,
+    /// The init process's stdio as runc records it (`descriptors.json`).
+    pub descriptors: Vec<String>,
+    /// Every other file of the checkpoint with its size and SHA-256.
+    pub files: BTreeMap<String, FileDigest>,
+}
+
+/// The user-visible options of `ckpt create`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DumpOptionsRecord {
+    pub leave_running: bool,
+    pub tcp_established: bool,
+    pub file_locks: bool,
+    pub ext_unix_sk: bool,
+}
+
+/// The part of the inventory kept in `ckpt.json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InventorySummary {
+    /// Number of processes dumped.
+    pub process_count: usize,
+    /// Number of open fds over all processes.
+    pub fd_count: usize,
+    /// Resident anonymous memory over all processes, in bytes.
+    pub anon_rss_bytes: u64,
+    /// `(pid inside the container, comm)` of every process, init first:
+    /// used after a restore to confirm that the saved processes came back.
+    pub processes: Vec<(i32, String)>,
+}
+
+/// Size and SHA-256 (lower-case hex) of one file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileDigest {
+    pub size: u64,
+    pub sha256: String,
+}
+
+impl CheckpointMeta {
+    /// Parses `ckpt.json` text. Checks `schema_version` before anything else
+    /// so that a future file is refused as such, not as malformed.
+    pub fn from_json(dir: &Path, text: &str) -> Result<CheckpointMeta, StoreError> {
+        #[derive(Deserialize)]
+        struct VersionOnly {
+            schema_version: u32,
+        }
+        let corrupt = |reason: String| StoreError::Corrupt {
+            dir: dir.to_path_buf(),
+            reason,
+        };
+        let version: VersionOnly = serde_json::from_str(text)
+            .map_err(|e| corrupt(format!("{META_FILE} is not valid metadata: {e}")))?;
+        if version.schema_version > SCHEMA_VERSION {
+            return Err(StoreError::FutureSchema {
+                dir: dir.to_path_buf(),
+                found: version.schema_version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if version.schema_version == 0 {
+            return Err(corrupt(format!("{META_FILE} has schema_version 0")));
+        }
+        serde_json::from_str(text).map_err(|e| corrupt(format!("{META_FILE} is not valid metadata: {e}")))
+    }
+
+    /// Serialises as pretty JSON (schema_version first: struct field order).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("metadata always serialises")
+    }
+}

@@ -1,0 +1,186 @@
+//! The checkpoint store: where checkpoints live on disk and how they get there.
+//!
+//! ```text
+//! <root>/                                  0700 (default /var/lib/ckpt; for Docker
+//!   <full-container-id>/                   0700   containers <docker-root>/containers)
+//!     .ckpt.lock                           0600  flock held by create/rm/start
+//!     .ckpt-staging/<name>.<pid>.<nonce>/  0700  a checkpoint being written
+//!     checkpoints/                         0700
+//!       <name>/                            0700  a published checkpoint
+//!         *.img                                  CRIU images (top level, as Docker expects)
+//!         descriptors.json                       runc's stdio descriptors
+//!         dump.log                               CRIU's log of the dump
+//!         inventory.json                         the preflight inventory
+//!         ckpt.json                              metadata, schema-versioned, checksums
+//! ```
+//! Every file is 0600: images hold process memory.
+//!
+//! A checkpoint is written into a staging directory on the same filesystem
+//! and published by `rename(2)`, so readers ([`Store::list`], [`Store::load`])
+//! see a whole checkpoint or none. A checkpoint directory without a valid
+//! `ckpt.json` is reported as foreign (e.g. made by `docker checkpoint
+//! create`), never as ckpt's own.
+//!
+//! This module never runs CRIU nor touches processes.
+
+pub mod layout;
+pub mod lock;
+pub mod metadata;
+pub mod names;
+pub mod publish;
+
+pub use layout::Layout;
+pub use lock::ContainerLock;
+pub use metadata::{CheckpointMeta, FileDigest, InventorySummary, SCHEMA_VERSION};
+pub use publish::Staging;
+
+use std::path::{Path, PathBuf};
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A checkpoint name breaks the naming rule.
+    #[error("invalid checkpoint name {name:?}: {reason}")]
+    InvalidName { name: String, reason: &'static str },
+    /// A container id would escape the store or is malformed.
+    #[error("invalid container id {id:?}: {reason}")]
+    InvalidContainerId { id: String, reason: &'static str },
+    /// No checkpoint of that name exists.
+    #[error("container {container} has no checkpoint named {name:?} (see `ckpt ls {container}`)")]
+    NotFound { container: String, name: String },
+    /// A checkpoint of that name already exists.
+    #[error("container {container} already has a checkpoint named {name:?}; pick another name or `ckpt rm {container} {name}` first")]
+    AlreadyExists { container: String, name: String },
+    /// Another ckpt command holds the container's lock.
+    #[error("another ckpt command is working on container {container} (lock {path})")]
+    Busy { container: String, path: PathBuf },
+    /// The checkpoint's files do not match its metadata.
+    #[error("checkpoint {dir} is corrupt: {reason}")]
+    Corrupt { dir: PathBuf, reason: String },
+    /// `ckpt.json` was written by a newer ckpt.
+    #[error("checkpoint {dir} has metadata schema version {found}, this ckpt understands up to {supported}; upgrade ckpt")]
+    FutureSchema {
+        dir: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    /// The filesystem holding the store is full.
+    #[error("no space left in the store at {root} while {op} {path}")]
+    NoSpace {
+        root: PathBuf,
+        op: &'static str,
+        path: PathBuf,
+    },
+    /// Any other I/O step failed; `op` names the step.
+    #[error("cannot {op} {path}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// One row of [`Store::list`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CheckpointEntry {
+    /// Full container id (the directory name).
+    pub container_id: String,
+    /// Checkpoint name.
+    pub name: String,
+    /// Published directory.
+    pub dir: PathBuf,
+    /// The metadata, when the checkpoint was made by ckpt and its
+    /// `ckpt.json` parses; `None` for checkpoints made by other tools.
+    pub meta: Option<CheckpointMeta>,
+    /// Total bytes of the files in the directory.
+    pub size_bytes: u64,
+}
+
+/// A checkpoint store rooted at a directory.
+#[derive(Debug, Clone)]
+pub struct Store {
+    layout: Layout,
+}
+
+impl Store {
+    /// Opens (creating with mode 0700 if needed) the store at `root`.
+    pub fn open(root: &Path) -> Result<Store, StoreError> {
+        publish::ensure_private_dir(root)?;
+        Ok(Store {
+            layout: Layout::new(root),
+        })
+    }
+
+    /// The path layout of this store.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Takes the per-container lock, waiting up to `wait` for it.
+    pub fn lock(
+        &self,
+        container_id: &str,
+        wait: std::time::Duration,
+    ) -> Result<ContainerLock, StoreError> {
+        names::validate_container_id(container_id)?;
+        publish::ensure_private_dir(&self.layout.container_dir(container_id))?;
+        ContainerLock::acquire(&self.layout.lock_path(container_id), container_id, wait)
+    }
+
+    /// Starts writing checkpoint `name` of `container_id`. Fails if the name
+    /// is invalid or already published. Removes stale staging dirs left by
+    /// ckpt processes that no longer exist. The caller should hold the lock.
+    pub fn begin(&self, container_id: &str, name: &str) -> Result<Staging, StoreError> {
+        names::validate_container_id(container_id)?;
+        names::validate_checkpoint_name(name)?;
+        publish::clean_stale_staging(&self.layout, container_id)?;
+        if self.layout.checkpoint_dir(container_id, name).exists() {
+            return Err(StoreError::AlreadyExists {
+                container: container_id.to_string(),
+                name: name.to_string(),
+            });
+        }
+        Staging::create(&self.layout, container_id, name)
+    }
+
+    /// Lists published checkpoints of one container, or of all containers,
+    /// sorted by container then creation time.
+    pub fn list(&self, container_id: Option<&str>) -> Result<Vec<CheckpointEntry>, StoreError> {
+        publish::list(&self.layout, container_id)
+    }
+
+    /// Loads a published checkpoint's metadata, checking the schema version
+    /// but not the checksums (see [`Store::verify`]).
+    pub fn load(&self, container_id: &str, name: &str) -> Result<CheckpointEntry, StoreError> {
+        names::validate_container_id(container_id)?;
+        names::validate_checkpoint_name(name)?;
+        publish::load(&self.layout, container_id, name)
+    }
+
+    /// Verifies every file of a ckpt-made checkpoint against the checksums
+    /// in its `ckpt.json`: a missing, extra-truncated or altered file is
+    /// [`StoreError::Corrupt`] naming the file.
+    pub fn verify(&self, entry: &CheckpointEntry) -> Result<(), StoreError> {
+        publish::verify(entry)
+    }
+
+    /// Removes a published checkpoint (first renamed out of `checkpoints/`
+    /// so that a crash mid-removal never leaves half a checkpoint listed).
+    pub fn remove(&self, container_id: &str, name: &str) -> Result<(), StoreError> {
+        names::validate_container_id(container_id)?;
+        names::validate_checkpoint_name(name)?;
+        publish::remove(&self.layout, container_id, name)
+    }
+
+    /// The store's root directory.
+    pub fn root(&self) -> &Path {
+        self.layout.root()
+    }
+}
+
+/// Convenience for `StoreError::Io`.
+pub(crate) fn io_err(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> StoreError {
+    let path = path.into();
+    move |source| StoreError::Io { op, path, source }
+}
