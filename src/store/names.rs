@@ -35,9 +35,8 @@ fn component_problem(s: &str) -> Option<&'static str> {
 /// Checks a checkpoint name against Docker's rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`,
 /// not ending in `.`, 1 to 128 bytes.
 pub fn validate_checkpoint_name(name: &str) -> Result<(), StoreError> {
-    let reason = component_problem(name).or_else(|| {
-        name.ends_with('.').then_some("it must not end with '.'")
-    });
+    let reason = component_problem(name)
+        .or_else(|| name.ends_with('.').then_some("it must not end with '.'"));
     match reason {
         None => Ok(()),
         Some(reason) => Err(StoreError::InvalidName {
