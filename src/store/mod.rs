@@ -23,7 +23,9 @@
 //!
 //! This module never runs CRIU nor touches processes.
 
+mod files;
 pub mod layout;
+pub mod listing;
 pub mod lock;
 pub mod metadata;
 pub mod names;
@@ -64,13 +66,18 @@ pub enum StoreError {
         found: u32,
         supported: u32,
     },
-    /// The filesystem holding the store is full.
-    #[error("no space left in the store at {root} while {op} {path}")]
+    /// The filesystem holding the store is full (or the user's quota is
+    /// used up). `op` names the step, as in [`StoreError::Io`].
+    #[error("no space left in the store at {root} (cannot {op} {path}); free some space or `ckpt rm` old checkpoints")]
     NoSpace {
         root: PathBuf,
         op: &'static str,
         path: PathBuf,
     },
+    /// A store path is not what ckpt would have created (a symlink, not a
+    /// directory, writable by others), so ckpt refuses to put images there.
+    #[error("refusing to use {path}: {reason}")]
+    UnsafeStore { path: PathBuf, reason: &'static str },
     /// Any other I/O step failed; `op` names the step.
     #[error("cannot {op} {path}")]
     Io {
@@ -147,7 +154,7 @@ impl Store {
     /// Lists published checkpoints of one container, or of all containers,
     /// sorted by container then creation time.
     pub fn list(&self, container_id: Option<&str>) -> Result<Vec<CheckpointEntry>, StoreError> {
-        publish::list(&self.layout, container_id)
+        listing::list(&self.layout, container_id)
     }
 
     /// Loads a published checkpoint's metadata, checking the schema version
@@ -155,14 +162,14 @@ impl Store {
     pub fn load(&self, container_id: &str, name: &str) -> Result<CheckpointEntry, StoreError> {
         names::validate_container_id(container_id)?;
         names::validate_checkpoint_name(name)?;
-        publish::load(&self.layout, container_id, name)
+        listing::load(&self.layout, container_id, name)
     }
 
     /// Verifies every file of a ckpt-made checkpoint against the checksums
     /// in its `ckpt.json`: a missing, extra-truncated or altered file is
     /// [`StoreError::Corrupt`] naming the file.
     pub fn verify(&self, entry: &CheckpointEntry) -> Result<(), StoreError> {
-        publish::verify(entry)
+        listing::verify(entry)
     }
 
     /// Removes a published checkpoint (first renamed out of `checkpoints/`

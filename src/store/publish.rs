@@ -1,58 +1,391 @@
-//! Staging, publishing, listing, verifying and removing checkpoints (stub).
-use super::{CheckpointEntry, CheckpointMeta, Layout, StoreError};
-use std::path::{Path, PathBuf};
+//! Writing checkpoints: staging, atomic publish by `rename(2)`, removal.
+//!
+//! Promises: a checkpoint appears in `checkpoints/` whole (every file
+//! fsynced, `ckpt.json` written last, then one rename and an fsync of the
+//! parent) or not at all; every directory it creates is 0700 and every file
+//! it leaves is 0600, whatever the umask or the writer (CRIU) chose.
+//! Removal renames the checkpoint out of `checkpoints/` first, so a crash
+//! never leaves half a checkpoint listed.
+//!
+//! Never follows a symlink inside the store and never removes anything
+//! outside a container's `.ckpt-staging/` except through [`remove`].
+use super::files::{digest_open_file, open_no_follow, walk, EntryKind};
+use super::metadata::{FileDigest, META_FILE};
+use super::{io_err, CheckpointMeta, Layout, StoreError};
+use std::collections::BTreeMap;
+use std::fs::{self, DirBuilder, File, Metadata, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Mode of every directory the store creates.
+pub const DIR_MODE: u32 = 0o700;
+/// Mode of every file in a published checkpoint.
+pub const FILE_MODE: u32 = 0o600;
 
 /// A checkpoint being written. Dropping it without [`Staging::publish`]
 /// removes the staging directory.
 #[derive(Debug)]
 pub struct Staging {
     dir: PathBuf,
+    root: PathBuf,
+    staging_root: PathBuf,
+    checkpoints_dir: PathBuf,
+    container_id: String,
+    name: String,
+    published: bool,
 }
 
 impl Staging {
+    /// Creates `<root>/<id>/.ckpt-staging/<name>.<pid>.<nonce>` (0700, and
+    /// its missing parents 0700). The caller validates `container_id` and
+    /// `name` first (see [`super::Store::begin`]).
     pub fn create(layout: &Layout, container_id: &str, name: &str) -> Result<Staging, StoreError> {
-        let _ = (layout, container_id, name);
-        todo!()
+        let root = layout.root();
+        ensure_private_dir_in(root, &layout.container_dir(container_id))?;
+        let staging_root = layout.staging_root(container_id);
+        ensure_private_dir_in(root, &staging_root)?;
+        let dir = staging_root.join(format!("{name}.{}.{}", std::process::id(), nonce()));
+        // Not recursive: an existing dir of that name is an error, never reused.
+        DirBuilder::new()
+            .mode(DIR_MODE)
+            .create(&dir)
+            .map_err(write_err(root, "create", &dir))?;
+        set_mode(root, &dir, DIR_MODE)?;
+        Ok(Staging {
+            dir,
+            root: root.to_path_buf(),
+            staging_root,
+            checkpoints_dir: layout.checkpoints_dir(container_id),
+            container_id: container_id.to_string(),
+            name: name.to_string(),
+            published: false,
+        })
     }
+
     /// The staging directory (0700) to write files into.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+
     /// Writes `bytes` to `<staging>/<file>` with mode 0600 and fsyncs it.
+    /// `file` must be a plain file name; an existing file is an error.
     pub fn write_file(&self, file: &str, bytes: &[u8]) -> Result<(), StoreError> {
-        let _ = (file, bytes);
-        todo!()
+        let path = self.dir.join(file);
+        let mut parts = Path::new(file).components();
+        if !matches!(
+            (parts.next(), parts.next()),
+            (Some(Component::Normal(_)), None)
+        ) {
+            return Err(StoreError::Io {
+                op: "create",
+                path,
+                source: io::Error::new(io::ErrorKind::InvalidInput, "not a plain file name"),
+            });
+        }
+        write_new_file(&self.root, &path, bytes)
     }
+
     /// Fills `meta.files` and `meta.size_bytes` with every file of the
-    /// staging dir, writes `ckpt.json`, fsyncs everything, and renames the
-    /// dir into `checkpoints/<name>`. Returns the published path.
-    pub fn publish(self, meta: CheckpointMeta) -> Result<PathBuf, StoreError> {
-        let _ = meta;
-        todo!()
+    /// staging dir (making each 0600), writes `ckpt.json`, fsyncs
+    /// everything, and renames the dir into `checkpoints/<name>`. Returns
+    /// the published path. `meta.container_id` and `meta.name` are set to
+    /// the staging's own, so the metadata always matches its directory.
+    pub fn publish(mut self, mut meta: CheckpointMeta) -> Result<PathBuf, StoreError> {
+        let root = self.root.clone();
+        let entries = walk(&self.dir)?;
+        let mut files = BTreeMap::new();
+        let mut total = 0u64;
+        for entry in &entries {
+            match entry.kind {
+                EntryKind::Dir => {
+                    set_mode(&root, &entry.path, DIR_MODE)?;
+                    fsync_dir(&root, &entry.path)?;
+                }
+                EntryKind::File(_) if entry.key == META_FILE => {
+                    return Err(StoreError::Io {
+                        op: "publish",
+                        path: entry.path.clone(),
+                        source: io::Error::new(
+                            io::ErrorKind::AlreadyExists,
+                            "ckpt.json is written by publish, not by the caller",
+                        ),
+                    });
+                }
+                EntryKind::File(_) => {
+                    let digest = digest_and_privatise(&root, &entry.path)?;
+                    total += digest.size;
+                    files.insert(entry.key.clone(), digest);
+                }
+                EntryKind::Other => {
+                    return Err(StoreError::UnsafeStore {
+                        path: entry.path.clone(),
+                        reason: "a checkpoint may hold only regular files and directories",
+                    })
+                }
+            }
+        }
+        meta.container_id = self.container_id.clone();
+        meta.name = self.name.clone();
+        meta.files = files;
+        meta.size_bytes = total;
+        write_new_file(&root, &self.dir.join(META_FILE), meta.to_json().as_bytes())?;
+        fsync_dir(&root, &self.dir)?;
+
+        ensure_private_dir_in(&root, &self.checkpoints_dir)?;
+        let target = self.checkpoints_dir.join(&self.name);
+        let already = || StoreError::AlreadyExists {
+            container: self.container_id.clone(),
+            name: self.name.clone(),
+        };
+        if fs::symlink_metadata(&target).is_ok() {
+            return Err(already());
+        }
+        if let Err(e) = fs::rename(&self.dir, &target) {
+            // Lost a race with another publisher (who did not hold the lock).
+            if matches!(e.raw_os_error(), Some(libc::EEXIST | libc::ENOTEMPTY)) {
+                return Err(already());
+            }
+            return Err(write_err(&root, "rename", &self.dir)(e));
+        }
+        self.published = true;
+        fsync_dir(&root, &self.checkpoints_dir)?;
+        fsync_dir(&root, &self.staging_root)?;
+        log::info!(
+            "published checkpoint {} of {} ({} bytes)",
+            self.name,
+            self.container_id,
+            total
+        );
+        Ok(target)
     }
 }
 
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.published {
+            if let Err(e) = fs::remove_dir_all(&self.dir) {
+                log::warn!(
+                    "cannot remove unpublished staging dir {}: {e}",
+                    self.dir.display()
+                );
+            }
+        }
+    }
+}
+
+/// Creates `dir` and its missing parents with mode 0700. Refuses (as
+/// [`StoreError::UnsafeStore`]) a `dir` that is a symlink, not a directory,
+/// or writable by group or others. Existing directories keep their mode
+/// (Docker's container dirs are not ours to chmod).
 pub fn ensure_private_dir(dir: &Path) -> Result<(), StoreError> {
-    let _ = dir;
+    ensure_private_dir_in(dir, dir)
+}
+
+/// [`ensure_private_dir`], naming `root` if the filesystem is full.
+pub(super) fn ensure_private_dir_in(root: &Path, dir: &Path) -> Result<(), StoreError> {
+    match fs::symlink_metadata(dir) {
+        Ok(m) => return check_private_dir(dir, &m),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err("inspect", dir)(e)),
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if fs::symlink_metadata(parent).is_err() {
+            ensure_private_dir_in(root, parent)?;
+        }
+    }
+    match DirBuilder::new().mode(DIR_MODE).create(dir) {
+        Ok(()) => set_mode(root, dir, DIR_MODE),
+        // Someone else created it meanwhile: judge theirs like any existing dir.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            let m = fs::symlink_metadata(dir).map_err(io_err("inspect", dir))?;
+            check_private_dir(dir, &m)
+        }
+        Err(e) => Err(write_err(root, "create", dir)(e)),
+    }
+}
+
+fn check_private_dir(dir: &Path, m: &Metadata) -> Result<(), StoreError> {
+    let unsafe_store = |reason| StoreError::UnsafeStore {
+        path: dir.to_path_buf(),
+        reason,
+    };
+    if m.file_type().is_symlink() {
+        return Err(unsafe_store("it is a symlink"));
+    }
+    if !m.is_dir() {
+        return Err(unsafe_store("it is not a directory"));
+    }
+    if m.mode() & 0o022 != 0 {
+        return Err(unsafe_store("it is writable by group or others"));
+    }
     Ok(())
 }
+
+/// Removes `.ckpt-staging/*` entries left by ckpt processes that no longer
+/// exist (`/proc/<pid>` is missing). Entries of live pids are kept: they
+/// may be another command's work in progress. (A reused pid only delays
+/// the cleanup to a later run.) Failures to remove one entry are logged,
+/// not returned, so one stuck directory never blocks new checkpoints.
 pub fn clean_stale_staging(layout: &Layout, container_id: &str) -> Result<(), StoreError> {
-    let _ = (layout, container_id);
+    clean_stale_staging_in(layout, container_id, Path::new("/proc"))
+}
+
+/// [`clean_stale_staging`] against a given proc root (for tests).
+pub(super) fn clean_stale_staging_in(
+    layout: &Layout,
+    container_id: &str,
+    proc_root: &Path,
+) -> Result<(), StoreError> {
+    let staging_root = layout.staging_root(container_id);
+    let read = match fs::read_dir(&staging_root) {
+        Ok(read) => read,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err("read", &staging_root)(e)),
+    };
+    for entry in read {
+        let entry = entry.map_err(io_err("read", &staging_root))?;
+        let file_name = entry.file_name();
+        let Some(pid) = file_name.to_str().and_then(staging_pid) else {
+            log::debug!("leaving unknown staging entry {}", entry.path().display());
+            continue;
+        };
+        if proc_root.join(pid.to_string()).exists() {
+            continue;
+        }
+        let path = entry.path();
+        let removed = match entry.file_type() {
+            Ok(t) if t.is_dir() => fs::remove_dir_all(&path),
+            _ => fs::remove_file(&path),
+        };
+        match removed {
+            Ok(()) => log::info!(
+                "removed stale staging dir {} of dead pid {pid}",
+                path.display()
+            ),
+            Err(e) => log::warn!("cannot remove stale staging dir {}: {e}", path.display()),
+        }
+    }
     Ok(())
 }
-pub fn list(layout: &Layout, container_id: Option<&str>) -> Result<Vec<CheckpointEntry>, StoreError> {
-    let _ = (layout, container_id);
-    Ok(vec![])
+
+/// The `<pid>` of a staging entry `<name>.<pid>.<nonce>` or
+/// `<name>.rm.<pid>.<nonce>` (names may contain dots; nonces never do).
+fn staging_pid(entry: &str) -> Option<u32> {
+    let mut parts = entry.rsplitn(3, '.');
+    let (_nonce, pid, _rest) = (parts.next()?, parts.next()?, parts.next()?);
+    pid.parse().ok().filter(|&p| p > 0)
 }
-pub fn load(layout: &Layout, container_id: &str, name: &str) -> Result<CheckpointEntry, StoreError> {
-    let _ = (layout, container_id, name);
-    todo!()
-}
-pub fn verify(entry: &CheckpointEntry) -> Result<(), StoreError> {
-    let _ = entry;
-    Ok(())
-}
+
+/// Removes a published checkpoint: renames `checkpoints/<name>` to
+/// `.ckpt-staging/<name>.rm.<pid>.<nonce>`, then deletes that. A crash in
+/// between leaves only a stale staging entry, cleaned by the next `begin`.
 pub fn remove(layout: &Layout, container_id: &str, name: &str) -> Result<(), StoreError> {
-    let _ = (layout, container_id, name);
+    let root = layout.root();
+    let dir = layout.checkpoint_dir(container_id, name);
+    match fs::symlink_metadata(&dir) {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(StoreError::NotFound {
+                container: container_id.to_string(),
+                name: name.to_string(),
+            })
+        }
+        Err(e) => return Err(io_err("inspect", &dir)(e)),
+    }
+    let staging_root = layout.staging_root(container_id);
+    ensure_private_dir_in(root, &staging_root)?;
+    let trash = staging_root.join(format!("{name}.rm.{}.{}", std::process::id(), nonce()));
+    fs::rename(&dir, &trash).map_err(write_err(root, "rename", &dir))?;
+    fsync_dir(root, &layout.checkpoints_dir(container_id))?;
+    fs::remove_dir_all(&trash).map_err(io_err("remove", &trash))?;
+    log::info!("removed checkpoint {name} of {container_id}");
     Ok(())
+}
+
+/// A process-unique, never-repeating suffix: time in ns and a counter, in
+/// hex so that it never contains a `.`.
+fn nonce() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{nanos:x}{:x}", COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Maps an error of a step that may fill the disk: `ENOSPC` and `EDQUOT`
+/// become [`StoreError::NoSpace`] naming the store root.
+pub(super) fn write_err(
+    root: &Path,
+    op: &'static str,
+    path: &Path,
+) -> impl FnOnce(io::Error) -> StoreError {
+    let (root, path) = (root.to_path_buf(), path.to_path_buf());
+    move |source| match source.raw_os_error() {
+        Some(libc::ENOSPC | libc::EDQUOT) => StoreError::NoSpace { root, op, path },
+        _ => StoreError::Io { op, path, source },
+    }
+}
+
+fn write_new_file(root: &Path, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(FILE_MODE)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(write_err(root, "create", path))?;
+    file.write_all(bytes)
+        .map_err(write_err(root, "write", path))?;
+    file.sync_all().map_err(write_err(root, "fsync", path))
+}
+
+fn set_mode(root: &Path, path: &Path, mode: u32) -> Result<(), StoreError> {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .map_err(write_err(root, "chmod", path))
+}
+
+pub(super) fn fsync_dir(root: &Path, dir: &Path) -> Result<(), StoreError> {
+    let d = File::open(dir).map_err(io_err("open", dir))?;
+    d.sync_all().map_err(write_err(root, "fsync", dir))
+}
+
+/// Hashes a staged file, makes it 0600 if it is not, and fsyncs it (CRIU
+/// may not have).
+fn digest_and_privatise(root: &Path, path: &Path) -> Result<FileDigest, StoreError> {
+    let file = open_no_follow(path)?;
+    let mode = file.metadata().map_err(io_err("inspect", path))?.mode();
+    if mode & 0o7777 != FILE_MODE {
+        file.set_permissions(fs::Permissions::from_mode(FILE_MODE))
+            .map_err(write_err(root, "chmod", path))?;
+    }
+    let digest = digest_open_file(&file, path)?;
+    file.sync_all().map_err(write_err(root, "fsync", path))?;
+    Ok(digest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staging_pid_reads_the_pid_from_the_right() {
+        assert_eq!(staging_pid("cp1.42.abc"), Some(42));
+        assert_eq!(staging_pid("v1.2.3.42.abc"), Some(42));
+        assert_eq!(staging_pid("cp1.rm.42.abc"), Some(42));
+        assert_eq!(staging_pid("cp1.abc"), None);
+        assert_eq!(staging_pid("cp1.x42.abc"), None);
+        assert_eq!(staging_pid("cp1.0.abc"), None);
+        assert_eq!(staging_pid("not-ours"), None);
+    }
+
+    #[test]
+    fn nonces_differ_and_have_no_dot() {
+        let (a, b) = (nonce(), nonce());
+        assert_ne!(a, b);
+        assert!(!a.contains('.') && !b.contains('.'));
+        assert_eq!(staging_pid(&format!("cp1.7.{a}")), Some(7));
+    }
 }
