@@ -191,3 +191,6 @@ pub(crate) fn io_err(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(
     let path = path.into();
     move |source| StoreError::Io { op, path, source }
 }
+
+#[cfg(test)]
+mod tests;
