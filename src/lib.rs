@@ -1,7 +1,22 @@
 //! ckpt: checkpoint and restore Linux containers with CRIU.
 //!
 //! Data flows one way: discover → inventory → plan → freeze → dump → publish.
-//! Restore: load → verify → plan → restore through the runtime → confirm.
+//! Restore: load → verify → restore through the runtime → confirm.
+//! Pure decisions live in `plan`, `criu::args`, `restore`, `store::layout`
+//! and the parsers; the modules that touch processes only execute them.
 
+pub mod cli;
+pub mod commands;
+pub mod criu;
+pub mod discovery;
+pub mod exit;
+pub mod facts;
+pub mod freezer;
+pub mod interrupt;
 pub mod inventory;
+pub mod mountinfo;
+pub mod plan;
+pub mod restore;
+pub mod runtime;
+pub mod spec;
 pub mod store;

@@ -1,1 +1,40 @@
-fn main() {}
+//! `ckpt`: parse → run → print the error chain once → exit code.
+
+use ckpt::cli::{Cli, Command};
+use ckpt::commands::{self, Context};
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match (cli.global.quiet, cli.global.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        _ => "debug",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().filter_or("CKPT_LOG", level))
+        .format_timestamp(None)
+        .format_target(false)
+        .init();
+    ckpt::interrupt::install();
+    let ctx = Context::new(&cli.global);
+    let result = match &cli.command {
+        Command::Create(a) => commands::create::run(&ctx, a),
+        Command::Ls(a) => commands::ls::run(&ctx, a),
+        Command::Rm(a) => commands::rm::run(&ctx, a),
+        Command::Start(a) => commands::start::run(&ctx, a),
+        Command::Inspect(a) => commands::inspect::run(&ctx, a),
+        Command::Relay(a) => commands::relay::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("ckpt: error: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(ckpt::exit::code_for(&err))
+        }
+    }
+}

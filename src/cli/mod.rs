@@ -1,0 +1,197 @@
+//! Command-line types (clap). Only what the user typed, validated for form;
+//! deciding what to do with it is `commands::*`'s job.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Checkpoint and restore Linux containers with CRIU.
+///
+/// ckpt freezes a running container, checks every process's open files,
+/// sockets and terminals for things CRIU cannot save, dumps the processes
+/// with CRIU into <store>/<container-id>/checkpoints/<name>/ (the layout
+/// Docker uses) and restores them later into the same container or a new one.
+///
+/// Containers are found by id in the state directories of runc (/run/runc,
+/// Docker's and containerd's runc roots) and crun (/run/crun).
+///
+/// Exit codes: 0 ok, 1 failure, 2 usage or invalid name, 3 refused by the
+/// preflight (container untouched), 4 container or checkpoint not found,
+/// 5 prerequisite missing (root, criu, runtime), 6 CRIU failed (container
+/// left running), 7 corrupt checkpoint, 8 busy (another ckpt holds the
+/// container's lock), 130/143 interrupted.
+#[derive(Debug, Parser)]
+#[command(name = "ckpt", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options that apply to every command.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Where checkpoints are kept.
+    #[arg(long, global = true, env = "CKPT_STORE", default_value = "/var/lib/ckpt", value_name = "DIR")]
+    pub store: PathBuf,
+
+    /// Which runtime manages the container; `auto` looks in every known
+    /// state root and fails if the id is found in more than one.
+    #[arg(long, global = true, value_enum, default_value_t = RuntimeChoice::Auto)]
+    pub runtime: RuntimeChoice,
+
+    /// A runtime state root to search (like `runc --root`); repeat for more.
+    /// Replaces the default roots.
+    #[arg(long = "runtime-root", global = true, value_name = "DIR")]
+    pub runtime_roots: Vec<PathBuf>,
+
+    /// Say more about each phase (repeat for debug output).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Print only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+/// `--runtime` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RuntimeChoice {
+    /// Search every known runtime.
+    Auto,
+    /// runc (and Docker's/containerd's runc roots).
+    Runc,
+    /// crun.
+    Crun,
+}
+
+/// The verbs.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Checkpoint a running container into a named checkpoint.
+    ///
+    /// Runs the preflight first (see `ckpt inspect`); a container that cannot
+    /// be checkpointed is refused before anything is frozen. The container is
+    /// frozen only while CRIU dumps it, and thawed on every failure. Without
+    /// --leave-running the container is stopped after the dump, like
+    /// `docker checkpoint create`.
+    ///
+    /// Example: ckpt create web before-upgrade
+    Create(CreateArgs),
+    /// List checkpoints, of one container or of all.
+    ///
+    /// Example: ckpt ls web --json
+    #[command(visible_alias = "list")]
+    Ls(LsArgs),
+    /// Remove a checkpoint.
+    ///
+    /// Example: ckpt rm web before-upgrade
+    #[command(visible_alias = "remove")]
+    Rm(RmArgs),
+    /// Restore a container from a checkpoint.
+    ///
+    /// Restores into the same (stopped) container, or with --name into a new
+    /// container created from the checkpoint's saved spec. The restore goes
+    /// through the container's runtime (`runc restore`), so the runtime keeps
+    /// managing the container afterwards. The restored container's stdout and
+    /// stderr are appended to <store>/<container-id>/output.log.
+    ///
+    /// Example: ckpt start --checkpoint before-upgrade web
+    #[command(visible_alias = "restore")]
+    Start(StartArgs),
+    /// Show the preflight inventory of a running container and whether it
+    /// can be checkpointed, without changing anything.
+    ///
+    /// Example: ckpt inspect web --json
+    Inspect(InspectArgs),
+    /// Internal: copy stdin to a file until EOF (keeps restored stdio a pipe).
+    #[command(name = "__relay", hide = true)]
+    Relay(RelayArgs),
+}
+
+/// CRIU options a user may need for containers with open connections.
+#[derive(Debug, Clone, Default, Args)]
+pub struct CriuFlags {
+    /// Checkpoint established TCP connections (CRIU --tcp-established);
+    /// the peer must tolerate the pause, and restore needs the same addresses.
+    #[arg(long)]
+    pub tcp_established: bool,
+    /// Checkpoint file locks (CRIU --file-locks).
+    #[arg(long)]
+    pub file_locks: bool,
+    /// Allow unix sockets connected to peers outside the container
+    /// (CRIU --ext-unix-sk).
+    #[arg(long)]
+    pub ext_unix_sk: bool,
+}
+
+/// `ckpt create`.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Keep the container running after the checkpoint.
+    #[arg(long, short = 'R')]
+    pub leave_running: bool,
+    #[command(flatten)]
+    pub criu: CriuFlags,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Container id.
+    pub container: String,
+    /// Checkpoint name: [a-zA-Z0-9][a-zA-Z0-9_.-]*, not ending in '.'.
+    pub name: String,
+}
+
+/// `ckpt ls`.
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Print JSON (an array of objects) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Only this container's checkpoints.
+    pub container: Option<String>,
+}
+
+/// `ckpt rm`.
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Container id.
+    pub container: String,
+    /// Checkpoint name.
+    pub name: String,
+}
+
+/// `ckpt start`.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// The checkpoint to restore.
+    #[arg(long, value_name = "NAME")]
+    pub checkpoint: String,
+    /// Restore as a new container with this id instead of the original.
+    #[arg(long, value_name = "NEW_ID")]
+    pub name: Option<String>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Container id the checkpoint belongs to.
+    pub container: String,
+}
+
+/// `ckpt inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Print the whole inventory and verdict as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub criu: CriuFlags,
+    /// Container id.
+    pub container: String,
+}
+
+/// `ckpt __relay`.
+#[derive(Debug, Args)]
+pub struct RelayArgs {
+    /// File to append to.
+    pub output: PathBuf,
+}

@@ -1,0 +1,225 @@
+//! `ckpt create`: discover → inventory → plan → freeze → dump → publish
+//! → (stop the container unless --leave-running).
+//!
+//! Order matters for "never lose a container": CRIU always dumps with
+//! --leave-running, and when the user wants the container stopped, ckpt
+//! freezes it first so CRIU leaves it frozen; the container is killed only
+//! after the checkpoint is durably published. Any failure before that
+//! thaws the container, which carries on as if nothing happened.
+
+use super::{require_root, Context, LOCK_WAIT};
+use crate::cli::CreateArgs;
+use crate::criu::{self, args::DUMP_LOG, Criu};
+use crate::discovery::{self, cgroups::FreezerDir, Container};
+use crate::freezer::{self, ThawGuard};
+use crate::interrupt::{self, Interrupted};
+use crate::inventory::{self, Inventory};
+use crate::plan::{self, DumpOptions};
+use crate::runtime::Runtime;
+use crate::store::{self, names, CheckpointMeta, InventorySummary, Store};
+use anyhow::Context as _;
+use std::time::{Duration, Instant};
+
+/// Result of a create, printed as text or JSON.
+#[derive(Debug, serde::Serialize)]
+struct Created {
+    container: String,
+    name: String,
+    dir: std::path::PathBuf,
+    size_bytes: u64,
+    frozen_ms: u64,
+    dump_ms: u64,
+    leave_running: bool,
+    warnings: Vec<String>,
+}
+
+pub fn run(ctx: &Context, args: &CreateArgs) -> anyhow::Result<()> {
+    names::validate_container_id(&args.container)?;
+    names::validate_checkpoint_name(&args.name)?;
+    require_root("create")?;
+    let criu = Criu::locate()?;
+    let container = discovery::find_running(&ctx.roots, &ctx.proc_root, &args.container)?;
+    log::info!("found {} container {} (init pid {})", container.runtime.name(), container.id, container.init_pid);
+    let spec = crate::spec::load(&container.spec_path)?;
+    let store = Store::open(&ctx.store_root)?;
+    let _lock = store.lock(&container.id, LOCK_WAIT)?;
+
+    let inventory = inventory::collect(&ctx.proc_root, container.init_pid)?;
+    let (host, freezer) = crate::facts::gather(&ctx.proc_root, &container, &spec.facts, store.root())?;
+    let opts = DumpOptions {
+        leave_running: args.leave_running,
+        tcp_established: args.criu.tcp_established,
+        file_locks: args.criu.file_locks,
+        ext_unix_sk: args.criu.ext_unix_sk,
+    };
+    let plan = plan::dump_plan(&spec.facts, &inventory, &host, &opts)
+        .map_err(|r| Refused { id: container.id.clone(), refusal: r })?;
+    for w in &plan.warnings {
+        log::warn!("{w}");
+    }
+    let freezer = freezer.expect("the plan refuses containers without a freezer");
+
+    let staging = store.begin(&container.id, &args.name)?;
+    let descriptors = if container.external_descriptors.is_empty() {
+        crate::facts::stdio_descriptors(&ctx.proc_root, container.init_pid)
+    } else {
+        container.external_descriptors.clone()
+    };
+    staging.write_file("descriptors.json", serde_json::to_string(&descriptors)?.as_bytes())?;
+    staging.write_file("inventory.json", serde_json::to_string_pretty(&inventory)?.as_bytes())?;
+
+    let guard = ThawGuard::new(freezer.clone())?;
+    let created_at = super::now_rfc3339();
+    let started = Instant::now();
+    let mut criu_plan = plan.clone();
+    criu_plan.options.leave_running = true;
+    let frozen_at = if args.leave_running {
+        None
+    } else {
+        freezer::freeze(&freezer, Duration::from_secs(10))?;
+        Some(Instant::now())
+    };
+    log::info!("dumping {} process(es) with criu {}", inventory.processes.len(), criu.version);
+    let dump_log = staging.dir().join(DUMP_LOG);
+    if let Err(e) = criu.run("dump", &criu::args::dump_args(&criu_plan, staging.dir()), &dump_log) {
+        let kept = keep_failed_log(&store, &container.id, &dump_log);
+        return Err(anyhow::Error::new(match (e, kept) {
+            (criu::CriuError::Failed { action, status, errors, hint, .. }, Some(log_path)) => {
+                criu::CriuError::Failed { action, status, log_path, errors, hint }
+            }
+            (e, _) => e,
+        })
+        .context(format!("container {} was not changed and keeps running", container.id)));
+    }
+    if let Some(sig) = interrupt::pending() {
+        return Err(Interrupted(sig).into());
+    }
+    let dump_ms = started.elapsed().as_millis() as u64;
+    let stats = std::fs::read(staging.dir().join("stats-dump")).ok().and_then(|b| criu::stats::parse_dump_stats(&b));
+    let frozen_ms = match frozen_at {
+        Some(t) => t.elapsed().as_millis() as u64,
+        None => stats.map(|s| s.frozen_us / 1000).unwrap_or(dump_ms),
+    };
+
+    let meta = metadata(&container, &spec.raw, &inventory, &criu, &args.name, created_at, frozen_ms, dump_ms, &opts, descriptors);
+    let dir = staging.publish(meta)?;
+    let size_bytes = store.load(&container.id, &args.name).map(|e| e.size_bytes).unwrap_or(0);
+    log::info!("published {}", dir.display());
+
+    if !args.leave_running {
+        stop_container(&container, &freezer, &guard)
+            .with_context(|| format!("checkpoint {} is saved in {}, but container {} could not be stopped", args.name, dir.display(), container.id))?;
+    }
+    drop(guard);
+
+    let created = Created {
+        container: container.id.clone(),
+        name: args.name.clone(),
+        dir,
+        size_bytes,
+        frozen_ms,
+        dump_ms,
+        leave_running: args.leave_running,
+        warnings: plan.warnings,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&created)?);
+    } else {
+        ctx.say(format!(
+            "checkpoint {} of {} created: {} in {} (frozen {} ms, dump {} ms){}",
+            created.name,
+            created.container,
+            plan::human_bytes(created.size_bytes),
+            created.dir.display(),
+            created.frozen_ms,
+            created.dump_ms,
+            if created.leave_running { "; container left running" } else { "; container stopped" }
+        ));
+    }
+    Ok(())
+}
+
+/// The preflight's refusal, with the container named.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot checkpoint container {id} (nothing was frozen or changed):\n  {}", .refusal.to_string().replace('\n', "\n  "))]
+pub struct Refused {
+    pub id: String,
+    pub refusal: plan::Refusal,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn metadata(
+    c: &Container,
+    spec: &serde_json::Value,
+    inv: &Inventory,
+    criu: &Criu,
+    name: &str,
+    created_at: String,
+    frozen_ms: u64,
+    dump_ms: u64,
+    opts: &DumpOptions,
+    descriptors: Vec<String>,
+) -> CheckpointMeta {
+    CheckpointMeta {
+        schema_version: store::SCHEMA_VERSION,
+        tool: format!("ckpt {}", env!("CARGO_PKG_VERSION")),
+        container_id: c.id.clone(),
+        name: name.to_string(),
+        runtime: c.runtime.name().to_string(),
+        runtime_root: Some(c.runtime_root.clone()),
+        bundle: Some(c.bundle.clone()),
+        rootfs: Some(c.rootfs.clone()),
+        spec: spec.clone(),
+        inventory: InventorySummary {
+            process_count: inv.processes.len(),
+            fd_count: inv.processes.iter().map(|p| p.fds.len()).sum(),
+            anon_rss_bytes: inv.processes.iter().map(|p| p.memory.anon_rss).sum(),
+            processes: inv.processes.iter().map(|p| (p.ns_pid.unwrap_or(p.pid), p.comm.clone())).collect(),
+        },
+        criu_version: criu.version.to_string(),
+        kernel: nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default(),
+        created_at,
+        frozen_ms,
+        dump_ms,
+        size_bytes: 0,
+        options: store::metadata::DumpOptionsRecord {
+            leave_running: opts.leave_running,
+            tcp_established: opts.tcp_established,
+            file_locks: opts.file_locks,
+            ext_unix_sk: opts.ext_unix_sk,
+        },
+        descriptors,
+        files: Default::default(),
+    }
+}
+
+/// Kills every task of the (frozen) container, thaws it so the kill lands,
+/// waits for init to go, and has the runtime delete the container so that
+/// its id is free for the restore (what `runc checkpoint` does too).
+fn stop_container(c: &Container, freezer: &FreezerDir, guard: &ThawGuard) -> anyhow::Result<()> {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    for pid in freezer::pids(freezer)? {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    let _ = kill(Pid::from_raw(c.init_pid), Signal::SIGKILL);
+    guard.restore()?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while discovery::read_start_time(std::path::Path::new("/proc"), c.init_pid) == Some(c.init_start) {
+        if Instant::now() > deadline {
+            anyhow::bail!("init process {} did not exit after SIGKILL", c.init_pid);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let runtime = Runtime::locate(c.runtime, &c.runtime_root)?;
+    runtime.delete(&c.id)?;
+    Ok(())
+}
+
+/// Copies a failed dump's log next to the container's checkpoints so it
+/// survives the removal of the staging directory.
+fn keep_failed_log(store: &Store, id: &str, log: &std::path::Path) -> Option<std::path::PathBuf> {
+    let dest = store.layout().container_dir(id).join("dump-failed.log");
+    std::fs::copy(log, &dest).ok()?;
+    Some(dest)
+}

@@ -1,0 +1,102 @@
+//! `ckpt inspect`: the preflight inventory and verdict, changing nothing.
+
+use super::Context;
+use crate::cli::InspectArgs;
+use crate::discovery;
+use crate::inventory::{self, FdKind};
+use crate::plan::{self, DumpOptions, Problem};
+
+#[derive(Debug, serde::Serialize)]
+struct Report<'a> {
+    container: &'a discovery::Container,
+    verdict: &'static str,
+    problems: Vec<Problem>,
+    warnings: Vec<String>,
+    estimated_image_bytes: u64,
+    inventory: &'a inventory::Inventory,
+}
+
+pub fn run(ctx: &Context, args: &InspectArgs) -> anyhow::Result<()> {
+    crate::store::names::validate_container_id(&args.container)?;
+    let container = discovery::find_running(&ctx.roots, &ctx.proc_root, &args.container)?;
+    let spec = crate::spec::load(&container.spec_path)?;
+    let inventory = inventory::collect(&ctx.proc_root, container.init_pid)?;
+    let store_root = if ctx.store_root.exists() { ctx.store_root.clone() } else { "/".into() };
+    let (host, _) = crate::facts::gather(&ctx.proc_root, &container, &spec.facts, &store_root)?;
+    let opts = DumpOptions {
+        leave_running: false,
+        tcp_established: args.criu.tcp_established,
+        file_locks: args.criu.file_locks,
+        ext_unix_sk: args.criu.ext_unix_sk,
+    };
+    let problems = plan::problems(&spec.facts, &inventory, &host, &opts);
+    let report = Report {
+        container: &container,
+        verdict: if problems.is_empty() { "ok" } else { "refused" },
+        warnings: plan::warnings(&inventory),
+        estimated_image_bytes: inventory.estimated_image_bytes(),
+        problems,
+        inventory: &inventory,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!(
+        "container {} ({}, init pid {}, bundle {})",
+        container.id,
+        container.runtime.name(),
+        container.init_pid,
+        container.bundle.display()
+    );
+    for p in &inventory.processes {
+        println!(
+            "  pid {} (ns pid {}) {}: {} fds, rss {}, anon {}",
+            p.pid,
+            p.ns_pid.map(|n| n.to_string()).unwrap_or_else(|| "?".into()),
+            p.comm,
+            p.fds.len(),
+            plan::human_bytes(p.memory.rss),
+            plan::human_bytes(p.memory.anon_rss)
+        );
+        for fd in &p.fds {
+            println!("    fd {:>3} {:<14} {}", fd.fd, kind_name(&fd.kind), fd.target);
+        }
+    }
+    println!("estimated image size: {}", plan::human_bytes(report.estimated_image_bytes));
+    for w in &report.warnings {
+        println!("warning: {w}");
+    }
+    if report.problems.is_empty() {
+        println!("verdict: ok, can be checkpointed");
+    } else {
+        println!("verdict: refused");
+        for p in &report.problems {
+            println!("  - {p}");
+        }
+    }
+    Ok(())
+}
+
+fn kind_name(k: &FdKind) -> &'static str {
+    match k {
+        FdKind::File => "file",
+        FdKind::Dir => "dir",
+        FdKind::Tty => "tty",
+        FdKind::Device => "device",
+        FdKind::Pipe { .. } => "pipe",
+        FdKind::UnixSocket { .. } => "unix",
+        FdKind::TcpSocket { .. } => "tcp",
+        FdKind::UdpSocket { .. } => "udp",
+        FdKind::NetlinkSocket { .. } => "netlink",
+        FdKind::OtherSocket { .. } => "socket",
+        FdKind::EventFd => "eventfd",
+        FdKind::Epoll => "epoll",
+        FdKind::SignalFd => "signalfd",
+        FdKind::TimerFd => "timerfd",
+        FdKind::Inotify => "inotify",
+        FdKind::Memfd { .. } => "memfd",
+        FdKind::AnonInode { .. } => "anon_inode",
+        FdKind::Unknown => "unknown",
+    }
+}

@@ -1,0 +1,90 @@
+//! `ckpt ls`: list checkpoints as a table or JSON.
+
+use super::Context;
+use crate::cli::LsArgs;
+use crate::plan::human_bytes;
+use crate::store::{names, CheckpointEntry, Store};
+
+/// One row of `ls --json`.
+#[derive(Debug, serde::Serialize)]
+pub struct Row {
+    pub container: String,
+    pub name: String,
+    /// RFC 3339; for foreign checkpoints the directory's mtime.
+    pub created: Option<String>,
+    pub size_bytes: u64,
+    pub frozen_ms: Option<u64>,
+    pub leave_running: Option<bool>,
+    /// `ckpt` or `other` (e.g. `docker checkpoint create`).
+    pub made_by: &'static str,
+    pub runtime: Option<String>,
+    pub dir: std::path::PathBuf,
+}
+
+/// Builds a row from a store entry (pure).
+pub fn row(e: &CheckpointEntry) -> Row {
+    Row {
+        container: e.container_id.clone(),
+        name: e.name.clone(),
+        created: e.meta.as_ref().map(|m| m.created_at.clone()).or_else(|| mtime(&e.dir)),
+        size_bytes: e.size_bytes,
+        frozen_ms: e.meta.as_ref().map(|m| m.frozen_ms),
+        leave_running: e.meta.as_ref().map(|m| m.options.leave_running),
+        made_by: if e.meta.is_some() { "ckpt" } else { "other" },
+        runtime: e.meta.as_ref().map(|m| m.runtime.clone()),
+        dir: e.dir.clone(),
+    }
+}
+
+fn mtime(dir: &std::path::Path) -> Option<String> {
+    let t = std::fs::metadata(dir).ok()?.modified().ok()?;
+    Some(humantime::format_rfc3339_seconds(t).to_string())
+}
+
+pub fn run(ctx: &Context, args: &LsArgs) -> anyhow::Result<()> {
+    if let Some(c) = &args.container {
+        names::validate_container_id(c)?;
+    }
+    // Listing never creates the store: a missing store has no checkpoints.
+    let entries = if ctx.store_root.exists() {
+        Store::open(&ctx.store_root)?.list(args.container.as_deref())?
+    } else {
+        Vec::new()
+    };
+    let rows: Vec<Row> = entries.iter().map(row).collect();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    if rows.is_empty() {
+        ctx.say("no checkpoints");
+        return Ok(());
+    }
+    println!("{:<20} {:<20} {:<21} {:>10} {:>9} {:<7} {:<5}", "CONTAINER", "NAME", "CREATED", "SIZE", "FROZEN", "RUNNING", "BY");
+    for r in rows {
+        println!(
+            "{:<20} {:<20} {:<21} {:>10} {:>9} {:<7} {:<5}",
+            short(&r.container),
+            r.name,
+            r.created.unwrap_or_default(),
+            human_bytes(r.size_bytes),
+            r.frozen_ms.map(|f| format!("{f} ms")).unwrap_or_else(|| "-".into()),
+            match r.leave_running {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "-",
+            },
+            r.made_by
+        );
+    }
+    Ok(())
+}
+
+/// Long (Docker-style 64 hex) ids are shortened to 12 characters in tables.
+fn short(id: &str) -> &str {
+    if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        &id[..12]
+    } else {
+        id
+    }
+}

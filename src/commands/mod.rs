@@ -1,0 +1,89 @@
+//! One file per verb. Each takes the parsed arguments and a [`Context`],
+//! does the work, prints its result, and returns typed errors wrapped in
+//! `anyhow` for `main` to print once and map to an exit code.
+
+pub mod create;
+pub mod inspect;
+pub mod ls;
+pub mod relay;
+pub mod rm;
+pub mod start;
+
+use crate::cli::{GlobalArgs, RuntimeChoice};
+use crate::discovery::{RuntimeKind, SearchRoots};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How long a command waits for another ckpt working on the same container.
+pub const LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// What every command needs to know.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub store_root: PathBuf,
+    pub roots: SearchRoots,
+    pub proc_root: PathBuf,
+    pub quiet: bool,
+}
+
+impl Context {
+    /// From the global options.
+    pub fn new(g: &GlobalArgs) -> Context {
+        let runtime = match g.runtime {
+            RuntimeChoice::Auto => None,
+            RuntimeChoice::Runc => Some(RuntimeKind::Runc),
+            RuntimeChoice::Crun => Some(RuntimeKind::Crun),
+        };
+        Context {
+            store_root: g.store.clone(),
+            roots: SearchRoots::new(runtime, &g.runtime_roots),
+            proc_root: PathBuf::from("/proc"),
+            quiet: g.quiet,
+        }
+    }
+
+    /// Prints a line to stdout unless --quiet.
+    pub fn say(&self, line: impl AsRef<str>) {
+        if !self.quiet {
+            println!("{}", line.as_ref());
+        }
+    }
+}
+
+/// Errors shared by the commands.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("ckpt {verb} must run as root (CRIU needs CAP_SYS_ADMIN and friends); try: sudo ckpt {verb} ...")]
+    NotRoot { verb: &'static str },
+    #[error("container {id} is running; stop it first, or restore the checkpoint as a new container with --name NEW_ID")]
+    TargetRunning { id: String },
+    #[error("checkpoint {name} of {container} was not made by ckpt (no ckpt.json), so ckpt does not know which bundle to restore it into; restore it with the tool that made it")]
+    Foreign { container: String, name: String },
+    #[error("checkpoint {name} was made by CRIU {made}, newer than the installed CRIU {installed}; install CRIU >= {made}")]
+    CriuOlderThanCheckpoint { name: String, made: String, installed: String },
+    #[error("{what} {path} does not exist; the checkpoint needs it to restore")]
+    MissingPath { what: &'static str, path: PathBuf },
+    #[error("the restore of {id} did not resume the checkpointed processes: {reason}")]
+    NotResumed { id: String, reason: String },
+    #[error("cannot {op} {path}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Fails unless running as root.
+pub fn require_root(verb: &'static str) -> Result<(), CommandError> {
+    if nix::unistd::geteuid().is_root() {
+        Ok(())
+    } else {
+        Err(CommandError::NotRoot { verb })
+    }
+}
+
+/// RFC 3339 UTC now, to the second.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}

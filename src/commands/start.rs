@@ -1,0 +1,225 @@
+//! `ckpt start`: load → verify → restore through the runtime → confirm.
+//!
+//! Nothing is touched until the checkpoint has passed every check (schema,
+//! checksums, CRIU version, bundle and bind-mount sources).
+
+use super::{require_root, CommandError, Context, LOCK_WAIT};
+use crate::cli::StartArgs;
+use crate::criu::{Criu, CriuVersion};
+use crate::discovery::{self, RuntimeKind, SearchRoots, Status};
+use crate::restore::{self, LiveInit};
+use crate::runtime::{RestoreRequest, Runtime};
+use crate::store::{names, CheckpointMeta, Store};
+use anyhow::Context as _;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+#[derive(Debug, serde::Serialize)]
+struct Started {
+    container: String,
+    checkpoint: String,
+    pid: i32,
+    runtime: String,
+    output_log: PathBuf,
+    restore_ms: u64,
+}
+
+pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
+    names::validate_container_id(&args.container)?;
+    names::validate_checkpoint_name(&args.checkpoint)?;
+    let target = args.name.clone().unwrap_or_else(|| args.container.clone());
+    names::validate_container_id(&target)?;
+    require_root("start")?;
+    let criu = Criu::locate()?;
+    let store = Store::open(&ctx.store_root)?;
+    let _lock = store.lock(&args.container, LOCK_WAIT)?;
+    let _target_lock = if target != args.container {
+        Some(store.lock(&target, LOCK_WAIT)?)
+    } else {
+        None
+    };
+
+    // 1. Is the checkpoint whole and ours?
+    let entry = store.load(&args.container, &args.checkpoint)?;
+    let meta = entry.meta.clone().ok_or_else(|| CommandError::Foreign {
+        container: args.container.clone(),
+        name: args.checkpoint.clone(),
+    })?;
+    store.verify(&entry)?;
+    check_criu_version(&meta, &criu)?;
+    let kind = RuntimeKind::from_name(&meta.runtime)
+        .ok_or_else(|| anyhow::anyhow!("checkpoint {} was made for runtime {:?}, which this ckpt cannot restore", meta.name, meta.runtime))?;
+    let runtime_root = meta.runtime_root.clone().unwrap_or_else(|| kind.default_roots()[0].clone());
+    let runtime = Runtime::locate(kind, &runtime_root)?;
+
+    // 2. Where will it go?
+    let bundle = prepare_bundle(&store, &meta, &target, args.name.is_some())?;
+    check_bind_sources(&meta.spec)?;
+    let roots = SearchRoots {
+        roots: vec![(kind, runtime_root.clone())],
+    };
+    if let Some(found) = discovery::lookup(&roots, &ctx.proc_root, &target)? {
+        if found.status != Status::Stopped {
+            return Err(CommandError::TargetRunning { id: target }.into());
+        }
+        log::info!("deleting the stopped container {target} so it can be restored");
+        runtime.delete(&target)?;
+    }
+
+    // 3. Restore.
+    let work = tempfile::Builder::new()
+        .prefix("restore.")
+        .tempdir_in(crate::store::publish::ensure_private_dir(&store.layout().staging_root(&target)).map(|()| store.layout().staging_root(&target))?)
+        .map_err(|source| CommandError::Io {
+            op: "create a work directory in",
+            path: store.layout().staging_root(&target),
+            source,
+        })?;
+    let output_log = store.layout().container_dir(&target).join("output.log");
+    let started = std::time::Instant::now();
+    let pipe_write = spawn_relay(&output_log)?;
+    let pid_file = work.path().join("pid");
+    let req = RestoreRequest {
+        id: &target,
+        bundle: &bundle,
+        images: &entry.dir,
+        work_dir: work.path(),
+        pid_file: &pid_file,
+        options: crate::plan::DumpOptions {
+            leave_running: meta.options.leave_running,
+            tcp_established: meta.options.tcp_established,
+            file_locks: meta.options.file_locks,
+            ext_unix_sk: meta.options.ext_unix_sk,
+        },
+    };
+    log::info!("restoring {} from {} with {}", target, entry.dir.display(), kind.name());
+    let restored = runtime.restore(&req, pipe_write);
+    let restore_log_text = std::fs::read_to_string(work.path().join("restore.log")).unwrap_or_default();
+    let kept_log = store.layout().container_dir(&target).join("restore.log");
+    let _ = std::fs::write(&kept_log, &restore_log_text);
+    restored.with_context(|| format!("nothing was started; restore log kept at {}", kept_log.display()))?;
+    let restore_ms = started.elapsed().as_millis() as u64;
+
+    // 4. Did the saved processes come back?
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .ok_or_else(|| CommandError::NotResumed {
+            id: target.clone(),
+            reason: format!("{} wrote no pid file", kind.name()),
+        })?;
+    let status = std::fs::read_to_string(ctx.proc_root.join(format!("{pid}/status"))).unwrap_or_default();
+    let comm = std::fs::read_to_string(ctx.proc_root.join(format!("{pid}/comm"))).unwrap_or_default();
+    let live = LiveInit {
+        ns_pid: restore::ns_pid_from_status(&status).unwrap_or(-1),
+        comm: comm.trim().to_string(),
+    };
+    restore::confirm_resumed(&meta, &live, &restore_log_text).map_err(|reason| CommandError::NotResumed { id: target.clone(), reason })?;
+
+    let started = Started {
+        container: target,
+        checkpoint: meta.name.clone(),
+        pid,
+        runtime: kind.name().into(),
+        output_log,
+        restore_ms,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&started)?);
+    } else {
+        ctx.say(format!(
+            "container {} restored from checkpoint {} in {} ms (pid {}); its output goes to {}",
+            started.container,
+            started.checkpoint,
+            started.restore_ms,
+            started.pid,
+            started.output_log.display()
+        ));
+    }
+    Ok(())
+}
+
+fn check_criu_version(meta: &CheckpointMeta, criu: &Criu) -> Result<(), CommandError> {
+    match CriuVersion::parse_plain(&meta.criu_version) {
+        Some(made) if made > criu.version => Err(CommandError::CriuOlderThanCheckpoint {
+            name: meta.name.clone(),
+            made: made.to_string(),
+            installed: criu.version.to_string(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The bundle to restore into: the original one for the same id when its
+/// config.json is still there; otherwise a bundle in the store made from
+/// the checkpoint's saved spec.
+fn prepare_bundle(store: &Store, meta: &CheckpointMeta, target: &str, new_id: bool) -> anyhow::Result<PathBuf> {
+    if !new_id {
+        if let Some(b) = &meta.bundle {
+            if b.join("config.json").is_file() {
+                return Ok(b.clone());
+            }
+        }
+    }
+    let rootfs = meta.rootfs.clone().ok_or(CommandError::MissingPath {
+        what: "root filesystem",
+        path: PathBuf::from("(not recorded)"),
+    })?;
+    if !rootfs.is_dir() {
+        return Err(CommandError::MissingPath {
+            what: "root filesystem",
+            path: rootfs,
+        }
+        .into());
+    }
+    let dir = store.layout().container_dir(target).join("bundle");
+    crate::store::publish::ensure_private_dir(&dir)?;
+    let spec = restore::spec_for_new_container(&meta.spec, &rootfs);
+    let path = dir.join("config.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&spec)?).map_err(|source| CommandError::Io {
+        op: "write",
+        path: path.clone(),
+        source,
+    })?;
+    Ok(dir)
+}
+
+/// Every bind mount's source must exist, or CRIU fails half-way.
+fn check_bind_sources(spec: &serde_json::Value) -> Result<(), CommandError> {
+    let Some(mounts) = spec.get("mounts").and_then(|m| m.as_array()) else {
+        return Ok(());
+    };
+    for m in mounts {
+        let is_bind = m["type"] == "bind"
+            || m["options"].as_array().is_some_and(|o| o.iter().any(|x| x == "bind" || x == "rbind"));
+        if let (true, Some(src)) = (is_bind, m["source"].as_str()) {
+            if !Path::new(src).exists() {
+                return Err(CommandError::MissingPath {
+                    what: "bind-mount source",
+                    path: src.into(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Starts `ckpt __relay <output_log>` in its own session reading a new
+/// pipe; returns the pipe's write end for the restored container.
+fn spawn_relay(output_log: &Path) -> anyhow::Result<std::os::fd::OwnedFd> {
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let exe = std::env::current_exe()?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("__relay").arg(output_log).stdin(Stdio::from(read)).stdout(Stdio::null()).stderr(Stdio::null());
+    // SAFETY: setsid is async-signal-safe; the relay must not die with
+    // ckpt's terminal session.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid()?;
+            Ok(())
+        });
+    }
+    cmd.spawn().context("cannot start the output relay")?;
+    Ok(write)
+}

@@ -1,0 +1,145 @@
+//! The only place that spawns `criu`.
+
+use super::log;
+use super::version::{CriuVersion, MINIMUM};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// Errors of running CRIU.
+#[derive(Debug, thiserror::Error)]
+pub enum CriuError {
+    #[error("criu is not installed (not found in PATH); install CRIU >= {MINIMUM} (e.g. scripts/setup)")]
+    NotInstalled,
+    #[error("criu {found} at {path} is too old; ckpt needs CRIU >= {MINIMUM}")]
+    TooOld { found: CriuVersion, path: PathBuf },
+    #[error("cannot tell the version of {path} (`criu --version` said {output:?})")]
+    UnknownVersion { path: PathBuf, output: String },
+    #[error("cannot run {path}")]
+    Spawn {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// CRIU ran and failed; `errors` are the meaningful lines of its log.
+    #[error("{}", failed_message(.action, .status, .log_path, .errors, .hint))]
+    Failed {
+        action: &'static str,
+        status: String,
+        log_path: PathBuf,
+        errors: Vec<String>,
+        hint: Option<&'static str>,
+    },
+}
+
+fn failed_message(action: &str, status: &str, log_path: &Path, errors: &[String], hint: &Option<&'static str>) -> String {
+    let mut m = format!("criu {action} failed ({status}); log: {}", log_path.display());
+    for e in errors {
+        m.push_str("\n    ");
+        m.push_str(e);
+    }
+    if let Some(h) = hint {
+        m.push_str("\n  hint: ");
+        m.push_str(h);
+    }
+    m
+}
+
+/// A located, version-checked criu binary.
+#[derive(Debug, Clone)]
+pub struct Criu {
+    pub path: PathBuf,
+    pub version: CriuVersion,
+}
+
+impl Criu {
+    /// Finds criu in `$CKPT_CRIU` or `PATH` and checks its version.
+    pub fn locate() -> Result<Criu, CriuError> {
+        let path = match std::env::var_os("CKPT_CRIU") {
+            Some(p) => PathBuf::from(p),
+            None => find_in_path("criu").ok_or(CriuError::NotInstalled)?,
+        };
+        let out = Command::new(&path)
+            .arg("--version")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|source| CriuError::Spawn { path: path.clone(), source })?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let version = CriuVersion::parse(&text).ok_or_else(|| CriuError::UnknownVersion {
+            path: path.clone(),
+            output: text.trim().to_string(),
+        })?;
+        if version < MINIMUM {
+            return Err(CriuError::TooOld { found: version, path });
+        }
+        Ok(Criu { path, version })
+    }
+
+    /// Runs `criu <args>` (a dump) and waits for it. `log_path` is where the
+    /// arguments send CRIU's log. A pending interrupt is forwarded to CRIU
+    /// as SIGTERM so that it unwinds (thaws, unseizes) itself.
+    pub fn run(&self, action: &'static str, args: &[OsString], log_path: &Path) -> Result<(), CriuError> {
+        let mut child = Command::new(&self.path)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|source| CriuError::Spawn {
+                path: self.path.clone(),
+                source,
+            })?;
+        let mut forwarded = false;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) => {}
+                Err(source) => return Err(CriuError::Spawn { path: self.path.clone(), source }),
+            }
+            if !forwarded && crate::interrupt::pending().is_some() {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+                forwarded = true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        if status.success() {
+            return Ok(());
+        }
+        let mut stderr = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut stderr);
+        }
+        let log_text = std::fs::read_to_string(log_path).unwrap_or_default();
+        let mut errors = log::error_lines(&log_text);
+        if errors.is_empty() {
+            errors = stderr.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect();
+        }
+        Err(CriuError::Failed {
+            action,
+            status: describe_status(status),
+            log_path: log_path.to_path_buf(),
+            hint: log::hint(&log_text),
+            errors,
+        })
+    }
+}
+
+fn describe_status(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(c), _) => format!("exit status {c}"),
+        (None, Some(s)) => format!("killed by signal {s}"),
+        _ => status.to_string(),
+    }
+}
+
+/// The first executable `name` in `PATH`.
+pub fn find_in_path(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false))
+}

@@ -1,0 +1,304 @@
+//! Finding a container: its runtime, init process, bundle, rootfs and cgroups.
+//!
+//! Each runtime module parses its own state file into a [`Container`] with
+//! pure functions; this module searches the state roots and checks that the
+//! recorded init pid is still the same process (pid reuse). Nothing here
+//! changes the container.
+
+pub mod cgroups;
+pub mod crun;
+pub mod runc;
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Errors while looking up a container.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    /// No runtime knows the id.
+    #[error("no container {id:?} in {searched} (is it running? pass --runtime-root for another state root)")]
+    NotFound { id: String, searched: String },
+    /// More than one runtime knows the id.
+    #[error("container id {id:?} is known to several runtimes ({candidates}); pick one with --runtime or --runtime-root")]
+    Ambiguous { id: String, candidates: String },
+    /// The container exists but is not running.
+    #[error("container {id} is {status}, not running; only running containers can be checkpointed")]
+    NotRunning { id: String, status: String },
+    /// The recorded init pid now belongs to another process.
+    #[error("container {id}'s init process {pid} has exited and the pid was reused (start time {expected} recorded, {found} now); the container is stopped")]
+    PidReused {
+        id: String,
+        pid: i32,
+        expected: u64,
+        found: u64,
+    },
+    /// A state file could not be read.
+    #[error("cannot read container state {path}")]
+    ReadState {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A state file is malformed.
+    #[error("cannot parse container state {path}: {reason}")]
+    ParseState { path: PathBuf, reason: String },
+}
+
+/// The runtime managing a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuntimeKind {
+    Runc,
+    Crun,
+}
+
+impl RuntimeKind {
+    /// The runtime's binary and its name in messages and metadata.
+    pub fn name(self) -> &'static str {
+        match self {
+            RuntimeKind::Runc => "runc",
+            RuntimeKind::Crun => "crun",
+        }
+    }
+
+    /// Parses a name from metadata.
+    pub fn from_name(name: &str) -> Option<RuntimeKind> {
+        match name {
+            "runc" => Some(RuntimeKind::Runc),
+            "crun" => Some(RuntimeKind::Crun),
+            _ => None,
+        }
+    }
+
+    /// The state roots searched by default.
+    pub fn default_roots(self) -> Vec<PathBuf> {
+        match self {
+            RuntimeKind::Runc => vec![
+                PathBuf::from("/run/runc"),
+                PathBuf::from("/run/docker/runtime-runc/moby"),
+                PathBuf::from("/run/containerd/runc/default"),
+                PathBuf::from("/run/containerd/runc/k8s.io"),
+            ],
+            RuntimeKind::Crun => vec![PathBuf::from("/run/crun")],
+        }
+    }
+}
+
+/// Whether the runtime considers the container running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Running,
+    Paused,
+    Stopped,
+}
+
+/// What ckpt knows about a container from its runtime's state.
+#[derive(Debug, Clone, Serialize)]
+pub struct Container {
+    pub id: String,
+    pub runtime: RuntimeKind,
+    /// The state root the container was found in (`runc --root`).
+    pub runtime_root: PathBuf,
+    /// Init pid on the host.
+    pub init_pid: i32,
+    /// Init start time in clock ticks since boot (field 22 of stat).
+    pub init_start: u64,
+    pub bundle: PathBuf,
+    /// Absolute root filesystem path on the host.
+    pub rootfs: PathBuf,
+    /// Path of the OCI spec the container was created from.
+    pub spec_path: PathBuf,
+    /// Init's stdio as recorded at start (`pipe:[N]`, `/dev/null`, ...).
+    pub external_descriptors: Vec<String>,
+    /// Controller → absolute cgroup directory, from the state file.
+    pub cgroup_paths: BTreeMap<String, PathBuf>,
+}
+
+/// Where to look for containers.
+#[derive(Debug, Clone)]
+pub struct SearchRoots {
+    pub roots: Vec<(RuntimeKind, PathBuf)>,
+}
+
+impl SearchRoots {
+    /// The roots for `--runtime` and `--runtime-root`. An explicit root is
+    /// searched for the chosen runtime, or for both when `auto`.
+    pub fn new(runtime: Option<RuntimeKind>, explicit: &[PathBuf]) -> SearchRoots {
+        let kinds: Vec<RuntimeKind> = match runtime {
+            Some(k) => vec![k],
+            None => vec![RuntimeKind::Runc, RuntimeKind::Crun],
+        };
+        let mut roots = Vec::new();
+        for kind in kinds {
+            if explicit.is_empty() {
+                roots.extend(kind.default_roots().into_iter().map(|r| (kind, r)));
+            } else {
+                roots.extend(explicit.iter().map(|r| (kind, r.clone())));
+            }
+        }
+        SearchRoots { roots }
+    }
+}
+
+/// A found container and the runtime's view of its status.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub container: Container,
+    pub status: Status,
+}
+
+/// Looks `id` up in every root. `Ok(None)` when no runtime knows it.
+pub fn lookup(roots: &SearchRoots, proc_root: &Path, id: &str) -> Result<Option<Found>, DiscoveryError> {
+    let mut found: Vec<Found> = Vec::new();
+    for (kind, root) in &roots.roots {
+        let dir = root.join(id);
+        // A runtime state dir must be a real directory named exactly `id`.
+        if !dir.is_dir() {
+            continue;
+        }
+        let container = match kind {
+            RuntimeKind::Runc => runc::load(root, id)?,
+            RuntimeKind::Crun => crun::load(root, id)?,
+        };
+        let Some(container) = container else { continue };
+        let status = liveness(proc_root, &container);
+        found.push(Found { container, status });
+    }
+    match found.len() {
+        0 => Ok(None),
+        1 => Ok(found.pop()),
+        _ => Err(DiscoveryError::Ambiguous {
+            id: id.to_string(),
+            candidates: found
+                .iter()
+                .map(|f| format!("{} in {}", f.container.runtime.name(), f.container.runtime_root.display()))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
+}
+
+/// Finds a running container or explains why not.
+pub fn find_running(roots: &SearchRoots, proc_root: &Path, id: &str) -> Result<Container, DiscoveryError> {
+    let Some(found) = lookup(roots, proc_root, id)? else {
+        return Err(DiscoveryError::NotFound {
+            id: id.to_string(),
+            searched: describe_roots(roots),
+        });
+    };
+    let c = found.container;
+    match found.status {
+        Status::Running | Status::Paused => Ok(c),
+        Status::Stopped => match read_start_time(proc_root, c.init_pid) {
+            Some(now) if now != c.init_start => Err(DiscoveryError::PidReused {
+                id: c.id,
+                pid: c.init_pid,
+                expected: c.init_start,
+                found: now,
+            }),
+            _ => Err(DiscoveryError::NotRunning {
+                id: c.id,
+                status: "stopped".into(),
+            }),
+        },
+    }
+}
+
+/// The roots as one line for messages.
+pub fn describe_roots(roots: &SearchRoots) -> String {
+    let mut seen: Vec<String> = Vec::new();
+    for (_, r) in &roots.roots {
+        let s = r.display().to_string();
+        if !seen.contains(&s) {
+            seen.push(s);
+        }
+    }
+    seen.join(", ")
+}
+
+/// Running when the init pid is alive, not a zombie, and started at the
+/// recorded time (otherwise the pid was reused by another process).
+pub fn liveness(proc_root: &Path, c: &Container) -> Status {
+    let stat = std::fs::read_to_string(proc_root.join(c.init_pid.to_string()).join("stat"));
+    match stat.ok().and_then(|s| parse_stat_state_and_start(&s)) {
+        Some((state, start)) if start == c.init_start && state != 'Z' && state != 'X' => Status::Running,
+        _ => Status::Stopped,
+    }
+}
+
+/// Start time (field 22) of a live process, if readable.
+pub fn read_start_time(proc_root: &Path, pid: i32) -> Option<u64> {
+    let s = std::fs::read_to_string(proc_root.join(pid.to_string()).join("stat")).ok()?;
+    parse_stat_state_and_start(&s).map(|(_, t)| t)
+}
+
+/// Parses the state letter (field 3) and start time (field 22) of a
+/// `/proc/<pid>/stat` line. The comm field may contain spaces and
+/// parentheses, so fields are counted after the last `)`.
+pub fn parse_stat_state_and_start(stat: &str) -> Option<(char, u64)> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (state); field 22 is index 19.
+    let state = fields.first()?.chars().next()?;
+    let start = fields.get(19)?.parse().ok()?;
+    Some((state, start))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_parsing_counts_after_last_paren() {
+        let line = "4871 (we ird) name)) S 4850 4871 4871 0 -1 4194560 1 2 3 4 5 6 7 8 20 0 1 0 12636 1000 100 1";
+        assert_eq!(parse_stat_state_and_start(line), Some(('S', 12636)));
+    }
+
+    #[test]
+    fn stat_parsing_rejects_garbage() {
+        assert_eq!(parse_stat_state_and_start("no paren here"), None);
+        assert_eq!(parse_stat_state_and_start("1 (x) S 1 2"), None);
+    }
+
+    #[test]
+    fn explicit_roots_replace_defaults() {
+        let r = SearchRoots::new(Some(RuntimeKind::Runc), &[PathBuf::from("/x")]);
+        assert_eq!(r.roots, vec![(RuntimeKind::Runc, PathBuf::from("/x"))]);
+        let r = SearchRoots::new(None, &[]);
+        assert!(r.roots.contains(&(RuntimeKind::Crun, PathBuf::from("/run/crun"))));
+        assert!(r.roots.contains(&(RuntimeKind::Runc, PathBuf::from("/run/runc"))));
+    }
+
+    fn fixture_container(pid: i32, start: u64) -> Container {
+        Container {
+            id: "c".into(),
+            runtime: RuntimeKind::Runc,
+            runtime_root: "/run/runc".into(),
+            init_pid: pid,
+            init_start: start,
+            bundle: "/b".into(),
+            rootfs: "/b/rootfs".into(),
+            spec_path: "/b/config.json".into(),
+            external_descriptors: vec![],
+            cgroup_paths: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn liveness_detects_reuse_and_zombies() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("42");
+        std::fs::create_dir(&p).unwrap();
+        let stat = |state: &str, start: u64| {
+            format!("42 (sh) {state} 1 42 42 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 {start} 0 0")
+        };
+        std::fs::write(p.join("stat"), stat("S", 100)).unwrap();
+        assert_eq!(liveness(dir.path(), &fixture_container(42, 100)), Status::Running);
+        assert_eq!(liveness(dir.path(), &fixture_container(42, 99)), Status::Stopped);
+        std::fs::write(p.join("stat"), stat("Z", 100)).unwrap();
+        assert_eq!(liveness(dir.path(), &fixture_container(42, 100)), Status::Stopped);
+        assert_eq!(liveness(dir.path(), &fixture_container(43, 100)), Status::Stopped);
+    }
+}

@@ -1,0 +1,257 @@
+//! cgroup freezer: read the state, thaw, and a guard that thaws on every
+//! exit path.
+//!
+//! ckpt lets CRIU freeze the container (`--freeze-cgroup`): CRIU freezes,
+//! seizes the tasks and thaws again on its own error paths. A CRIU that is
+//! killed can still leave the cgroup frozen, so whoever runs CRIU holds a
+//! [`ThawGuard`]: when it is dropped (success, error, or an interrupt that
+//! unwinds), a cgroup that is frozen now but was not before is thawed.
+//! Functions take the cgroup directory, so tests use fixture trees.
+
+use crate::discovery::cgroups::{CgroupVersion, FreezerDir};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Errors of the freezer.
+#[derive(Debug, thiserror::Error)]
+pub enum FreezerError {
+    #[error("cannot {op} freezer file {path}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the cgroup {dir} is still frozen after {waited:?}; thaw it with `echo THAWED > {dir}/freezer.state` (v1) or `echo 0 > {dir}/cgroup.freeze` (v2)")]
+    StillFrozen { dir: PathBuf, waited: Duration },
+    #[error("the container's cgroup {dir} did not freeze within {waited:?} (a task in uninterruptible sleep?); it was thawed again")]
+    NotFrozen { dir: PathBuf, waited: Duration },
+}
+
+/// The freezer state as the kernel reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum State {
+    Thawed,
+    Freezing,
+    Frozen,
+}
+
+fn state_file(f: &FreezerDir) -> PathBuf {
+    match f.version {
+        CgroupVersion::V1 => f.dir.join("freezer.state"),
+        CgroupVersion::V2 => f.dir.join("cgroup.freeze"),
+    }
+}
+
+/// Reads the current state.
+pub fn state(f: &FreezerDir) -> Result<State, FreezerError> {
+    let path = state_file(f);
+    let text = std::fs::read_to_string(&path).map_err(|source| FreezerError::Io {
+        op: "read",
+        path: path.clone(),
+        source,
+    })?;
+    Ok(match f.version {
+        CgroupVersion::V1 => parse_v1(&text),
+        CgroupVersion::V2 => {
+            if text.trim() == "1" {
+                // cgroup.freeze says what was asked; cgroup.events says
+                // whether the kernel got there.
+                let events = std::fs::read_to_string(f.dir.join("cgroup.events")).unwrap_or_default();
+                if events.lines().any(|l| l.trim() == "frozen 1") {
+                    State::Frozen
+                } else {
+                    State::Freezing
+                }
+            } else {
+                State::Thawed
+            }
+        }
+    })
+}
+
+/// Parses v1 `freezer.state`.
+pub fn parse_v1(text: &str) -> State {
+    match text.trim() {
+        "FROZEN" => State::Frozen,
+        "FREEZING" => State::Freezing,
+        _ => State::Thawed,
+    }
+}
+
+/// Thaws the cgroup and waits (up to `timeout`) until it reads THAWED.
+pub fn thaw(f: &FreezerDir, timeout: Duration) -> Result<(), FreezerError> {
+    let path = state_file(f);
+    let value = match f.version {
+        CgroupVersion::V1 => "THAWED",
+        CgroupVersion::V2 => "0",
+    };
+    let start = Instant::now();
+    loop {
+        std::fs::write(&path, value).map_err(|source| FreezerError::Io {
+            op: "write",
+            path: path.clone(),
+            source,
+        })?;
+        if state(f)? == State::Thawed {
+            return Ok(());
+        }
+        if start.elapsed() >= timeout {
+            return Err(FreezerError::StillFrozen {
+                dir: f.dir.clone(),
+                waited: timeout,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Freezes the cgroup and waits (up to `timeout`) until every task is
+/// frozen. On timeout the cgroup is thawed again before returning the error,
+/// so a failed freeze never leaves the container half frozen.
+pub fn freeze(f: &FreezerDir, timeout: Duration) -> Result<(), FreezerError> {
+    let path = state_file(f);
+    let value = match f.version {
+        CgroupVersion::V1 => "FROZEN",
+        CgroupVersion::V2 => "1",
+    };
+    let start = Instant::now();
+    loop {
+        std::fs::write(&path, value).map_err(|source| FreezerError::Io {
+            op: "write",
+            path: path.clone(),
+            source,
+        })?;
+        if state(f)? == State::Frozen {
+            return Ok(());
+        }
+        if start.elapsed() >= timeout {
+            let _ = thaw(f, Duration::from_secs(5));
+            return Err(FreezerError::NotFrozen {
+                dir: f.dir.clone(),
+                waited: timeout,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The pids in the cgroup (`cgroup.procs`).
+pub fn pids(f: &FreezerDir) -> Result<Vec<i32>, FreezerError> {
+    let path = f.dir.join("cgroup.procs");
+    let text = std::fs::read_to_string(&path).map_err(|source| FreezerError::Io { op: "read", path, source })?;
+    Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
+}
+
+/// Thaws on drop a cgroup that was not frozen when the guard was made.
+#[derive(Debug)]
+pub struct ThawGuard {
+    freezer: FreezerDir,
+    was_frozen: bool,
+}
+
+impl ThawGuard {
+    /// Records the current state. A container the user had paused stays
+    /// paused: only a freeze that happened under the guard is undone.
+    pub fn new(freezer: FreezerDir) -> Result<ThawGuard, FreezerError> {
+        let was_frozen = state(&freezer)? != State::Thawed;
+        Ok(ThawGuard { freezer, was_frozen })
+    }
+
+    /// Whether the cgroup was frozen before ckpt started.
+    pub fn was_frozen(&self) -> bool {
+        self.was_frozen
+    }
+
+    /// Thaws now if needed; returns whether a thaw was necessary.
+    pub fn restore(&self) -> Result<bool, FreezerError> {
+        if self.was_frozen {
+            return Ok(false);
+        }
+        match state(&self.freezer) {
+            Ok(State::Thawed) => Ok(false),
+            // A vanished cgroup (container stopped by the dump) has nothing to thaw.
+            Err(FreezerError::Io { ref source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            _ => thaw(&self.freezer, Duration::from_secs(10)).map(|()| true),
+        }
+    }
+
+    /// The directory guarded.
+    pub fn dir(&self) -> &Path {
+        &self.freezer.dir
+    }
+}
+
+impl Drop for ThawGuard {
+    fn drop(&mut self) {
+        match self.restore() {
+            Ok(true) => log::warn!("thawed {} (it was left frozen)", self.freezer.dir.display()),
+            Ok(false) => {}
+            Err(e) => log::error!("{e}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v1(dir: &Path, state: &str) -> FreezerDir {
+        std::fs::write(dir.join("freezer.state"), state).unwrap();
+        FreezerDir {
+            dir: dir.to_path_buf(),
+            version: CgroupVersion::V1,
+        }
+    }
+
+    #[test]
+    fn parses_v1_states() {
+        assert_eq!(parse_v1("FROZEN\n"), State::Frozen);
+        assert_eq!(parse_v1("FREEZING\n"), State::Freezing);
+        assert_eq!(parse_v1("THAWED\n"), State::Thawed);
+    }
+
+    #[test]
+    fn guard_thaws_what_it_did_not_find_frozen() {
+        let d = tempfile::tempdir().unwrap();
+        let f = v1(d.path(), "THAWED\n");
+        let g = ThawGuard::new(f.clone()).unwrap();
+        std::fs::write(d.path().join("freezer.state"), "FROZEN\n").unwrap();
+        drop(g);
+        // A plain file stands in for the kernel file: the write is the thaw.
+        assert_eq!(state(&f).unwrap(), State::Thawed);
+    }
+
+    #[test]
+    fn guard_leaves_a_user_paused_container_paused() {
+        let d = tempfile::tempdir().unwrap();
+        let f = v1(d.path(), "FROZEN\n");
+        let g = ThawGuard::new(f.clone()).unwrap();
+        assert!(g.was_frozen());
+        drop(g);
+        assert_eq!(state(&f).unwrap(), State::Frozen);
+    }
+
+    #[test]
+    fn v2_reads_events() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("cgroup.freeze"), "1\n").unwrap();
+        std::fs::write(d.path().join("cgroup.events"), "populated 1\nfrozen 1\n").unwrap();
+        let f = FreezerDir {
+            dir: d.path().to_path_buf(),
+            version: CgroupVersion::V2,
+        };
+        assert_eq!(state(&f).unwrap(), State::Frozen);
+        thaw(&f, Duration::from_millis(100)).unwrap_or(());
+        assert_eq!(std::fs::read_to_string(d.path().join("cgroup.freeze")).unwrap(), "0");
+    }
+
+    #[test]
+    fn vanished_cgroup_needs_no_thaw() {
+        let d = tempfile::tempdir().unwrap();
+        let f = v1(d.path(), "THAWED\n");
+        let g = ThawGuard::new(f).unwrap();
+        std::fs::remove_file(d.path().join("freezer.state")).unwrap();
+        assert!(!g.restore().unwrap());
+    }
+}

@@ -1,0 +1,350 @@
+//! PURE planning: container + spec + inventory + host facts + options →
+//! a [`DumpPlan`] CRIU can execute, or a [`Refusal`] that explains, in the
+//! user's terms, why the container cannot be checkpointed as asked.
+//!
+//! Nothing here touches the system; every input is plain data gathered
+//! beforehand, so every rule is unit-tested with tables of cases. The rules
+//! for external mounts follow runc's own checkpoint code so that the images
+//! restore with `runc restore` (and thus `docker start --checkpoint`).
+
+use crate::inventory::{FdKind, Inventory, ProcessInfo};
+use crate::mountinfo::Mount;
+use crate::spec::SpecFacts;
+use serde::Serialize;
+use std::fmt;
+use std::path::{Component, Path, PathBuf};
+
+/// What the user asked for (`ckpt create` flags).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct DumpOptions {
+    pub leave_running: bool,
+    pub tcp_established: bool,
+    pub file_locks: bool,
+    pub ext_unix_sk: bool,
+}
+
+/// Facts about the host and the running container gathered before planning.
+#[derive(Debug, Clone, Default)]
+pub struct HostFacts {
+    /// Host pid of the container's init.
+    pub init_pid: i32,
+    /// Absolute rootfs on the host.
+    pub rootfs: PathBuf,
+    /// The init process's mountinfo (paths as seen inside the container).
+    pub container_mounts: Vec<Mount>,
+    /// Masked paths that exist in the container and are not directories
+    /// (runc bind-mounts /dev/null over those).
+    pub masked_files: Vec<String>,
+    /// Inode of the network namespace the spec joins, if any.
+    pub joined_netns_inode: Option<u64>,
+    /// Inode of the pid namespace the spec joins, if any.
+    pub joined_pidns_inode: Option<u64>,
+    /// The freezer cgroup directory for CRIU's --freeze-cgroup.
+    pub freezer_dir: Option<PathBuf>,
+    /// Free bytes in the store's filesystem.
+    pub store_free_bytes: Option<u64>,
+    /// The store root (for messages).
+    pub store_root: PathBuf,
+    /// True when the runtime adds runc's default devices (runc, Docker).
+    pub runtime_adds_default_devices: bool,
+}
+
+/// What CRIU will be asked to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DumpPlan {
+    pub pid: i32,
+    pub root: PathBuf,
+    pub freeze_cgroup: Option<PathBuf>,
+    /// `--external` values, e.g. `mnt[/etc/hosts]:/etc/hosts`.
+    pub externals: Vec<String>,
+    pub options: DumpOptions,
+    /// Warnings worth showing (nothing that stops the dump).
+    pub warnings: Vec<String>,
+}
+
+/// One reason a container cannot be checkpointed as asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "problem", rename_all = "snake_case")]
+pub enum Problem {
+    /// `process.terminal` is set in the spec.
+    TerminalInSpec,
+    /// A process holds a terminal.
+    TerminalFd { at: FdRef },
+    /// A process holds a file outside the container's mounts.
+    HostFile { at: FdRef },
+    /// An established TCP connection without --tcp-established.
+    TcpEstablished { at: FdRef, local: String, remote: String },
+    /// A unix socket connected outside the container without --ext-unix-sk.
+    ExternalUnixSocket { at: FdRef },
+    /// A file lock without --file-locks.
+    FileLock { at: FdRef },
+    /// The store's filesystem cannot hold the estimated images.
+    NoSpace { store: PathBuf, needed: u64, available: u64 },
+    /// No freezer cgroup was found for the container.
+    NoFreezer,
+}
+
+/// Which fd of which process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FdRef {
+    pub pid: i32,
+    pub comm: String,
+    pub fd: i32,
+    pub target: String,
+}
+
+impl fmt::Display for FdRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "process {} ({}) fd {} → {}", self.pid, self.comm, self.fd, self.target)
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::TerminalInSpec => write!(
+                f,
+                "the container has a terminal (process.terminal is true in its spec); containers started with a TTY (-t) cannot be checkpointed by ckpt. Recreate it without a terminal"
+            ),
+            Problem::TerminalFd { at } => write!(
+                f,
+                "{at} is a terminal; processes holding a TTY cannot be checkpointed. Recreate the container without -t and give it pipes or files inside the container instead"
+            ),
+            Problem::HostFile { at } => write!(
+                f,
+                "{at} is a file outside the container's mounts (CRIU would fail with \"Can't lookup mount\"). Give the container stdio pipes, or bind-mount the file into the container"
+            ),
+            Problem::TcpEstablished { at, local, remote } => write!(
+                f,
+                "{at} is an established TCP connection {local} → {remote}; pass --tcp-established to checkpoint it (the peer sees a pause, and the addresses must exist at restore)"
+            ),
+            Problem::ExternalUnixSocket { at } => write!(
+                f,
+                "{at} is a unix socket connected to a process outside the container; pass --ext-unix-sk to checkpoint it anyway (the connection will not survive a restore elsewhere)"
+            ),
+            Problem::FileLock { at } => write!(f, "{at} holds a file lock; pass --file-locks to checkpoint it"),
+            Problem::NoSpace { store, needed, available } => write!(
+                f,
+                "the store {} has {} free but the checkpoint needs about {}; free space or use --store on a larger filesystem",
+                store.display(),
+                human_bytes(*available),
+                human_bytes(*needed)
+            ),
+            Problem::NoFreezer => write!(
+                f,
+                "no freezer cgroup found for the container; CRIU cannot freeze it consistently"
+            ),
+        }
+    }
+}
+
+/// Every reason the container cannot be checkpointed as asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Refusal {
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The default devices runc adds to every container (and therefore names as
+/// externals at dump and restore, see runc's `AllowedDevices`).
+const RUNC_DEFAULT_DEVICES: &[&str] = &["/dev/null", "/dev/random", "/dev/full", "/dev/tty", "/dev/zero", "/dev/urandom"];
+
+/// Headroom on top of the estimated image size for logs and metadata.
+const SPACE_HEADROOM: u64 = 16 * 1024 * 1024;
+
+/// Judges the inventory against the options: every problem found, in
+/// process/fd order. An empty list means the dump may go ahead.
+pub fn problems(spec: &SpecFacts, inventory: &Inventory, host: &HostFacts, opts: &DumpOptions) -> Vec<Problem> {
+    let mut out = Vec::new();
+    if spec.terminal {
+        out.push(Problem::TerminalInSpec);
+    }
+    for p in &inventory.processes {
+        for fd in &p.fds {
+            let at = || fd_ref(p, fd.fd, &fd.target);
+            match &fd.kind {
+                FdKind::Tty => out.push(Problem::TerminalFd { at: at() }),
+                FdKind::File | FdKind::Dir | FdKind::Device if fd.outside_mount_ns => {
+                    out.push(Problem::HostFile { at: at() })
+                }
+                FdKind::TcpSocket { state, local, remote, .. } if state == "ESTABLISHED" && !opts.tcp_established => {
+                    out.push(Problem::TcpEstablished {
+                        at: at(),
+                        local: local.clone(),
+                        remote: remote.clone(),
+                    })
+                }
+                FdKind::UnixSocket {
+                    connected: true,
+                    peer_outside: Some(true),
+                    ..
+                } if !opts.ext_unix_sk => out.push(Problem::ExternalUnixSocket { at: at() }),
+                _ => {}
+            }
+            if !fd.locks.is_empty() && !opts.file_locks {
+                out.push(Problem::FileLock { at: at() });
+            }
+        }
+    }
+    if host.freezer_dir.is_none() {
+        out.push(Problem::NoFreezer);
+    }
+    if let Some(available) = host.store_free_bytes {
+        let needed = inventory.estimated_image_bytes() + SPACE_HEADROOM;
+        if needed > available {
+            out.push(Problem::NoSpace {
+                store: host.store_root.clone(),
+                needed,
+                available,
+            });
+        }
+    }
+    out
+}
+
+/// Things worth telling the user that do not stop the dump.
+pub fn warnings(inventory: &Inventory) -> Vec<String> {
+    let mut out = Vec::new();
+    let init_pid = inventory.init().map(|p| p.pid);
+    for p in &inventory.processes {
+        for fd in &p.fds {
+            match &fd.kind {
+                // The init's stdio pipes are re-attached at restore through
+                // descriptors.json; other pipes to the outside are not.
+                FdKind::Pipe { peer_outside: true, .. } if !(Some(p.pid) == init_pid && fd.fd <= 2) => out.push(format!(
+                    "{}: pipe shared with a process outside the container; after a restore its other end is gone",
+                    fd_ref(p, fd.fd, &fd.target)
+                )),
+                FdKind::UnixSocket {
+                    connected: true,
+                    peer_outside: None,
+                    ..
+                } => out.push(format!(
+                    "{}: connected unix socket whose peer could not be determined; if the peer is outside the container the dump fails (pass --ext-unix-sk)",
+                    fd_ref(p, fd.fd, &fd.target)
+                )),
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// Plans the dump, or refuses with every problem found.
+pub fn dump_plan(spec: &SpecFacts, inventory: &Inventory, host: &HostFacts, opts: &DumpOptions) -> Result<DumpPlan, Refusal> {
+    let problems = problems(spec, inventory, host, opts);
+    if !problems.is_empty() {
+        return Err(Refusal { problems });
+    }
+    Ok(DumpPlan {
+        pid: host.init_pid,
+        root: host.rootfs.clone(),
+        freeze_cgroup: host.freezer_dir.clone(),
+        externals: externals(spec, host),
+        options: *opts,
+        warnings: warnings(inventory),
+    })
+}
+
+/// The `--external` entries, named exactly as runc names them at restore:
+/// a dump that marks a mount external that the restorer does not map (or the
+/// reverse) fails, so these rules mirror runc's checkpoint code.
+pub fn externals(spec: &SpecFacts, host: &HostFacts) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut push = |s: String| {
+        if !out.contains(&s) {
+            out.push(s)
+        }
+    };
+    let has_cgroupns = spec.namespace("cgroup").is_some();
+    for m in &spec.mounts {
+        if m.is_bind() {
+            let dest = clean(&m.destination);
+            push(format!("mnt[{}]:{}", dest.display(), dest.display()));
+        } else if m.typ == "cgroup" && !has_cgroupns {
+            // cgroup v1 without a cgroup namespace: runc bind-mounts each
+            // hierarchy under the cgroup destination, one external each.
+            let dest = clean(&m.destination);
+            for cm in &host.container_mounts {
+                if cm.fstype == "cgroup" && cm.mount_point.parent() == Some(dest.as_path()) {
+                    let key = cm.mount_point.display();
+                    push(format!("mnt[{key}]:{key}"));
+                }
+            }
+        }
+    }
+    for masked in &host.masked_files {
+        push(format!("mnt[{masked}]:/dev/null"));
+    }
+    let mut devices: Vec<PathBuf> = spec.device_paths.clone();
+    if host.runtime_adds_default_devices {
+        devices.extend(RUNC_DEFAULT_DEVICES.iter().map(PathBuf::from));
+    }
+    for d in devices {
+        let d = clean(&d);
+        push(format!("mnt[{}]:{}", d.display(), d.display()));
+    }
+    if let Some(ino) = host.joined_netns_inode {
+        push(format!("net[{ino}]:extRootNetNS"));
+    }
+    if let Some(ino) = host.joined_pidns_inode {
+        push(format!("pid[{ino}]:extRootPidNS"));
+    }
+    out
+}
+
+/// Lexically cleans an absolute container path (`/a/./b/../c` → `/a/c`),
+/// never going above `/`.
+pub fn clean(p: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in p.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn fd_ref(p: &ProcessInfo, fd: i32, target: &str) -> FdRef {
+    FdRef {
+        pid: p.pid,
+        comm: p.comm.clone(),
+        fd,
+        target: target.to_string(),
+    }
+}
+
+/// `1536 MiB`-style sizes for messages.
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: &[&str] = &["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

@@ -1,0 +1,110 @@
+//! PURE decisions of a restore: which spec a new container gets, and
+//! whether what runs after the restore is the checkpointed process tree.
+
+use crate::criu::log::restore_finished;
+use crate::store::CheckpointMeta;
+use std::path::Path;
+
+/// The spec of a container restored under a new id: the checkpoint's saved
+/// spec with an absolute rootfs (the new bundle lives elsewhere) and no
+/// explicit cgroup path, so the runtime derives one from the new id instead
+/// of sharing the source container's cgroup.
+pub fn spec_for_new_container(saved: &serde_json::Value, rootfs: &Path) -> serde_json::Value {
+    let mut spec = saved.clone();
+    if let Some(root) = spec.get_mut("root").and_then(|r| r.as_object_mut()) {
+        root.insert("path".into(), serde_json::Value::String(rootfs.display().to_string()));
+    }
+    if let Some(linux) = spec.get_mut("linux").and_then(|l| l.as_object_mut()) {
+        linux.remove("cgroupsPath");
+    }
+    spec
+}
+
+/// The init process seen after a restore.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveInit {
+    /// Pid inside the container's pid namespace.
+    pub ns_pid: i32,
+    pub comm: String,
+}
+
+/// Checks that the restore resumed the saved processes rather than starting
+/// the container afresh: CRIU said so in its log, and the init has the
+/// saved pid-namespace pid and command name.
+pub fn confirm_resumed(meta: &CheckpointMeta, live: &LiveInit, restore_log: &str) -> Result<(), String> {
+    if !restore_finished(restore_log) {
+        return Err("CRIU's restore log does not say \"Restore finished successfully\"".into());
+    }
+    let Some((ns_pid, comm)) = meta.inventory.processes.first() else {
+        return Ok(());
+    };
+    if *ns_pid != live.ns_pid || *comm != live.comm {
+        return Err(format!(
+            "the checkpoint's init was pid {ns_pid} ({comm}) in the container, the running init is pid {} ({})",
+            live.ns_pid, live.comm
+        ));
+    }
+    Ok(())
+}
+
+/// Parses `NSpid` (last value) from `/proc/<pid>/status` text.
+pub fn ns_pid_from_status(status: &str) -> Option<i32> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .and_then(|v| v.split_whitespace().last())
+        .and_then(|v| v.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn new_container_spec_gets_absolute_root_and_no_cgroup_path() {
+        let saved = json!({"root": {"path": "rootfs", "readonly": false}, "linux": {"cgroupsPath": "/docker/abc", "namespaces": []}});
+        let s = spec_for_new_container(&saved, Path::new("/b/rootfs"));
+        assert_eq!(s["root"]["path"], "/b/rootfs");
+        assert_eq!(s["root"]["readonly"], false);
+        assert!(s["linux"].get("cgroupsPath").is_none());
+        assert!(s["linux"].get("namespaces").is_some());
+    }
+
+    fn meta_with_init(ns_pid: i32, comm: &str) -> CheckpointMeta {
+        let mut m: CheckpointMeta = serde_json::from_value(json!({
+            "schema_version": 1, "tool": "t", "container_id": "c", "name": "n", "runtime": "runc",
+            "runtime_root": null, "bundle": null, "rootfs": null, "spec": {},
+            "inventory": {"process_count": 1, "fd_count": 0, "anon_rss_bytes": 0, "processes": []},
+            "criu_version": "4.1.1", "kernel": "6", "created_at": "x", "frozen_ms": 0, "dump_ms": 0,
+            "size_bytes": 0, "options": {"leave_running": false, "tcp_established": false, "file_locks": false, "ext_unix_sk": false},
+            "descriptors": [], "files": {}
+        }))
+        .unwrap();
+        m.inventory.processes.push((ns_pid, comm.into()));
+        m
+    }
+
+    const OK_LOG: &str = "(00.12) Restore finished successfully. Tasks resumed.\n";
+
+    #[test]
+    fn resumed_when_log_and_init_match() {
+        let live = LiveInit { ns_pid: 1, comm: "counter".into() };
+        assert!(confirm_resumed(&meta_with_init(1, "counter"), &live, OK_LOG).is_ok());
+    }
+
+    #[test]
+    fn fresh_start_is_detected() {
+        let live = LiveInit { ns_pid: 1, comm: "sh".into() };
+        let e = confirm_resumed(&meta_with_init(1, "counter"), &live, OK_LOG).unwrap_err();
+        assert!(e.contains("counter"), "{e}");
+        let live = LiveInit { ns_pid: 1, comm: "counter".into() };
+        assert!(confirm_resumed(&meta_with_init(1, "counter"), &live, "no restore happened").is_err());
+    }
+
+    #[test]
+    fn parses_nspid() {
+        assert_eq!(ns_pid_from_status("Name:\tsh\nNSpid:\t5130\t1\n"), Some(1));
+        assert_eq!(ns_pid_from_status("Name:\tsh\n"), None);
+    }
+}
