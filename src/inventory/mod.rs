@@ -11,6 +11,8 @@
 //! as a parameter so that tests can run it over fixture trees.
 
 mod collect;
+mod memory;
+mod proc_files;
 
 pub use collect::collect;
 
