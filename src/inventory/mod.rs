@@ -13,6 +13,7 @@
 mod collect;
 mod memory;
 mod proc_files;
+mod sockets;
 
 pub use collect::collect;
 
