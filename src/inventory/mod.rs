@@ -15,6 +15,7 @@ mod fds;
 mod memory;
 mod proc_files;
 mod sockets;
+mod unix_diag;
 
 pub use collect::collect;
 
