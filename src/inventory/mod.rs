@@ -15,6 +15,8 @@ mod fds;
 mod memory;
 mod proc_files;
 mod sockets;
+#[cfg(test)]
+mod tests;
 mod unix_diag;
 
 pub use collect::collect;
