@@ -11,6 +11,13 @@
 //! as a parameter so that tests can run it over fixture trees.
 
 mod collect;
+mod fds;
+mod memory;
+mod proc_files;
+mod sockets;
+#[cfg(test)]
+mod tests;
+mod unix_diag;
 
 pub use collect::collect;
 

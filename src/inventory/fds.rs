@@ -1,0 +1,238 @@
+//! File descriptors of one process: `fd/`, `fdinfo/` and `mountinfo`.
+//!
+//! Each fd is classified from its link target alone, except that absolute
+//! paths are stat'ed through the fd link to tell directories from files.
+//! Sockets come out as [`FdKind::OtherSocket`] here; the caller refines
+//! them with the process's socket tables (`sockets.rs`), and fills pipe
+//! and unix peers, which need the whole container.
+//!
+//! An fd closed while we read it is skipped, never reported as an error:
+//! the container keeps running during the inventory.
+
+use super::proc_files::{numeric_entries, read_link_text, read_optional_text};
+use super::{FdInfo, FdKind, InventoryError};
+use std::collections::HashSet;
+use std::path::Path;
+
+/// Reads every open fd of the process whose proc directory is `pid_dir`.
+/// `mount_ids` are the mounts of that process's mount namespace, used for
+/// [`FdInfo::outside_mount_ns`].
+pub(super) fn read_fds(
+    pid_dir: &Path,
+    mount_ids: &HashSet<u64>,
+) -> Result<Vec<FdInfo>, InventoryError> {
+    let fd_dir = pid_dir.join("fd");
+    let mut fds = Vec::new();
+    for fd in numeric_entries(&fd_dir)? {
+        let link = fd_dir.join(fd.to_string());
+        let target = match read_link_text(&link) {
+            Ok(target) => target,
+            Err(err) if err.is_vanished() => continue,
+            Err(err) => return Err(err),
+        };
+        let Some(fdinfo) = read_optional_text(&pid_dir.join("fdinfo").join(fd.to_string()))? else {
+            continue;
+        };
+        let (mnt_id, locks) = parse_fdinfo(&fdinfo);
+        let kind = classify(&target, &link);
+        let outside_mount_ns =
+            is_path_backed(&kind) && mnt_id.is_some_and(|id| !mount_ids.contains(&id));
+        fds.push(FdInfo {
+            fd,
+            target,
+            kind,
+            mnt_id,
+            outside_mount_ns,
+            locks,
+        });
+    }
+    Ok(fds)
+}
+
+/// The mount ids (first column) of a `mountinfo` file.
+pub(super) fn parse_mount_ids(text: &str) -> HashSet<u64> {
+    text.lines()
+        .filter_map(|line| line.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
+/// `(mnt_id, locks)` of an `fdinfo` file. Lock lines look like
+/// `lock:\t1: POSIX  ADVISORY  WRITE 1234 08:01:5678 0 EOF`.
+fn parse_fdinfo(text: &str) -> (Option<u64>, Vec<String>) {
+    let mut mnt_id = None;
+    let mut locks = Vec::new();
+    for line in text.lines() {
+        if let Some(value) = line.strip_prefix("mnt_id:") {
+            mnt_id = value.trim().parse().ok();
+        } else if let Some(value) = line.strip_prefix("lock:") {
+            locks.push(value.trim().to_string());
+        }
+    }
+    (mnt_id, locks)
+}
+
+/// Kinds whose fd names a file in some mount, so that CRIU has to find
+/// that mount in the dumped mount namespace. Memfds live on an internal
+/// mount that CRIU handles by itself, so they are not path-backed here.
+fn is_path_backed(kind: &FdKind) -> bool {
+    matches!(
+        kind,
+        FdKind::File | FdKind::Dir | FdKind::Tty | FdKind::Device
+    )
+}
+
+/// Classifies an fd from its link `target`; `link` is the fd's entry under
+/// the proc root, stat'ed (following the link) only for absolute paths.
+fn classify(target: &str, link: &Path) -> FdKind {
+    if let Some(inode) = bracketed_number(target, "pipe:") {
+        return FdKind::Pipe {
+            inode,
+            peer_outside: false,
+        };
+    }
+    if let Some(inode) = bracketed_number(target, "socket:") {
+        return FdKind::OtherSocket { inode };
+    }
+    if let Some(name) = target.strip_prefix("anon_inode:") {
+        return match name {
+            "[eventfd]" => FdKind::EventFd,
+            "[eventpoll]" => FdKind::Epoll,
+            "[signalfd]" => FdKind::SignalFd,
+            "[timerfd]" => FdKind::TimerFd,
+            "inotify" => FdKind::Inotify,
+            other => FdKind::AnonInode {
+                name: other
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_string(),
+            },
+        };
+    }
+    if let Some(name) = target.strip_prefix("/memfd:") {
+        let name = name.strip_suffix(" (deleted)").unwrap_or(name);
+        return FdKind::Memfd {
+            name: name.to_string(),
+        };
+    }
+    if is_tty_path(target) {
+        return FdKind::Tty;
+    }
+    if target.starts_with("/dev/") {
+        return FdKind::Device;
+    }
+    if target.starts_with('/') {
+        // Following the fd link reaches the open file itself, even when it
+        // was deleted or lives in another mount namespace. A FIFO opened by
+        // path is reported as a File so that its mount is still checked.
+        return match std::fs::metadata(link) {
+            Ok(meta) if meta.is_dir() => FdKind::Dir,
+            _ => FdKind::File,
+        };
+    }
+    FdKind::Unknown
+}
+
+/// `/dev/pts/*` (including `/dev/pts/ptmx`), `/dev/tty*`, `/dev/console`,
+/// `/dev/ptmx`.
+fn is_tty_path(target: &str) -> bool {
+    target.starts_with("/dev/pts/")
+        || target.starts_with("/dev/tty")
+        || target == "/dev/console"
+        || target == "/dev/ptmx"
+}
+
+/// `pipe:[123]` with prefix `pipe:` → 123.
+fn bracketed_number(target: &str, prefix: &str) -> Option<u64> {
+    target
+        .strip_prefix(prefix)?
+        .strip_prefix('[')?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(target: &str) -> FdKind {
+        classify(target, Path::new("/nonexistent/fd/0"))
+    }
+
+    #[test]
+    fn special_targets_are_classified() {
+        assert_eq!(
+            kind("pipe:[42]"),
+            FdKind::Pipe {
+                inode: 42,
+                peer_outside: false
+            }
+        );
+        assert_eq!(kind("socket:[7]"), FdKind::OtherSocket { inode: 7 });
+        assert_eq!(kind("anon_inode:[eventfd]"), FdKind::EventFd);
+        assert_eq!(kind("anon_inode:[eventpoll]"), FdKind::Epoll);
+        assert_eq!(kind("anon_inode:[signalfd]"), FdKind::SignalFd);
+        assert_eq!(kind("anon_inode:[timerfd]"), FdKind::TimerFd);
+        assert_eq!(kind("anon_inode:inotify"), FdKind::Inotify);
+        assert_eq!(
+            kind("anon_inode:[io_uring]"),
+            FdKind::AnonInode {
+                name: "io_uring".into()
+            }
+        );
+        assert_eq!(
+            kind("/memfd:buf (deleted)"),
+            FdKind::Memfd { name: "buf".into() }
+        );
+        assert_eq!(kind("net:[4026531840]"), FdKind::Unknown);
+    }
+
+    #[test]
+    fn terminals_and_devices() {
+        for tty in [
+            "/dev/pts/3",
+            "/dev/pts/ptmx",
+            "/dev/ptmx",
+            "/dev/tty",
+            "/dev/tty1",
+            "/dev/console",
+        ] {
+            assert_eq!(kind(tty), FdKind::Tty, "{tty}");
+        }
+        assert_eq!(kind("/dev/null"), FdKind::Device);
+        assert_eq!(kind("/dev/urandom"), FdKind::Device);
+    }
+
+    #[test]
+    fn paths_are_files_unless_stat_says_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("fd-link");
+        std::os::unix::fs::symlink(dir.path(), &link).unwrap();
+        assert_eq!(classify("/some/dir", &link), FdKind::Dir);
+        // stat fails: a file we cannot see is still a file.
+        assert_eq!(kind("/var/log/app.log (deleted)"), FdKind::File);
+    }
+
+    #[test]
+    fn fdinfo_gives_mount_id_and_locks() {
+        let text = "pos:\t0\nflags:\t0100002\nmnt_id:\t29\nino:\t1234\n\
+                    lock:\t1: POSIX  ADVISORY  WRITE 1234 08:01:1234 0 EOF\n\
+                    lock:\t2: FLOCK  ADVISORY  READ 1234 08:01:1234 0 EOF\n";
+        let (mnt_id, locks) = parse_fdinfo(text);
+        assert_eq!(mnt_id, Some(29));
+        assert_eq!(
+            locks,
+            vec![
+                "1: POSIX  ADVISORY  WRITE 1234 08:01:1234 0 EOF".to_string(),
+                "2: FLOCK  ADVISORY  READ 1234 08:01:1234 0 EOF".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn mountinfo_ids_are_the_first_column() {
+        let text = "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n\
+                    29 22 0:5 / /dev rw - devtmpfs udev rw\n";
+        assert_eq!(parse_mount_ids(text), HashSet::from([22, 29]));
+    }
+}
