@@ -5,7 +5,7 @@
 use crate::discovery::cgroups::{self, FreezerDir};
 use crate::discovery::{Container, RuntimeKind};
 use crate::mountinfo;
-use crate::plan::HostFacts;
+use crate::plan::{ExternalNaming, HostFacts};
 use crate::spec::SpecFacts;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -71,7 +71,10 @@ pub fn gather(proc_root: &Path, c: &Container, spec: &SpecFacts, store_root: &Pa
         freezer_dir: freezer.as_ref().map(|f| f.dir.clone()),
         store_free_bytes,
         store_root: store_root.to_path_buf(),
-        runtime_adds_default_devices: c.runtime == RuntimeKind::Runc,
+        naming: match c.runtime {
+            RuntimeKind::Runc => ExternalNaming::Runc,
+            RuntimeKind::Crun => ExternalNaming::Crun,
+        },
     };
     Ok((facts, freezer))
 }

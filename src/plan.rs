@@ -45,8 +45,20 @@ pub struct HostFacts {
     pub store_free_bytes: Option<u64>,
     /// The store root (for messages).
     pub store_root: PathBuf,
-    /// True when the runtime adds runc's default devices (runc, Docker).
-    pub runtime_adds_default_devices: bool,
+    /// Whose restore will map the externals: names must match its keys.
+    pub naming: ExternalNaming,
+}
+
+/// The external-mount names a runtime expects at restore. They differ only
+/// in how masked files are named and in runc's default devices.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ExternalNaming {
+    /// runc (and Docker, which restores through runc): every masked file is
+    /// named `/dev/null`, and runc's default devices are named.
+    #[default]
+    Runc,
+    /// crun: each masked file is named by its own path.
+    Crun,
 }
 
 /// What CRIU will be asked to do.
@@ -216,13 +228,26 @@ pub fn problems(spec: &SpecFacts, inventory: &Inventory, host: &HostFacts, opts:
 /// Things worth telling the user that do not stop the dump.
 pub fn warnings(inventory: &Inventory) -> Vec<String> {
     let mut out = Vec::new();
-    let init_pid = inventory.init().map(|p| p.pid);
+    // The init's stdio pipes are re-attached at restore through
+    // descriptors.json (by inode, so children sharing them are covered);
+    // other pipes to the outside are not.
+    let stdio_pipes: Vec<u64> = inventory
+        .init()
+        .map(|p| {
+            p.fds
+                .iter()
+                .filter(|f| f.fd <= 2)
+                .filter_map(|f| match f.kind {
+                    FdKind::Pipe { inode, .. } => Some(inode),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     for p in &inventory.processes {
         for fd in &p.fds {
             match &fd.kind {
-                // The init's stdio pipes are re-attached at restore through
-                // descriptors.json; other pipes to the outside are not.
-                FdKind::Pipe { peer_outside: true, .. } if !(Some(p.pid) == init_pid && fd.fd <= 2) => out.push(format!(
+                FdKind::Pipe { peer_outside: true, inode } if !stdio_pipes.contains(inode) => out.push(format!(
                     "{}: pipe shared with a process outside the container; after a restore its other end is gone",
                     fd_ref(p, fd.fd, &fd.target)
                 )),
@@ -285,10 +310,13 @@ pub fn externals(spec: &SpecFacts, host: &HostFacts) -> Vec<String> {
         }
     }
     for masked in &host.masked_files {
-        push(format!("mnt[{masked}]:/dev/null"));
+        match host.naming {
+            ExternalNaming::Runc => push(format!("mnt[{masked}]:/dev/null")),
+            ExternalNaming::Crun => push(format!("mnt[{masked}]:{masked}")),
+        }
     }
     let mut devices: Vec<PathBuf> = spec.device_paths.clone();
-    if host.runtime_adds_default_devices {
+    if host.naming == ExternalNaming::Runc {
         devices.extend(RUNC_DEFAULT_DEVICES.iter().map(PathBuf::from));
     }
     for d in devices {

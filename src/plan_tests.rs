@@ -39,6 +39,8 @@ fn host() -> HostFacts {
         rootfs: "/b/rootfs".into(),
         freezer_dir: Some("/sys/fs/cgroup/freezer/c".into()),
         store_root: "/var/lib/ckpt".into(),
+        // crun naming adds no default devices, keeping the lists short.
+        naming: ExternalNaming::Crun,
         ..Default::default()
     }
 }
@@ -236,7 +238,7 @@ fn masked_files_devices_and_joined_namespaces() {
     h.masked_files = vec!["/proc/keys".into()];
     h.joined_netns_inode = Some(4026532000);
     h.joined_pidns_inode = Some(4026532001);
-    h.runtime_adds_default_devices = true;
+    h.naming = ExternalNaming::Runc;
     let spec = SpecFacts {
         device_paths: vec!["/dev/fuse".into(), "/dev/null".into()],
         ..Default::default()
@@ -248,8 +250,10 @@ fn masked_files_devices_and_joined_namespaces() {
     assert!(ext.contains(&"mnt[/dev/urandom]:/dev/urandom".to_string()));
     assert!(ext.contains(&"net[4026532000]:extRootNetNS".to_string()));
     assert!(ext.contains(&"pid[4026532001]:extRootPidNS".to_string()));
-    h.runtime_adds_default_devices = false;
-    assert!(!externals(&spec, &h).contains(&"mnt[/dev/urandom]:/dev/urandom".to_string()));
+    h.naming = ExternalNaming::Crun;
+    let ext = externals(&spec, &h);
+    assert!(!ext.contains(&"mnt[/dev/urandom]:/dev/urandom".to_string()), "crun adds no default devices");
+    assert!(ext.contains(&"mnt[/proc/keys]:/proc/keys".to_string()), "crun names masked files by path");
 }
 
 #[test]
@@ -262,4 +266,19 @@ fn clean_never_escapes_root() {
 fn human_bytes_is_readable() {
     assert_eq!(human_bytes(512), "512 B");
     assert_eq!(human_bytes(1536 * 1024 * 1024), "1.5 GiB");
+}
+
+#[test]
+fn children_sharing_init_stdio_pipes_do_not_warn_but_other_outside_pipes_do() {
+    let mut i = inv(vec![fd(1, "pipe:[5]", FdKind::Pipe { inode: 5, peer_outside: true })]);
+    let mut child = i.processes[0].clone();
+    child.pid = 101;
+    child.fds = vec![
+        fd(1, "pipe:[5]", FdKind::Pipe { inode: 5, peer_outside: true }),
+        fd(7, "pipe:[6]", FdKind::Pipe { inode: 6, peer_outside: true }),
+    ];
+    i.processes.push(child);
+    let w = warnings(&i);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].contains("pipe:[6]"));
 }

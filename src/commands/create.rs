@@ -104,7 +104,6 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> anyhow::Result<()> {
     let meta = metadata(&container, &spec.raw, &inventory, &criu, &args.name, created_at, frozen_ms, dump_ms, &opts, descriptors);
     let dir = staging.publish(meta)?;
     let size_bytes = store.load(&container.id, &args.name).map(|e| e.size_bytes).unwrap_or(0);
-    log::info!("published {}", dir.display());
 
     if !args.leave_running {
         stop_container(&container, &freezer, &guard)
@@ -205,7 +204,8 @@ fn stop_container(c: &Container, freezer: &FreezerDir, guard: &ThawGuard) -> any
     let _ = kill(Pid::from_raw(c.init_pid), Signal::SIGKILL);
     guard.restore()?;
     let deadline = Instant::now() + Duration::from_secs(10);
-    while discovery::read_start_time(std::path::Path::new("/proc"), c.init_pid) == Some(c.init_start) {
+    // Exited once gone, reaped or a zombie (its reaper is not ours to wait for).
+    while discovery::liveness(std::path::Path::new("/proc"), c) == discovery::Status::Running {
         if Instant::now() > deadline {
             anyhow::bail!("init process {} did not exit after SIGKILL", c.init_pid);
         }

@@ -65,6 +65,11 @@ pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
         }
         log::info!("deleting the stopped container {target} so it can be restored");
         runtime.delete(&target)?;
+    } else if runtime_root.join(&target).exists() {
+        // A state dir without a state file: the leftover of an earlier
+        // failed create or restore. The runtime refuses the id until it goes.
+        log::info!("removing the leftover state of {target} in {}", runtime_root.display());
+        let _ = runtime.delete(&target);
     }
 
     // 3. Restore.
@@ -97,7 +102,11 @@ pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
     let restored = runtime.restore(&req, pipe_write);
     let restore_log_text = std::fs::read_to_string(work.path().join("restore.log")).unwrap_or_default();
     let kept_log = store.layout().container_dir(&target).join("restore.log");
-    let _ = std::fs::write(&kept_log, &restore_log_text);
+    let _ = write_private(&kept_log, restore_log_text.as_bytes());
+    if restored.is_err() {
+        // Leave no half-created container behind to block the next attempt.
+        let _ = runtime.delete(&target);
+    }
     restored.with_context(|| format!("nothing was started; restore log kept at {}", kept_log.display()))?;
     let restore_ms = started.elapsed().as_millis() as u64;
 
@@ -222,4 +231,12 @@ fn spawn_relay(output_log: &Path) -> anyhow::Result<std::os::fd::OwnedFd> {
     }
     cmd.spawn().context("cannot start the output relay")?;
     Ok(write)
+}
+
+/// Writes a file readable by root only (logs can name secrets in paths).
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    f.write_all(bytes)
 }
