@@ -26,14 +26,29 @@ pub struct LiveInit {
     /// Pid inside the container's pid namespace.
     pub ns_pid: i32,
     pub comm: String,
+    /// Whether it runs in a time namespace other than the host's; `None`
+    /// when the kernel has no time namespaces.
+    pub own_time_namespace: Option<bool>,
 }
 
 /// Checks that the restore resumed the saved processes rather than starting
-/// the container afresh: CRIU said so in its log, and the init has the
-/// saved pid-namespace pid and command name.
-pub fn confirm_resumed(meta: &CheckpointMeta, live: &LiveInit, restore_log: &str) -> Result<(), String> {
-    if !restore_finished(restore_log) {
-        return Err("CRIU's restore log does not say \"Restore finished successfully\"".into());
+/// the container afresh (Docker has shipped releases that did that
+/// silently). The strongest sign is the time namespace: CRIU restores the
+/// tree into a new one so that monotonic clocks continue, whereas a fresh
+/// start of a spec without a time namespace runs in the host's. Then the
+/// init must have the saved pid-namespace pid and command name, and CRIU's
+/// log, when there is one, must say it finished.
+pub fn confirm_resumed(meta: &CheckpointMeta, live: &LiveInit, restore_log: Option<&str>) -> Result<(), String> {
+    if let Some(log) = restore_log {
+        if !restore_finished(log) {
+            return Err("CRIU's restore log does not say \"Restore finished successfully\"".into());
+        }
+    }
+    let spec_has_timens = meta.spec["linux"]["namespaces"]
+        .as_array()
+        .is_some_and(|ns| ns.iter().any(|n| n["type"] == "time"));
+    if live.own_time_namespace == Some(false) && !spec_has_timens {
+        return Err("the init runs in the host's time namespace, so it was started afresh (CRIU restores into a new time namespace)".into());
     }
     let Some((ns_pid, comm)) = meta.inventory.processes.first() else {
         return Ok(());
@@ -89,22 +104,54 @@ mod tests {
 
     #[test]
     fn resumed_when_log_and_init_match() {
-        let live = LiveInit { ns_pid: 1, comm: "counter".into() };
-        assert!(confirm_resumed(&meta_with_init(1, "counter"), &live, OK_LOG).is_ok());
+        let live = LiveInit { ns_pid: 1, comm: "counter".into(), own_time_namespace: Some(true) };
+        assert!(confirm_resumed(&meta_with_init(1, "counter"), &live, Some(OK_LOG)).is_ok());
+        assert!(confirm_resumed(&meta_with_init(1, "counter"), &live, None).is_ok(), "Docker keeps no log");
+        let old_kernel = LiveInit { own_time_namespace: None, ..live };
+        assert!(confirm_resumed(&meta_with_init(1, "counter"), &old_kernel, Some(OK_LOG)).is_ok());
     }
 
     #[test]
     fn fresh_start_is_detected() {
-        let live = LiveInit { ns_pid: 1, comm: "sh".into() };
-        let e = confirm_resumed(&meta_with_init(1, "counter"), &live, OK_LOG).unwrap_err();
+        let live = LiveInit { ns_pid: 1, comm: "sh".into(), own_time_namespace: Some(true) };
+        let e = confirm_resumed(&meta_with_init(1, "counter"), &live, Some(OK_LOG)).unwrap_err();
         assert!(e.contains("counter"), "{e}");
-        let live = LiveInit { ns_pid: 1, comm: "counter".into() };
-        assert!(confirm_resumed(&meta_with_init(1, "counter"), &live, "no restore happened").is_err());
+        let live = LiveInit { ns_pid: 1, comm: "counter".into(), own_time_namespace: Some(true) };
+        assert!(confirm_resumed(&meta_with_init(1, "counter"), &live, Some("no restore happened")).is_err());
+        // Same pid and name, but in the host's time namespace: a fresh start.
+        let fresh = LiveInit { own_time_namespace: Some(false), ..live };
+        let e = confirm_resumed(&meta_with_init(1, "counter"), &fresh, None).unwrap_err();
+        assert!(e.contains("afresh"), "{e}");
+    }
+
+    #[test]
+    fn a_spec_with_its_own_time_namespace_is_not_judged_by_it() {
+        let mut m = meta_with_init(1, "counter");
+        m.spec = json!({"linux": {"namespaces": [{"type": "time"}]}});
+        let live = LiveInit { ns_pid: 1, comm: "counter".into(), own_time_namespace: Some(false) };
+        assert!(confirm_resumed(&m, &live, None).is_ok());
     }
 
     #[test]
     fn parses_nspid() {
         assert_eq!(ns_pid_from_status("Name:\tsh\nNSpid:\t5130\t1\n"), Some(1));
         assert_eq!(ns_pid_from_status("Name:\tsh\n"), None);
+    }
+}
+
+/// Reads what [`confirm_resumed`] needs about a live init from a proc root.
+pub fn live_init(proc_root: &Path, pid: i32) -> LiveInit {
+    let dir = proc_root.join(pid.to_string());
+    let status = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
+    let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+    let host_timens = std::fs::read_link(proc_root.join("self/ns/time")).ok();
+    let init_timens = std::fs::read_link(dir.join("ns/time")).ok();
+    LiveInit {
+        ns_pid: ns_pid_from_status(&status).unwrap_or(-1),
+        comm: comm.trim().to_string(),
+        own_time_namespace: match (host_timens, init_timens) {
+            (Some(h), Some(i)) => Some(h != i),
+            _ => None,
+        },
     }
 }

@@ -7,7 +7,7 @@ use super::{require_root, CommandError, Context, LOCK_WAIT};
 use crate::cli::StartArgs;
 use crate::criu::{Criu, CriuVersion};
 use crate::discovery::{self, RuntimeKind, SearchRoots, Status};
-use crate::restore::{self, LiveInit};
+use crate::restore;
 use crate::runtime::{RestoreRequest, Runtime};
 use crate::store::{names, CheckpointMeta, Store};
 use anyhow::Context as _;
@@ -118,13 +118,8 @@ pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
             id: target.clone(),
             reason: format!("{} wrote no pid file", kind.name()),
         })?;
-    let status = std::fs::read_to_string(ctx.proc_root.join(format!("{pid}/status"))).unwrap_or_default();
-    let comm = std::fs::read_to_string(ctx.proc_root.join(format!("{pid}/comm"))).unwrap_or_default();
-    let live = LiveInit {
-        ns_pid: restore::ns_pid_from_status(&status).unwrap_or(-1),
-        comm: comm.trim().to_string(),
-    };
-    restore::confirm_resumed(&meta, &live, &restore_log_text).map_err(|reason| CommandError::NotResumed { id: target.clone(), reason })?;
+    let live = restore::live_init(&ctx.proc_root, pid);
+    restore::confirm_resumed(&meta, &live, Some(&restore_log_text)).map_err(|reason| CommandError::NotResumed { id: target.clone(), reason })?;
 
     let started = Started {
         container: target,
