@@ -4,6 +4,7 @@
 use crate::commands::{create::Refused, CommandError};
 use crate::criu::CriuError;
 use crate::discovery::DiscoveryError;
+use crate::docker::DockerError;
 use crate::interrupt::Interrupted;
 use crate::runtime::RuntimeError;
 use crate::store::StoreError;
@@ -43,8 +44,12 @@ fn code_of(e: &(dyn std::error::Error + 'static)) -> Option<u8> {
         return Some(match e {
             DiscoveryError::NotFound { .. } | DiscoveryError::NotRunning { .. } | DiscoveryError::PidReused { .. } => NOT_FOUND,
             DiscoveryError::Ambiguous { .. } => USAGE,
+            DiscoveryError::Docker(d) => docker_code(d),
             _ => FAILURE,
         });
+    }
+    if let Some(e) = e.downcast_ref::<DockerError>() {
+        return Some(docker_code(e));
     }
     if e.downcast_ref::<Refused>().is_some() {
         return Some(REFUSED);
@@ -73,4 +78,13 @@ fn code_of(e: &(dyn std::error::Error + 'static)) -> Option<u8> {
         return Some(128u8.saturating_add(*sig as u8));
     }
     None
+}
+
+fn docker_code(e: &DockerError) -> u8 {
+    match e {
+        DockerError::UnsupportedHost { .. } | DockerError::Unreachable { .. } | DockerError::NotExperimental { .. } => PREREQUISITE,
+        DockerError::BrokenRestore { .. } => REFUSED,
+        DockerError::NoSuchContainer { .. } => NOT_FOUND,
+        DockerError::Api { .. } | DockerError::Protocol { .. } => FAILURE,
+    }
 }

@@ -72,7 +72,8 @@ pub fn gather(proc_root: &Path, c: &Container, spec: &SpecFacts, store_root: &Pa
         store_free_bytes,
         store_root: store_root.to_path_buf(),
         naming: match c.runtime {
-            RuntimeKind::Runc => ExternalNaming::Runc,
+            // Docker restores through runc.
+            RuntimeKind::Runc | RuntimeKind::Docker => ExternalNaming::Runc,
             RuntimeKind::Crun => ExternalNaming::Crun,
         },
     };

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod commands;
 pub mod criu;
 pub mod discovery;
+pub mod docker;
 pub mod exit;
 pub mod facts;
 pub mod freezer;

@@ -53,6 +53,9 @@ pub struct RestoreRequest<'a> {
 impl Runtime {
     /// Locates the runtime binary in PATH.
     pub fn locate(kind: RuntimeKind, root: &Path) -> Result<Runtime, RuntimeError> {
+        // Docker containers are run by runc; ckpt drives Docker itself only
+        // through its API, so the binary needed here is runc.
+        let kind = if kind == RuntimeKind::Docker { RuntimeKind::Runc } else { kind };
         let binary = crate::criu::runner::find_in_path(kind.name()).ok_or(RuntimeError::NotInstalled { runtime: kind.name() })?;
         Ok(Runtime {
             kind,

@@ -12,7 +12,11 @@ use std::path::PathBuf;
 /// Docker uses) and restores them later into the same container or a new one.
 ///
 /// Containers are found by id in the state directories of runc (/run/runc,
-/// Docker's and containerd's runc roots) and crun (/run/crun).
+/// Docker's and containerd's runc roots) and crun (/run/crun), and by name,
+/// id or unique id prefix through Docker's Engine API (DOCKER_HOST, default
+/// unix:///var/run/docker.sock). Docker containers' checkpoints live where
+/// Docker keeps them (<docker-root>/containers/<id>/checkpoints/), so
+/// `docker start --checkpoint` and `docker checkpoint ls` see them.
 ///
 /// Exit codes: 0 ok, 1 failure, 2 usage or invalid name, 3 refused by the
 /// preflight (container untouched), 4 container or checkpoint not found,
@@ -36,7 +40,8 @@ pub struct GlobalArgs {
     pub store: PathBuf,
 
     /// Which runtime manages the container; `auto` looks in every known
-    /// state root and fails if the id is found in more than one.
+    /// state root and asks Docker (DOCKER_HOST), and fails if two different
+    /// containers answer to the name.
     #[arg(long, global = true, value_enum, default_value_t = RuntimeChoice::Auto)]
     pub runtime: RuntimeChoice,
 
@@ -63,6 +68,8 @@ pub enum RuntimeChoice {
     Runc,
     /// crun.
     Crun,
+    /// Docker, through the Engine API on DOCKER_HOST.
+    Docker,
 }
 
 /// The verbs.

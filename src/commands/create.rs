@@ -10,7 +10,7 @@
 use super::{require_root, Context, LOCK_WAIT};
 use crate::cli::CreateArgs;
 use crate::criu::{self, args::DUMP_LOG, Criu};
-use crate::discovery::{self, cgroups::FreezerDir, Container};
+use crate::discovery::{self, cgroups::FreezerDir, docker::DockerTarget, Container};
 use crate::freezer::{self, ThawGuard};
 use crate::interrupt::{self, Interrupted};
 use crate::inventory::{self, Inventory};
@@ -38,10 +38,12 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> anyhow::Result<()> {
     names::validate_checkpoint_name(&args.name)?;
     require_root("create")?;
     let criu = Criu::locate()?;
-    let container = discovery::find_running(&ctx.roots, &ctx.proc_root, &args.container)?;
+    let (container, docker) = discovery::find_running(&ctx.roots, ctx.docker, &ctx.proc_root, &args.container)?;
     log::info!("found {} container {} (init pid {})", container.runtime.name(), container.id, container.init_pid);
     let spec = crate::spec::load(&container.spec_path)?;
-    let store = Store::open(&ctx.store_root)?;
+    // Docker only restores checkpoints from its own directory.
+    let store_root = docker.as_ref().map(|d| d.daemon.store_root()).unwrap_or_else(|| ctx.store_root.clone());
+    let store = Store::open(&store_root)?;
     let _lock = store.lock(&container.id, LOCK_WAIT)?;
 
     let inventory = inventory::collect(&ctx.proc_root, container.init_pid)?;
@@ -106,7 +108,7 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> anyhow::Result<()> {
     let size_bytes = store.load(&container.id, &args.name).map(|e| e.size_bytes).unwrap_or(0);
 
     if !args.leave_running {
-        stop_container(&container, &freezer, &guard)
+        stop_container(&container, &freezer, &guard, docker.as_ref())
             .with_context(|| format!("checkpoint {} is saved in {}, but container {} could not be stopped", args.name, dir.display(), container.id))?;
     }
     drop(guard);
@@ -195,7 +197,7 @@ fn metadata(
 /// Kills every task of the (frozen) container, thaws it so the kill lands,
 /// waits for init to go, and has the runtime delete the container so that
 /// its id is free for the restore (what `runc checkpoint` does too).
-fn stop_container(c: &Container, freezer: &FreezerDir, guard: &ThawGuard) -> anyhow::Result<()> {
+fn stop_container(c: &Container, freezer: &FreezerDir, guard: &ThawGuard, docker: Option<&DockerTarget>) -> anyhow::Result<()> {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
     for pid in freezer::pids(freezer)? {
@@ -210,6 +212,12 @@ fn stop_container(c: &Container, freezer: &FreezerDir, guard: &ThawGuard) -> any
             anyhow::bail!("init process {} did not exit after SIGKILL", c.init_pid);
         }
         std::thread::sleep(Duration::from_millis(5));
+    }
+    if let Some(d) = docker {
+        // containerd reaps the task and Docker marks the container exited,
+        // as after `docker checkpoint create`; wait so a start can follow.
+        d.daemon.wait_stopped(&c.id, Duration::from_secs(10))?;
+        return Ok(());
     }
     let runtime = Runtime::locate(c.runtime, &c.runtime_root)?;
     runtime.delete(&c.id)?;

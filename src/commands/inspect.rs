@@ -18,7 +18,7 @@ struct Report<'a> {
 
 pub fn run(ctx: &Context, args: &InspectArgs) -> anyhow::Result<()> {
     crate::store::names::validate_container_id(&args.container)?;
-    let container = discovery::find_running(&ctx.roots, &ctx.proc_root, &args.container)?;
+    let (container, _) = discovery::find_running(&ctx.roots, ctx.docker, &ctx.proc_root, &args.container)?;
     let spec = crate::spec::load(&container.spec_path)?;
     let inventory = inventory::collect(&ctx.proc_root, container.init_pid)?;
     let store_root = if ctx.store_root.exists() { ctx.store_root.clone() } else { "/".into() };

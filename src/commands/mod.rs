@@ -10,7 +10,7 @@ pub mod rm;
 pub mod start;
 
 use crate::cli::{GlobalArgs, RuntimeChoice};
-use crate::discovery::{RuntimeKind, SearchRoots};
+use crate::discovery::{DockerMode, RuntimeKind, SearchRoots};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -22,6 +22,7 @@ pub const LOCK_WAIT: Duration = Duration::from_secs(10);
 pub struct Context {
     pub store_root: PathBuf,
     pub roots: SearchRoots,
+    pub docker: DockerMode,
     pub proc_root: PathBuf,
     pub quiet: bool,
 }
@@ -29,14 +30,22 @@ pub struct Context {
 impl Context {
     /// From the global options.
     pub fn new(g: &GlobalArgs) -> Context {
-        let runtime = match g.runtime {
-            RuntimeChoice::Auto => None,
-            RuntimeChoice::Runc => Some(RuntimeKind::Runc),
-            RuntimeChoice::Crun => Some(RuntimeKind::Crun),
+        let (runtime, docker) = match g.runtime {
+            RuntimeChoice::Auto => (None, DockerMode::Auto),
+            RuntimeChoice::Runc => (Some(RuntimeKind::Runc), DockerMode::Off),
+            RuntimeChoice::Crun => (Some(RuntimeKind::Crun), DockerMode::Off),
+            RuntimeChoice::Docker => (None, DockerMode::Only),
+        };
+        // An explicit runtime root is a request for that runtime, not Docker.
+        let docker = if !g.runtime_roots.is_empty() && docker == DockerMode::Auto {
+            DockerMode::Off
+        } else {
+            docker
         };
         Context {
             store_root: g.store.clone(),
             roots: SearchRoots::new(runtime, &g.runtime_roots),
+            docker,
             proc_root: PathBuf::from("/proc"),
             quiet: g.quiet,
         }

@@ -7,6 +7,7 @@
 
 pub mod cgroups;
 pub mod crun;
+pub mod docker;
 pub mod runc;
 
 use serde::Serialize;
@@ -43,6 +44,9 @@ pub enum DiscoveryError {
     /// A state file is malformed.
     #[error("cannot parse container state {path}: {reason}")]
     ParseState { path: PathBuf, reason: String },
+    /// Talking to Docker failed.
+    #[error(transparent)]
+    Docker(#[from] crate::docker::DockerError),
 }
 
 /// The runtime managing a container.
@@ -51,6 +55,8 @@ pub enum DiscoveryError {
 pub enum RuntimeKind {
     Runc,
     Crun,
+    /// Docker (through its Engine API), running the container with runc.
+    Docker,
 }
 
 impl RuntimeKind {
@@ -59,6 +65,7 @@ impl RuntimeKind {
         match self {
             RuntimeKind::Runc => "runc",
             RuntimeKind::Crun => "crun",
+            RuntimeKind::Docker => "docker",
         }
     }
 
@@ -67,6 +74,7 @@ impl RuntimeKind {
         match name {
             "runc" => Some(RuntimeKind::Runc),
             "crun" => Some(RuntimeKind::Crun),
+            "docker" => Some(RuntimeKind::Docker),
             _ => None,
         }
     }
@@ -81,6 +89,8 @@ impl RuntimeKind {
                 PathBuf::from("/run/containerd/runc/k8s.io"),
             ],
             RuntimeKind::Crun => vec![PathBuf::from("/run/crun")],
+            // Found through the daemon, never by scanning.
+            RuntimeKind::Docker => vec![],
         }
     }
 }
@@ -159,7 +169,7 @@ pub fn lookup(roots: &SearchRoots, proc_root: &Path, id: &str) -> Result<Option<
             continue;
         }
         let container = match kind {
-            RuntimeKind::Runc => runc::load(root, id)?,
+            RuntimeKind::Runc | RuntimeKind::Docker => runc::load(root, id)?,
             RuntimeKind::Crun => crun::load(root, id)?,
         };
         let Some(container) = container else { continue };
@@ -180,14 +190,8 @@ pub fn lookup(roots: &SearchRoots, proc_root: &Path, id: &str) -> Result<Option<
     }
 }
 
-/// Finds a running container or explains why not.
-pub fn find_running(roots: &SearchRoots, proc_root: &Path, id: &str) -> Result<Container, DiscoveryError> {
-    let Some(found) = lookup(roots, proc_root, id)? else {
-        return Err(DiscoveryError::NotFound {
-            id: id.to_string(),
-            searched: describe_roots(roots),
-        });
-    };
+/// The container of a lookup, if it is running; otherwise why not.
+pub fn require_running(found: Found, proc_root: &Path) -> Result<Container, DiscoveryError> {
     let c = found.container;
     match found.status {
         Status::Running | Status::Paused => Ok(c),
@@ -206,6 +210,38 @@ pub fn find_running(roots: &SearchRoots, proc_root: &Path, id: &str) -> Result<C
     }
 }
 
+/// Resolves `reference` to a running container: its runtime state, and the
+/// Docker target when Docker manages it.
+pub fn find_running(
+    roots: &SearchRoots,
+    mode: DockerMode,
+    proc_root: &Path,
+    reference: &str,
+) -> Result<(Container, Option<docker::DockerTarget>), DiscoveryError> {
+    match resolve(roots, mode, proc_root, reference)? {
+        Some(Target::Oci(found)) => Ok((require_running(found, proc_root)?, None)),
+        Some(Target::Docker(t)) => Ok((docker::running_container(proc_root, &t)?, Some(t))),
+        None => Err(DiscoveryError::NotFound {
+            id: reference.to_string(),
+            searched: describe(roots, mode),
+        }),
+    }
+}
+
+/// Where a lookup searched, for messages.
+pub fn describe(roots: &SearchRoots, mode: DockerMode) -> String {
+    let mut s = describe_roots(roots);
+    if mode != DockerMode::Off {
+        let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| crate::docker::client::DEFAULT_HOST.into());
+        if s.is_empty() {
+            s = format!("Docker ({host})");
+        } else {
+            s.push_str(&format!(" and Docker ({host})"));
+        }
+    }
+    s
+}
+
 /// The roots as one line for messages.
 pub fn describe_roots(roots: &SearchRoots) -> String {
     let mut seen: Vec<String> = Vec::new();
@@ -216,6 +252,66 @@ pub fn describe_roots(roots: &SearchRoots) -> String {
         }
     }
     seen.join(", ")
+}
+
+/// Whether to look for Docker containers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DockerMode {
+    /// `--runtime runc|crun`: never.
+    Off,
+    /// `--runtime auto`: when the daemon answers.
+    Auto,
+    /// `--runtime docker`: only Docker; an unreachable daemon is an error.
+    Only,
+}
+
+/// A container found by [`resolve`].
+#[derive(Debug)]
+pub enum Target {
+    /// A runc or crun container, by id.
+    Oci(Found),
+    /// A Docker container, by name, id or id prefix.
+    Docker(docker::DockerTarget),
+}
+
+/// Finds `reference` among OCI runtimes and Docker. A Docker container is
+/// also visible in Docker's runc root; that is the same container, not an
+/// ambiguity. Two different containers answering to the reference are.
+pub fn resolve(roots: &SearchRoots, mode: DockerMode, proc_root: &Path, reference: &str) -> Result<Option<Target>, DiscoveryError> {
+    let oci = if mode == DockerMode::Only {
+        None
+    } else {
+        lookup(roots, proc_root, reference)?
+    };
+    let docker = match mode {
+        DockerMode::Off => None,
+        DockerMode::Only => docker::find(reference)?,
+        // In auto mode an absent daemon just means "no Docker containers".
+        DockerMode::Auto => match docker::find(reference) {
+            Ok(found) => found,
+            Err(DiscoveryError::Docker(crate::docker::DockerError::Unreachable { .. })) => None,
+            Err(e) => return Err(e),
+        },
+    };
+    match (oci, docker) {
+        (Some(o), Some(d)) if o.container.id != d.view.id => Err(DiscoveryError::Ambiguous {
+            id: reference.to_string(),
+            candidates: format!(
+                "{} container {} in {}, Docker container {} ({})",
+                o.container.runtime.name(),
+                o.container.id,
+                o.container.runtime_root.display(),
+                d.view.name,
+                &d.view.id[..12.min(d.view.id.len())]
+            ),
+        }),
+        (_, Some(d)) => {
+            log::info!("{reference} is Docker container {} ({})", d.view.name, d.view.id);
+            Ok(Some(Target::Docker(d)))
+        }
+        (Some(o), None) => Ok(Some(Target::Oci(o))),
+        (None, None) => Ok(None),
+    }
 }
 
 /// Running when the init pid is alive, not a zombie, and started at the
