@@ -234,3 +234,45 @@ pub fn dir_entries(dir: &Path) -> Vec<PathBuf> {
         Err(_) => Vec::new(),
     }
 }
+
+/// How long a restored counter may take to tick after `ckpt start` returns.
+pub const RESTORE_TICK: Duration = Duration::from_secs(10);
+
+/// Asserts that a container restored from a checkpoint taken when
+/// `/tmp/count` held `saved` continues from it: the first new value is
+/// above `saved` (a fresh start would write 1, and `saved` is far above 1)
+/// and the counter keeps increasing. Returns the last value seen.
+pub fn assert_continues_from(c: &Container, saved: u64) -> u64 {
+    assert!(saved > 5, "test bug: checkpoint taken too early (counter {saved})");
+    let first = c.wait_counter_change(saved, RESTORE_TICK).unwrap_or_else(|| {
+        panic!(
+            "restored counter never moved from {saved}; status {:?}",
+            c.status()
+        )
+    });
+    assert!(
+        first > saved,
+        "restored counter restarted instead of continuing: {first} after checkpoint at {saved}"
+    );
+    let later = c.wait_counter_above(first, RESTORE_TICK).unwrap_or_else(|| {
+        panic!("restored counter stopped at {first}; status {:?}", c.status())
+    });
+    assert!(later > first);
+    later
+}
+
+/// Asserts the container is running, not frozen, and its counter advances:
+/// the state a refused or failed `ckpt create` must leave behind.
+pub fn assert_untouched(c: &Container, what: &str) {
+    assert!(c.is_running(), "{what}: container not running (status {:?})", c.status());
+    assert_eq!(
+        c.freezer_state().as_deref(),
+        Some("THAWED"),
+        "{what}: container left frozen"
+    );
+    let v = c.counter().unwrap_or(0);
+    assert!(
+        c.wait_counter_above(v, Duration::from_secs(5)).is_some(),
+        "{what}: counter stuck at {v}"
+    );
+}
