@@ -15,6 +15,7 @@ pub mod rootfs;
 
 use std::ffi::OsStr;
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -54,7 +55,12 @@ pub fn prereqs_with(extra: &[&str]) -> bool {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("prerequisite missing under CI=true: {reason} (run `sudo bash scripts/setup`)");
     }
-    eprintln!("\n!!!!!!!! SKIPPED: {reason} — run as root after `bash scripts/setup` !!!!!!!!\n");
+    // Written to the real stderr: libtest captures eprintln! of passing
+    // tests, and a skip must be seen.
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n!!!!!!!! SKIPPED: {reason} — run as root after `bash scripts/setup` !!!!!!!!\n"
+    );
     false
 }
 
