@@ -1,0 +1,76 @@
+//! End-to-end tests of `ckpt` against crun containers (root only; see
+//! e2e_runc.rs for how to run them). Fewer cases than runc: what differs
+//! for crun is discovery (state in /run/crun/<id>/status) and the restore
+//! through `crun restore`, not ckpt's refusals or store handling.
+//!
+//! On this host crun only runs in a mount namespace without the hybrid
+//! cgroup2 mount; the harness does that for `crun run` (common/container.rs).
+
+mod common;
+
+use std::process::Command;
+use std::thread;
+use std::time::Duration;
+
+use common::{assert_continues_from, expect_code, prereqs_with, wait_until, Container, Runtime, Store};
+
+#[test]
+fn crun_create_stops_container_and_start_continues_counter() {
+    if !prereqs_with(&["crun", "unshare"]) {
+        return;
+    }
+    let store = Store::with_runtime(Runtime::Crun);
+    let c = Container::crun().start();
+    let before = c.wait_counter_above(10, Duration::from_secs(10)).expect("counter warms up");
+
+    expect_code(&store.ckpt(["create", &c.id, "one"]), 0, "ckpt create (crun)");
+    let entry = store.find(&c.id, "one").expect("ls lists the checkpoint");
+    assert_eq!(entry["made_by"], "ckpt", "{entry}");
+    assert_eq!(entry["leave_running"], false, "{entry}");
+
+    assert!(!c.is_running(), "create left it {:?}", c.status());
+    assert!(!Runtime::Crun.list_shows_running(&c.id));
+    let saved = c.counter().expect("counter file after dump");
+    assert!(saved >= before);
+    thread::sleep(Duration::from_millis(500));
+    assert_eq!(c.counter(), Some(saved), "something still writes the counter");
+
+    expect_code(
+        &store.ckpt(["start", "--checkpoint", "one", &c.id]),
+        0,
+        "ckpt start (crun)",
+    );
+    assert_continues_from(&c, saved);
+    assert!(c.is_running(), "status {:?}", c.status());
+    assert!(Runtime::Crun.list_shows_running(&c.id), "crun list does not show it running");
+
+    let killed = Command::new("crun").args(["kill", &c.id, "KILL"]).status().unwrap();
+    assert!(killed.success(), "crun kill of the restored container failed");
+    assert!(
+        wait_until(Duration::from_secs(5), || !c.is_running()),
+        "still {:?} after crun kill",
+        c.status()
+    );
+}
+
+#[test]
+fn crun_leave_running_keeps_counting() {
+    if !prereqs_with(&["crun", "unshare"]) {
+        return;
+    }
+    let store = Store::with_runtime(Runtime::Crun);
+    let c = Container::crun().start();
+    c.wait_counter_above(5, Duration::from_secs(10)).expect("counter runs");
+
+    expect_code(
+        &store.ckpt(["create", "--leave-running", &c.id, "live"]),
+        0,
+        "ckpt create --leave-running (crun)",
+    );
+    assert!(c.is_running(), "--leave-running stopped it: {:?}", c.status());
+    assert_eq!(c.freezer_state().as_deref(), Some("THAWED"));
+    let v = c.counter().unwrap();
+    assert!(c.wait_counter_above(v, Duration::from_secs(5)).is_some(), "counter stuck at {v}");
+    let entry = store.find(&c.id, "live").expect("ls lists the checkpoint");
+    assert_eq!(entry["leave_running"], true, "{entry}");
+}
