@@ -42,12 +42,17 @@ fn mtime(dir: &std::path::Path) -> Option<String> {
 }
 
 pub fn run(ctx: &Context, args: &LsArgs) -> anyhow::Result<()> {
-    if let Some(c) = &args.container {
-        names::validate_container_id(c)?;
-    }
+    let (root, id) = match &args.container {
+        Some(c) => {
+            names::validate_container_id(c)?;
+            let (root, id) = super::checkpoint_home(ctx, c)?;
+            (root, Some(id))
+        }
+        None => (ctx.store_root.clone(), None),
+    };
     // Listing never creates the store: a missing store has no checkpoints.
-    let entries = if ctx.store_root.exists() {
-        Store::open(&ctx.store_root)?.list(args.container.as_deref())?
+    let entries = if root.exists() {
+        Store::open(&root)?.list(id.as_deref())?
     } else {
         Vec::new()
     };

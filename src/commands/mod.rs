@@ -8,6 +8,7 @@ pub mod ls;
 pub mod relay;
 pub mod rm;
 pub mod start;
+pub mod start_docker;
 
 use crate::cli::{GlobalArgs, RuntimeChoice};
 use crate::discovery::{DockerMode, RuntimeKind, SearchRoots};
@@ -95,4 +96,33 @@ pub fn require_root(verb: &'static str) -> Result<(), CommandError> {
 /// RFC 3339 UTC now, to the second.
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+/// The Docker container `reference` names, when Docker is searched and
+/// knows it. In auto mode an unreachable daemon means "not Docker".
+pub fn docker_target(ctx: &Context, reference: &str) -> Result<Option<crate::discovery::docker::DockerTarget>, crate::discovery::DiscoveryError> {
+    use crate::discovery::{docker, DiscoveryError};
+    match ctx.docker {
+        DockerMode::Off => Ok(None),
+        DockerMode::Only => match docker::find(reference)? {
+            Some(t) => Ok(Some(t)),
+            None => Err(crate::docker::DockerError::NoSuchContainer {
+                reference: reference.to_string(),
+            }
+            .into()),
+        },
+        DockerMode::Auto => match docker::find(reference) {
+            Err(DiscoveryError::Docker(crate::docker::DockerError::Unreachable { .. })) => Ok(None),
+            other => other,
+        },
+    }
+}
+
+/// Where the checkpoints of `reference` live and its full id: Docker's
+/// directory for Docker containers, the ckpt store otherwise.
+pub fn checkpoint_home(ctx: &Context, reference: &str) -> Result<(PathBuf, String), crate::discovery::DiscoveryError> {
+    Ok(match docker_target(ctx, reference)? {
+        Some(t) => (t.daemon.store_root(), t.view.id),
+        None => (ctx.store_root.clone(), reference.to_string()),
+    })
 }

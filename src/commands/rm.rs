@@ -7,16 +7,17 @@ use crate::store::{names, Store, StoreError};
 pub fn run(ctx: &Context, args: &RmArgs) -> anyhow::Result<()> {
     names::validate_container_id(&args.container)?;
     names::validate_checkpoint_name(&args.name)?;
-    if !ctx.store_root.join(&args.container).exists() {
+    let (root, id) = super::checkpoint_home(ctx, &args.container)?;
+    if !root.join(&id).join("checkpoints").join(&args.name).exists() {
         return Err(StoreError::NotFound {
             container: args.container.clone(),
             name: args.name.clone(),
         }
         .into());
     }
-    let store = Store::open(&ctx.store_root)?;
-    let _lock = store.lock(&args.container, LOCK_WAIT)?;
-    store.remove(&args.container, &args.name)?;
+    let store = Store::open(&root)?;
+    let _lock = store.lock(&id, LOCK_WAIT)?;
+    store.remove(&id, &args.name)?;
     ctx.say(format!("removed checkpoint {} of {}", args.name, args.container));
     Ok(())
 }

@@ -28,6 +28,9 @@ struct Started {
 pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
     names::validate_container_id(&args.container)?;
     names::validate_checkpoint_name(&args.checkpoint)?;
+    if let Some(t) = super::docker_target(ctx, &args.container)? {
+        return super::start_docker::run(ctx, args, t);
+    }
     let target = args.name.clone().unwrap_or_else(|| args.container.clone());
     names::validate_container_id(&target)?;
     require_root("start")?;
@@ -144,7 +147,8 @@ pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn check_criu_version(meta: &CheckpointMeta, criu: &Criu) -> Result<(), CommandError> {
+/// Refuses checkpoints made by a newer CRIU than the installed one.
+pub fn check_criu_version(meta: &CheckpointMeta, criu: &Criu) -> Result<(), CommandError> {
     match CriuVersion::parse_plain(&meta.criu_version) {
         Some(made) if made > criu.version => Err(CommandError::CriuOlderThanCheckpoint {
             name: meta.name.clone(),

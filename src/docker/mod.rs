@@ -110,13 +110,26 @@ pub fn is_stale_content_error(message: &str) -> bool {
 }
 
 /// PURE: the body of `POST /containers/create` for a copy of a container:
-/// its config and host config, as `docker create` would send them.
+/// its config, host config and the networks it is attached to, as
+/// `docker create` would send them. Without the networks Docker makes no
+/// network sandbox, and runc's restore hook that sets one up fails
+/// ("criu failed: type NOTIFY").
 pub fn create_body_from(inspect: &Value) -> Value {
     let mut body = inspect["Config"].clone();
     if let Some(obj) = body.as_object_mut() {
         // A fresh container gets its own hostname from the new id.
         obj.remove("Hostname");
+        // Docker reports NetworkDisabled=true for containers whose network
+        // it set up itself; sent back, it stops Docker from creating the
+        // /etc/hosts and /etc/resolv.conf binds the checkpoint expects.
+        obj.remove("NetworkDisabled");
         obj.insert("HostConfig".into(), inspect["HostConfig"].clone());
+        // Same networks, fresh endpoints: copying addresses would collide.
+        let endpoints: serde_json::Map<String, Value> = inspect["NetworkSettings"]["Networks"]
+            .as_object()
+            .map(|nets| nets.keys().map(|k| (k.clone(), Value::Object(Default::default()))).collect())
+            .unwrap_or_default();
+        obj.insert("NetworkingConfig".into(), serde_json::json!({ "EndpointsConfig": endpoints }));
     }
     body
 }
@@ -308,10 +321,14 @@ mod tests {
 
     #[test]
     fn create_body_copies_config_and_host_config() {
-        let b = create_body_from(&json!({"Config": {"Image": "x", "Hostname": "abc", "Cmd": ["/bin/counter"]}, "HostConfig": {"NetworkMode": "none"}}));
+        let b = create_body_from(&json!({"Config": {"Image": "x", "Hostname": "abc", "NetworkDisabled": true, "Cmd": ["/bin/counter"]},
+            "HostConfig": {"NetworkMode": "bridge"},
+            "NetworkSettings": {"Networks": {"bridge": {"IPAddress": "172.17.0.2", "MacAddress": "02:42"}}}}));
         assert_eq!(b["Image"], "x");
         assert!(b.get("Hostname").is_none());
-        assert_eq!(b["HostConfig"]["NetworkMode"], "none");
+        assert!(b.get("NetworkDisabled").is_none());
+        assert_eq!(b["HostConfig"]["NetworkMode"], "bridge");
+        assert_eq!(b["NetworkingConfig"]["EndpointsConfig"], json!({"bridge": {}}), "networks kept, addresses not");
     }
 
     #[test]

@@ -1,0 +1,194 @@
+//! `ckpt start` for Docker containers: the restore goes through the Engine
+//! API's start-with-checkpoint so that Docker keeps managing the container
+//! (`docker ps`, `docker stop`). ckpt adds what Docker lacks: it checks the
+//! checkpoint first, refuses Docker versions known to break the restore,
+//! retries Docker's intermittent stale-content error once, removes the
+//! full-size copy containerd leaves in its temp dir, and confirms that the
+//! saved processes really came back.
+
+use super::{require_root, CommandError, Context, LOCK_WAIT};
+use crate::cli::StartArgs;
+use crate::criu::Criu;
+use crate::discovery::docker::DockerTarget;
+use crate::restore;
+use crate::store::{names, Store, StoreError};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, serde::Serialize)]
+struct Started {
+    container: String,
+    id: String,
+    checkpoint: String,
+    pid: i32,
+    runtime: &'static str,
+    restore_ms: u64,
+    retried: bool,
+}
+
+pub fn run(ctx: &Context, args: &StartArgs, t: DockerTarget) -> anyhow::Result<()> {
+    require_root("start")?;
+    let daemon = &t.daemon;
+    daemon.require_experimental()?;
+    if let Some(blocker) = crate::docker::restore_blocker(&daemon.info.version, &t.view.network_mode) {
+        return Err(blocker.into());
+    }
+    let store = Store::open(&daemon.store_root())?;
+    let _lock = store.lock(&t.view.id, LOCK_WAIT)?;
+    let entry = store.load(&t.view.id, &args.checkpoint)?;
+    match &entry.meta {
+        Some(meta) => {
+            store.verify(&entry)?;
+            super::start::check_criu_version(meta, &Criu::locate()?)?;
+            if meta.container_id != t.view.id {
+                anyhow::bail!(
+                    "checkpoint {} was made from container {}, not {}; restore it into a copy of its own container with --name",
+                    meta.name,
+                    meta.container_id,
+                    t.view.id
+                );
+            }
+        }
+        // Made by `docker checkpoint create`: no checksums to check, but
+        // the images CRIU cannot restore without must be there.
+        None => require_images(&entry.dir)?,
+    }
+
+    let (target_id, target_name, created) = match &args.name {
+        None if t.view.running => return Err(CommandError::TargetRunning { id: t.view.name.clone() }.into()),
+        None => (t.view.id.clone(), t.view.name.clone(), false),
+        Some(new) => {
+            names::validate_container_id(new)?;
+            let id = daemon.create_like(&t.raw, new)?;
+            log::info!("created Docker container {new} ({id}) with the config of {}", t.view.name);
+            if let Err(e) = import_checkpoint(&store, &entry.dir, &id, &args.checkpoint) {
+                let _ = daemon.remove(&id);
+                return Err(e);
+            }
+            (id, new.clone(), true)
+        }
+    };
+
+    let temp_dirs = containerd_temp_dirs(&ctx.proc_root);
+    let before = checkpoint_copies(&temp_dirs);
+    let started = std::time::Instant::now();
+    let result = daemon.start_from_checkpoint(&target_id, &args.checkpoint);
+    // containerd 1.7 leaves a full copy of the images behind on every
+    // start-with-checkpoint; ckpt does not.
+    for leftover in checkpoint_copies(&temp_dirs).difference(&before) {
+        log::info!("removing containerd's leftover copy {}", leftover.display());
+        let _ = std::fs::remove_dir_all(leftover);
+    }
+    let retried = match result {
+        Ok(r) => r,
+        Err(e) => {
+            if created {
+                let _ = daemon.remove(&target_id);
+            }
+            return Err(anyhow::Error::new(e).context(format!("container {target_name} was not started")));
+        }
+    };
+    let restore_ms = started.elapsed().as_millis() as u64;
+
+    let (view, _) = daemon
+        .inspect(&target_id)?
+        .ok_or_else(|| anyhow::anyhow!("Docker container {target_name} vanished after the restore"))?;
+    let live = restore::live_init(&ctx.proc_root, view.pid);
+    let confirmed = match &entry.meta {
+        Some(meta) => restore::confirm_resumed(meta, &live, None),
+        None if live.own_time_namespace == Some(false) => Err("the init runs in the host's time namespace, so Docker started it afresh".to_string()),
+        None => Ok(()),
+    };
+    confirmed.map_err(|reason| CommandError::NotResumed {
+        id: target_name.clone(),
+        reason,
+    })?;
+
+    let out = Started {
+        container: target_name,
+        id: target_id,
+        checkpoint: args.checkpoint.clone(),
+        pid: view.pid,
+        runtime: "docker",
+        restore_ms,
+        retried,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        ctx.say(format!(
+            "Docker container {} restored from checkpoint {} in {} ms (pid {}){}; see `docker logs {}`",
+            out.container,
+            out.checkpoint,
+            out.restore_ms,
+            out.pid,
+            if out.retried { " after one retry" } else { "" },
+            out.container
+        ));
+    }
+    Ok(())
+}
+
+/// The images without which CRIU cannot restore anything.
+fn require_images(dir: &Path) -> Result<(), StoreError> {
+    for f in ["inventory.img", "pstree.img"] {
+        if !dir.join(f).is_file() {
+            return Err(StoreError::Corrupt {
+                dir: dir.to_path_buf(),
+                reason: format!("{f}: missing (not a CRIU checkpoint)"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Copies a checkpoint into another container's checkpoint directory:
+/// files 0600 into a staging dir, then one rename, as for any checkpoint.
+fn import_checkpoint(store: &Store, src: &Path, id: &str, name: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let staging_root = store.layout().staging_root(id);
+    crate::store::publish::ensure_private_dir(&staging_root)?;
+    let tmp = tempfile::Builder::new().prefix("import.").tempdir_in(&staging_root)?;
+    for e in std::fs::read_dir(src)? {
+        let e = e?;
+        if e.file_type()?.is_file() {
+            let dest = tmp.path().join(e.file_name());
+            std::fs::copy(e.path(), &dest)?;
+            std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    let final_dir = store.layout().checkpoint_dir(id, name);
+    crate::store::publish::ensure_private_dir(&store.layout().checkpoints_dir(id))?;
+    std::fs::rename(tmp.keep(), &final_dir)?;
+    Ok(())
+}
+
+/// The temp dirs of running containerd daemons (`$TMPDIR`, default /tmp).
+fn containerd_temp_dirs(proc_root: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    let Ok(entries) = std::fs::read_dir(proc_root) else { return dirs };
+    for e in entries.flatten() {
+        let p = e.path();
+        if std::fs::read_to_string(p.join("comm")).map(|c| c.trim() == "containerd").unwrap_or(false) {
+            let env = std::fs::read(p.join("environ")).unwrap_or_default();
+            let tmp = env
+                .split(|b| *b == 0)
+                .find_map(|kv| kv.strip_prefix(b"TMPDIR="))
+                .map(|v| PathBuf::from(String::from_utf8_lossy(v).into_owned()))
+                .unwrap_or_else(|| PathBuf::from("/tmp"));
+            if !dirs.contains(&tmp) {
+                dirs.push(tmp);
+            }
+        }
+    }
+    dirs
+}
+
+/// `ctrd-checkpoint*` directories in `dirs`.
+fn checkpoint_copies(dirs: &[PathBuf]) -> std::collections::BTreeSet<PathBuf> {
+    dirs.iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flat_map(|rd| rd.flatten())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("ctrd-checkpoint"))
+        .map(|e| e.path())
+        .collect()
+}
