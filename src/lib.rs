@@ -17,6 +17,7 @@ pub mod interrupt;
 pub mod inventory;
 pub mod mountinfo;
 pub mod plan;
+pub mod plugin;
 pub mod restore;
 pub mod runtime;
 pub mod spec;

@@ -6,7 +6,21 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let argv = match ckpt::plugin::classify(std::env::args_os().collect()) {
+        ckpt::plugin::Invocation::Metadata => {
+            println!("{}", ckpt::plugin::metadata());
+            return ExitCode::SUCCESS;
+        }
+        ckpt::plugin::Invocation::Direct(argv) => argv,
+        ckpt::plugin::Invocation::Plugin { argv, docker_host } => {
+            if let Some(host) = docker_host {
+                // Before any thread starts: setting the environment is sound here.
+                std::env::set_var("DOCKER_HOST", host);
+            }
+            argv
+        }
+    };
+    let cli = Cli::parse_from(argv);
     let level = match (cli.global.quiet, cli.global.verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
