@@ -22,3 +22,4 @@ pub mod restore;
 pub mod runtime;
 pub mod spec;
 pub mod store;
+pub mod watchdog;

@@ -39,7 +39,9 @@ fn main() -> ExitCode {
         Command::Rm(a) => commands::rm::run(&ctx, a),
         Command::Start(a) => commands::start::run(&ctx, a),
         Command::Inspect(a) => commands::inspect::run(&ctx, a),
+        Command::Verify(a) => commands::verify::run(&ctx, a),
         Command::Relay(a) => commands::relay::run(a),
+        Command::Watchdog(a) => ckpt::watchdog::run(a.dir.clone(), &a.cgroup_version, a.leave_frozen),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -111,9 +111,44 @@ pub enum Command {
     ///
     /// Example: ckpt inspect web --json
     Inspect(InspectArgs),
+    /// Check a checkpoint's files against its checksums without restoring.
+    ///
+    /// Every file recorded in ckpt.json must be present with the same size
+    /// and SHA-256, and no unexpected file may be there. For checkpoints made
+    /// by other tools only the presence of CRIU's core images is checked.
+    ///
+    /// Example: ckpt verify web before-upgrade
+    Verify(VerifyArgs),
     /// Internal: copy stdin to a file until EOF (keeps restored stdio a pipe).
     #[command(name = "__relay", hide = true)]
     Relay(RelayArgs),
+    /// Internal: thaw a container if the ckpt that froze it dies.
+    #[command(name = "__watchdog", hide = true)]
+    Watchdog(WatchdogArgs),
+}
+
+/// `ckpt verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Container id (or Docker name).
+    pub container: String,
+    /// Checkpoint name.
+    pub name: String,
+}
+
+/// `ckpt __watchdog`.
+#[derive(Debug, Args)]
+pub struct WatchdogArgs {
+    /// The freezer cgroup directory.
+    pub dir: PathBuf,
+    /// `v1` or `v2`.
+    pub cgroup_version: String,
+    /// The user had the container paused: do not thaw it.
+    #[arg(long)]
+    pub leave_frozen: bool,
 }
 
 /// CRIU options a user may need for containers with open connections.
@@ -201,4 +236,31 @@ pub struct InspectArgs {
 pub struct RelayArgs {
     /// File to append to.
     pub output: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// clap checks argument definitions only when a command is parsed;
+    /// this checks every subcommand, hidden ones included.
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn hidden_helpers_parse() {
+        let c = Cli::try_parse_from(["ckpt", "__watchdog", "/sys/fs/cgroup/freezer/x", "v1", "--leave-frozen"]).unwrap();
+        assert!(matches!(c.command, Command::Watchdog(WatchdogArgs { leave_frozen: true, .. })));
+        let c = Cli::try_parse_from(["ckpt", "__relay", "/tmp/out.log"]).unwrap();
+        assert!(matches!(c.command, Command::Relay(_)));
+    }
+
+    #[test]
+    fn global_options_go_anywhere() {
+        let c = Cli::try_parse_from(["ckpt", "ls", "--store", "/s", "--json"]).unwrap();
+        assert_eq!(c.global.store, PathBuf::from("/s"));
+    }
 }

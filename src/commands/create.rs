@@ -17,6 +17,7 @@ use crate::inventory::{self, Inventory};
 use crate::plan::{self, DumpOptions};
 use crate::runtime::Runtime;
 use crate::store::{self, names, CheckpointMeta, InventorySummary, Store};
+use crate::watchdog::Watchdog;
 use anyhow::Context as _;
 use std::time::{Duration, Instant};
 
@@ -71,6 +72,9 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> anyhow::Result<()> {
     staging.write_file("inventory.json", serde_json::to_string_pretty(&inventory)?.as_bytes())?;
 
     let guard = ThawGuard::new(freezer.clone())?;
+    // From here on the container may be frozen (by ckpt or by CRIU): a
+    // watchdog thaws it should ckpt die, however it dies.
+    let mut watchdog = Watchdog::spawn(&freezer, guard.was_frozen()).context("cannot start the watchdog")?;
     let created_at = super::now_rfc3339();
     let started = Instant::now();
     let mut criu_plan = plan.clone();
@@ -83,7 +87,8 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> anyhow::Result<()> {
     };
     log::info!("dumping {} process(es) with criu {}", inventory.processes.len(), criu.version);
     let dump_log = staging.dir().join(DUMP_LOG);
-    if let Err(e) = criu.run("dump", &criu::args::dump_args(&criu_plan, staging.dir()), &dump_log) {
+    let dumped = criu.run("dump", &criu::args::dump_args(&criu_plan, staging.dir()), &dump_log, |pid| watchdog.announce_criu(pid));
+    if let Err(e) = dumped {
         let kept = keep_failed_log(&store, &container.id, &dump_log);
         return Err(anyhow::Error::new(match (e, kept) {
             (criu::CriuError::Failed { action, status, errors, hint, .. }, Some(log_path)) => {
@@ -112,6 +117,7 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> anyhow::Result<()> {
             .with_context(|| format!("checkpoint {} is saved in {}, but container {} could not be stopped", args.name, dir.display(), container.id))?;
     }
     drop(guard);
+    watchdog.disarm();
 
     let created = Created {
         container: container.id.clone(),

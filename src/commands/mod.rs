@@ -9,6 +9,7 @@ pub mod relay;
 pub mod rm;
 pub mod start;
 pub mod start_docker;
+pub mod verify;
 
 use crate::cli::{GlobalArgs, RuntimeChoice};
 use crate::discovery::{DockerMode, RuntimeKind, SearchRoots};

@@ -77,7 +77,9 @@ pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
 
     // 3. Restore.
     let work = tempfile::Builder::new()
-        .prefix("restore.")
+        // `<name>.<pid>.<nonce>` like every staging entry, so that a work
+        // dir left by a killed ckpt is cleaned by the next command.
+        .prefix(&format!("restore.{}.", std::process::id()))
         .tempdir_in(crate::store::publish::ensure_private_dir(&store.layout().staging_root(&target)).map(|()| store.layout().staging_root(&target))?)
         .map_err(|source| CommandError::Io {
             op: "create a work directory in",

@@ -129,7 +129,7 @@ pub fn run(ctx: &Context, args: &StartArgs, t: DockerTarget) -> anyhow::Result<(
 }
 
 /// The images without which CRIU cannot restore anything.
-fn require_images(dir: &Path) -> Result<(), StoreError> {
+pub fn require_images(dir: &Path) -> Result<(), StoreError> {
     for f in ["inventory.img", "pstree.img"] {
         if !dir.join(f).is_file() {
             return Err(StoreError::Corrupt {

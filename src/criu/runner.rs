@@ -79,7 +79,8 @@ impl Criu {
     /// Runs `criu <args>` (a dump) and waits for it. `log_path` is where the
     /// arguments send CRIU's log. A pending interrupt is forwarded to CRIU
     /// as SIGTERM so that it unwinds (thaws, unseizes) itself.
-    pub fn run(&self, action: &'static str, args: &[OsString], log_path: &Path) -> Result<(), CriuError> {
+    /// `on_spawn` gets CRIU's pid as soon as it runs (for the watchdog).
+    pub fn run(&self, action: &'static str, args: &[OsString], log_path: &Path, on_spawn: impl FnOnce(u32)) -> Result<(), CriuError> {
         let mut child = Command::new(&self.path)
             .args(args)
             .stdin(Stdio::null())
@@ -90,6 +91,7 @@ impl Criu {
                 path: self.path.clone(),
                 source,
             })?;
+        on_spawn(child.id());
         let mut forwarded = false;
         let status = loop {
             match child.try_wait() {

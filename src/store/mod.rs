@@ -132,7 +132,10 @@ impl Store {
     ) -> Result<ContainerLock, StoreError> {
         names::validate_container_id(container_id)?;
         publish::ensure_private_dir(&self.layout.container_dir(container_id))?;
-        ContainerLock::acquire(&self.layout.lock_path(container_id), container_id, wait)
+        let lock = ContainerLock::acquire(&self.layout.lock_path(container_id), container_id, wait)?;
+        // Whoever holds the lock may clean what dead ckpt processes left.
+        publish::clean_stale_staging(&self.layout, container_id)?;
+        Ok(lock)
     }
 
     /// Starts writing checkpoint `name` of `container_id`. Fails if the name

@@ -1,0 +1,73 @@
+//! `ckpt verify`: check a checkpoint's files without touching any container.
+
+use super::{require_root, Context};
+use crate::cli::VerifyArgs;
+use crate::plan::human_bytes;
+use crate::store::{names, Store, StoreError};
+
+#[derive(Debug, serde::Serialize)]
+struct Verified {
+    container: String,
+    name: String,
+    dir: std::path::PathBuf,
+    files: usize,
+    size_bytes: u64,
+    made_by: &'static str,
+    intact: bool,
+}
+
+pub fn run(ctx: &Context, args: &VerifyArgs) -> anyhow::Result<()> {
+    names::validate_container_id(&args.container)?;
+    names::validate_checkpoint_name(&args.name)?;
+    // Checkpoint files are root's (0600): reading them needs root.
+    require_root("verify")?;
+    let (root, id) = super::checkpoint_home(ctx, &args.container)?;
+    if !root.join(&id).is_dir() {
+        return Err(StoreError::NotFound {
+            container: args.container.clone(),
+            name: args.name.clone(),
+        }
+        .into());
+    }
+    let store = Store::open(&root)?;
+    let entry = store.load(&id, &args.name)?;
+    let (files, made_by) = match &entry.meta {
+        Some(meta) => {
+            store.verify(&entry)?;
+            (meta.files.len(), "ckpt")
+        }
+        None => {
+            super::start_docker::require_images(&entry.dir)?;
+            (std::fs::read_dir(&entry.dir).map(|d| d.count()).unwrap_or(0), "other")
+        }
+    };
+    let v = Verified {
+        container: args.container.clone(),
+        name: args.name.clone(),
+        dir: entry.dir.clone(),
+        files,
+        size_bytes: entry.size_bytes,
+        made_by,
+        intact: true,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else if made_by == "ckpt" {
+        ctx.say(format!(
+            "checkpoint {} of {} is intact: {} files, {}, every checksum matches",
+            v.name,
+            v.container,
+            v.files,
+            human_bytes(v.size_bytes)
+        ));
+    } else {
+        ctx.say(format!(
+            "checkpoint {} of {} was not made by ckpt (no checksums); CRIU's core images are present ({} files, {})",
+            v.name,
+            v.container,
+            v.files,
+            human_bytes(v.size_bytes)
+        ));
+    }
+    Ok(())
+}
