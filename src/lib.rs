@@ -18,6 +18,7 @@ pub mod inventory;
 pub mod mountinfo;
 pub mod plan;
 pub mod plugin;
+pub mod progress;
 pub mod restore;
 pub mod runtime;
 pub mod spec;

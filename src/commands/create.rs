@@ -17,6 +17,7 @@ use crate::inventory::{self, Inventory};
 use crate::plan::{self, DumpOptions};
 use crate::runtime::Runtime;
 use crate::store::{self, names, CheckpointMeta, InventorySummary, Store};
+use crate::progress::DirProgress;
 use crate::watchdog::Watchdog;
 use anyhow::Context as _;
 use std::time::{Duration, Instant};
@@ -87,7 +88,15 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> anyhow::Result<()> {
     };
     log::info!("dumping {} process(es) with criu {}", inventory.processes.len(), criu.version);
     let dump_log = staging.dir().join(DUMP_LOG);
-    let dumped = criu.run("dump", &criu::args::dump_args(&criu_plan, staging.dir()), &dump_log, |pid| watchdog.announce_criu(pid));
+    let mut progress = DirProgress::new("dumping", staging.dir(), inventory.estimated_image_bytes(), !ctx.quiet && !args.json);
+    let dumped = criu.run(
+        "dump",
+        &criu::args::dump_args(&criu_plan, staging.dir()),
+        &dump_log,
+        |pid| watchdog.announce_criu(pid),
+        || progress.tick(),
+    );
+    progress.finish();
     if let Err(e) = dumped {
         let kept = keep_failed_log(&store, &container.id, &dump_log);
         return Err(anyhow::Error::new(match (e, kept) {

@@ -79,8 +79,17 @@ impl Criu {
     /// Runs `criu <args>` (a dump) and waits for it. `log_path` is where the
     /// arguments send CRIU's log. A pending interrupt is forwarded to CRIU
     /// as SIGTERM so that it unwinds (thaws, unseizes) itself.
-    /// `on_spawn` gets CRIU's pid as soon as it runs (for the watchdog).
-    pub fn run(&self, action: &'static str, args: &[OsString], log_path: &Path, on_spawn: impl FnOnce(u32)) -> Result<(), CriuError> {
+    /// `on_spawn` gets CRIU's pid as soon as it runs (for the watchdog);
+    /// `on_tick` is called while it runs (for progress).
+    pub fn run(
+        &self,
+        action: &'static str,
+        args: &[OsString],
+        log_path: &Path,
+        on_spawn: impl FnOnce(u32),
+        mut on_tick: impl FnMut(),
+    ) -> Result<(), CriuError> {
+        ::log::debug!("running {} {}", self.path.display(), args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" "));
         let mut child = Command::new(&self.path)
             .args(args)
             .stdin(Stdio::null())
@@ -103,6 +112,7 @@ impl Criu {
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
                 forwarded = true;
             }
+            on_tick();
             std::thread::sleep(Duration::from_millis(5));
         };
         if status.success() {
