@@ -51,7 +51,7 @@ fn code_of(e: &(dyn std::error::Error + 'static)) -> Option<u8> {
     if let Some(e) = e.downcast_ref::<DockerError>() {
         return Some(docker_code(e));
     }
-    if e.downcast_ref::<Refused>().is_some() {
+    if e.downcast_ref::<Refused>().is_some() || e.downcast_ref::<crate::commands::inspect::NotCheckpointable>().is_some() {
         return Some(REFUSED);
     }
     if let Some(e) = e.downcast_ref::<CriuError>() {

@@ -16,6 +16,7 @@ pub mod freezer;
 pub mod interrupt;
 pub mod inventory;
 pub mod mountinfo;
+pub mod output;
 pub mod plan;
 pub mod plugin;
 pub mod progress;

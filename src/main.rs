@@ -8,7 +8,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let argv = match ckpt::plugin::classify(std::env::args_os().collect()) {
         ckpt::plugin::Invocation::Metadata => {
-            println!("{}", ckpt::plugin::metadata());
+            ckpt::outln!("{}", ckpt::plugin::metadata());
             return ExitCode::SUCCESS;
         }
         ckpt::plugin::Invocation::Direct(argv) => argv,
@@ -31,7 +31,6 @@ fn main() -> ExitCode {
         .format_timestamp(None)
         .format_target(false)
         .init();
-    ckpt::interrupt::install();
     let ctx = Context::new(&cli.global);
     let result = match &cli.command {
         Command::Create(a) => commands::create::run(&ctx, a),

@@ -143,7 +143,7 @@ impl Runtime {
         let mut message = runtime_error_message(&log_text);
         let criu_errors = crate::criu::log::error_lines(&restore_log);
         if !criu_errors.is_empty() {
-            message.push_str(&format!("; CRIU log {}:", req.work_dir.join("restore.log").display()));
+            message.push_str("; CRIU said:");
             for e in criu_errors {
                 message.push_str("\n    ");
                 message.push_str(&e);

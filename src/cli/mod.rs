@@ -22,7 +22,7 @@ use std::path::PathBuf;
 /// preflight (container untouched), 4 container or checkpoint not found,
 /// 5 prerequisite missing (root, criu, runtime), 6 CRIU failed (container
 /// left running), 7 corrupt checkpoint, 8 busy (another ckpt holds the
-/// container's lock), 130/143 interrupted.
+/// container's lock), 128+N when a signal interrupts create.
 #[derive(Debug, Parser)]
 #[command(name = "ckpt", version, propagate_version = true, max_term_width = 100)]
 pub struct Cli {

@@ -39,9 +39,21 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> anyhow::Result<()> {
     names::validate_container_id(&args.container)?;
     names::validate_checkpoint_name(&args.name)?;
     require_root("create")?;
+    // Only create holds a container frozen: it alone must outlive a signal
+    // long enough to thaw; the other commands may simply die.
+    interrupt::install();
     let criu = Criu::locate()?;
     let (container, docker) = discovery::find_running(&ctx.roots, ctx.docker, &ctx.proc_root, &args.container)?;
     log::info!("found {} container {} (init pid {})", container.runtime.name(), container.id, container.init_pid);
+    if let Some(d) = &docker {
+        if let Some(blocker) = crate::docker::restore_blocker(&d.daemon.info.version, &d.view.network_mode) {
+            if !args.leave_running {
+                // Stopping a container this Docker cannot restore would lose it.
+                return Err(anyhow::Error::new(blocker).context(format!("refusing to stop {} for a checkpoint it could not be restored from", d.view.name)));
+            }
+            log::warn!("{blocker}");
+        }
+    }
     let spec = crate::spec::load(&container.spec_path)?;
     // Docker only restores checkpoints from its own directory.
     let store_root = docker.as_ref().map(|d| d.daemon.store_root()).unwrap_or_else(|| ctx.store_root.clone());
@@ -139,7 +151,7 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> anyhow::Result<()> {
         warnings: plan.warnings,
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&created)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&created)?);
     } else {
         ctx.say(format!(
             "checkpoint {} of {} created: {} in {} (frozen {} ms, dump {} ms){}",
@@ -219,7 +231,12 @@ fn stop_container(c: &Container, freezer: &FreezerDir, guard: &ThawGuard, docker
         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
     }
     let _ = kill(Pid::from_raw(c.init_pid), Signal::SIGKILL);
+    // Thaw even a container the user had paused: frozen tasks do not act
+    // on SIGKILL, and stopping it is what the user asked for.
     guard.restore()?;
+    if guard.was_frozen() {
+        freezer::thaw(freezer, Duration::from_secs(10))?;
+    }
     let deadline = Instant::now() + Duration::from_secs(10);
     // Exited once gone, reaped or a zombie (its reaper is not ours to wait for).
     while discovery::liveness(std::path::Path::new("/proc"), c) == discovery::Status::Running {

@@ -39,10 +39,10 @@ pub fn run(ctx: &Context, args: &InspectArgs) -> anyhow::Result<()> {
         inventory: &inventory,
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(());
+        crate::outln!("{}", serde_json::to_string_pretty(&report)?);
+        return refused_exit(&report.problems);
     }
-    println!(
+    crate::outln!(
         "container {} ({}, init pid {}, bundle {})",
         container.id,
         container.runtime.name(),
@@ -50,7 +50,7 @@ pub fn run(ctx: &Context, args: &InspectArgs) -> anyhow::Result<()> {
         container.bundle.display()
     );
     for p in &inventory.processes {
-        println!(
+        crate::outln!(
             "  pid {} (ns pid {}) {}: {} fds, rss {}, anon {}",
             p.pid,
             p.ns_pid.map(|n| n.to_string()).unwrap_or_else(|| "?".into()),
@@ -60,22 +60,22 @@ pub fn run(ctx: &Context, args: &InspectArgs) -> anyhow::Result<()> {
             plan::human_bytes(p.memory.anon_rss)
         );
         for fd in &p.fds {
-            println!("    fd {:>3} {:<14} {}", fd.fd, kind_name(&fd.kind), fd.target);
+            crate::outln!("    fd {:>3} {:<14} {}", fd.fd, kind_name(&fd.kind), fd.target);
         }
     }
-    println!("estimated image size: {}", plan::human_bytes(report.estimated_image_bytes));
+    crate::outln!("estimated image size: {}", plan::human_bytes(report.estimated_image_bytes));
     for w in &report.warnings {
-        println!("warning: {w}");
+        crate::outln!("warning: {w}");
     }
     if report.problems.is_empty() {
-        println!("verdict: ok, can be checkpointed");
+        crate::outln!("verdict: ok, can be checkpointed");
     } else {
-        println!("verdict: refused");
+        crate::outln!("verdict: refused");
         for p in &report.problems {
-            println!("  - {p}");
+            crate::outln!("  - {p}");
         }
     }
-    Ok(())
+    refused_exit(&report.problems)
 }
 
 fn kind_name(k: &FdKind) -> &'static str {
@@ -99,4 +99,21 @@ fn kind_name(k: &FdKind) -> &'static str {
         FdKind::AnonInode { .. } => "anon_inode",
         FdKind::Unknown => "unknown",
     }
+}
+
+/// A refused verdict exits 3 like a refused `create`, so scripts can test
+/// `ckpt inspect C && ckpt create C x`.
+fn refused_exit(problems: &[Problem]) -> anyhow::Result<()> {
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(NotCheckpointable { count: problems.len() }.into())
+    }
+}
+
+/// `inspect` found reasons to refuse a checkpoint (already printed).
+#[derive(Debug, thiserror::Error)]
+#[error("the container cannot be checkpointed as is ({count} problem(s) above)")]
+pub struct NotCheckpointable {
+    pub count: usize,
 }

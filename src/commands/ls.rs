@@ -58,16 +58,16 @@ pub fn run(ctx: &Context, args: &LsArgs) -> anyhow::Result<()> {
     };
     let rows: Vec<Row> = entries.iter().map(row).collect();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
     if rows.is_empty() {
         ctx.say("no checkpoints");
         return Ok(());
     }
-    println!("{:<20} {:<20} {:<21} {:>10} {:>9} {:<7} {:<5}", "CONTAINER", "NAME", "CREATED", "SIZE", "FROZEN", "RUNNING", "BY");
+    crate::outln!("{:<20} {:<20} {:<21} {:>10} {:>9} {:<7} {:<5}", "CONTAINER", "NAME", "CREATED", "SIZE", "FROZEN", "RUNNING", "BY");
     for r in rows {
-        println!(
+        crate::outln!(
             "{:<20} {:<20} {:<21} {:>10} {:>9} {:<7} {:<5}",
             short(&r.container),
             r.name,

@@ -56,7 +56,7 @@ impl Context {
     /// Prints a line to stdout unless --quiet.
     pub fn say(&self, line: impl AsRef<str>) {
         if !self.quiet {
-            println!("{}", line.as_ref());
+            crate::outln!("{}", line.as_ref());
         }
     }
 }
@@ -123,7 +123,29 @@ pub fn docker_target(ctx: &Context, reference: &str) -> Result<Option<crate::dis
 /// directory for Docker containers, the ckpt store otherwise.
 pub fn checkpoint_home(ctx: &Context, reference: &str) -> Result<(PathBuf, String), crate::discovery::DiscoveryError> {
     Ok(match docker_target(ctx, reference)? {
-        Some(t) => (t.daemon.store_root(), t.view.id),
+        Some(t) => {
+            refuse_ambiguous(ctx, reference, &t)?;
+            (t.daemon.store_root(), t.view.id)
+        }
         None => (ctx.store_root.clone(), reference.to_string()),
     })
+}
+
+/// In auto mode, a reference that names a Docker container *and* has
+/// checkpoints of its own in the ckpt store names two things: refuse
+/// rather than guess (`--runtime` picks one).
+pub fn refuse_ambiguous(ctx: &Context, reference: &str, t: &crate::discovery::docker::DockerTarget) -> Result<(), crate::discovery::DiscoveryError> {
+    let in_store = ctx.store_root.join(reference).join("checkpoints");
+    if ctx.docker == DockerMode::Auto && reference != t.view.id && in_store.is_dir() {
+        return Err(crate::discovery::DiscoveryError::Ambiguous {
+            id: reference.to_string(),
+            candidates: format!(
+                "Docker container {} ({}), checkpoints in {}",
+                t.view.name,
+                &t.view.id[..12.min(t.view.id.len())],
+                in_store.display()
+            ),
+        });
+    }
+    Ok(())
 }

@@ -29,6 +29,7 @@ pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
     names::validate_container_id(&args.container)?;
     names::validate_checkpoint_name(&args.checkpoint)?;
     if let Some(t) = super::docker_target(ctx, &args.container)? {
+        super::refuse_ambiguous(ctx, &args.container, &t)?;
         return super::start_docker::run(ctx, args, t);
     }
     let target = args.name.clone().unwrap_or_else(|| args.container.clone());
@@ -36,6 +37,14 @@ pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
     require_root("start")?;
     let criu = Criu::locate()?;
     let store = Store::open(&ctx.store_root)?;
+    // Look before locking: the lock would create the container's directory.
+    if !store.layout().checkpoint_dir(&args.container, &args.checkpoint).exists() {
+        return Err(crate::store::StoreError::NotFound {
+            container: args.container.clone(),
+            name: args.checkpoint.clone(),
+        }
+        .into());
+    }
     let _lock = store.lock(&args.container, LOCK_WAIT)?;
     let _target_lock = if target != args.container {
         Some(store.lock(&target, LOCK_WAIT)?)
@@ -135,7 +144,7 @@ pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
         restore_ms,
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&started)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&started)?);
     } else {
         ctx.say(format!(
             "container {} restored from checkpoint {} in {} ms (pid {}); its output goes to {}",

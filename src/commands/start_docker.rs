@@ -33,6 +33,13 @@ pub fn run(ctx: &Context, args: &StartArgs, t: DockerTarget) -> anyhow::Result<(
         return Err(blocker.into());
     }
     let store = Store::open(&daemon.store_root())?;
+    if !store.layout().checkpoint_dir(&t.view.id, &args.checkpoint).exists() {
+        return Err(StoreError::NotFound {
+            container: t.view.name.clone(),
+            name: args.checkpoint.clone(),
+        }
+        .into());
+    }
     let _lock = store.lock(&t.view.id, LOCK_WAIT)?;
     let entry = store.load(&t.view.id, &args.checkpoint)?;
     match &entry.meta {
@@ -113,7 +120,7 @@ pub fn run(ctx: &Context, args: &StartArgs, t: DockerTarget) -> anyhow::Result<(
         retried,
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         ctx.say(format!(
             "Docker container {} restored from checkpoint {} in {} ms (pid {}){}; see `docker logs {}`",
@@ -143,18 +150,31 @@ pub fn require_images(dir: &Path) -> Result<(), StoreError> {
 
 /// Copies a checkpoint into another container's checkpoint directory:
 /// files 0600 into a staging dir, then one rename, as for any checkpoint.
+/// A ckpt.json is rewritten to name its new container (it is not among the
+/// checksummed files), so the copy can be restored into that container.
 fn import_checkpoint(store: &Store, src: &Path, id: &str, name: &str) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let staging_root = store.layout().staging_root(id);
     crate::store::publish::ensure_private_dir(&staging_root)?;
-    let tmp = tempfile::Builder::new().prefix("import.").tempdir_in(&staging_root)?;
+    // `<name>.<pid>.<nonce>` so a copy left by a killed ckpt is cleaned.
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!("import.{}.", std::process::id()))
+        .tempdir_in(&staging_root)?;
     for e in std::fs::read_dir(src)? {
         let e = e?;
-        if e.file_type()?.is_file() {
-            let dest = tmp.path().join(e.file_name());
-            std::fs::copy(e.path(), &dest)?;
-            std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o600))?;
+        if !e.file_type()?.is_file() {
+            continue;
         }
+        let dest = tmp.path().join(e.file_name());
+        if e.file_name() == crate::store::metadata::META_FILE {
+            let mut meta = crate::store::CheckpointMeta::from_json(src, &std::fs::read_to_string(e.path())?)?;
+            meta.container_id = id.to_string();
+            std::fs::write(&dest, meta.to_json())?;
+        } else {
+            std::fs::copy(e.path(), &dest)?;
+        }
+        std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::File::open(&dest)?.sync_all()?;
     }
     let final_dir = store.layout().checkpoint_dir(id, name);
     crate::store::publish::ensure_private_dir(&store.layout().checkpoints_dir(id))?;

@@ -51,7 +51,7 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> anyhow::Result<()> {
         intact: true,
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&v)?);
     } else if made_by == "ckpt" {
         ctx.say(format!(
             "checkpoint {} of {} is intact: {} files, {}, every checksum matches",
