@@ -1,17 +1,23 @@
 //! Walking and hashing the files of a checkpoint directory.
 //!
-//! Shared by publishing (which records sizes and SHA-256s) and verifying
-//! (which compares against them). Never follows a symlink and never writes.
+//! Shared by publishing (which records sizes and BLAKE3 digests) and
+//! verifying (which compares against them). Never follows a symlink and
+//! never writes.
+//!
+//! BLAKE3 rather than SHA-256: checkpoints are as large as the memory they
+//! hold, every create hashes them and every start hashes them again, and
+//! BLAKE3 hashes several times faster here (and in parallel over 16 MiB
+//! chunks), which keeps ckpt's cost close to CRIU's own.
 use super::metadata::FileDigest;
 use super::{io_err, StoreError};
-use sha2::{Digest, Sha256};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-/// Hashing reads files in chunks of this many bytes.
-const HASH_CHUNK: usize = 1 << 20;
+/// Hashing reads files in chunks of this many bytes; each chunk is hashed
+/// on all cores.
+const HASH_CHUNK: usize = 16 << 20;
 
 /// Opens `path` for reading, refusing a symlink (`ELOOP`).
 pub(super) fn open_no_follow(path: &Path) -> Result<File, StoreError> {
@@ -22,9 +28,9 @@ pub(super) fn open_no_follow(path: &Path) -> Result<File, StoreError> {
         .map_err(io_err("open", path))
 }
 
-/// Size and lower-case hex SHA-256 of a file's contents, read in 1 MiB chunks.
+/// Size and lower-case hex BLAKE3 of a file's contents.
 pub(super) fn digest_open_file(mut file: &File, path: &Path) -> Result<FileDigest, StoreError> {
-    let mut hasher = Sha256::new();
+    let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; HASH_CHUNK];
     let mut size = 0u64;
     loop {
@@ -34,15 +40,13 @@ pub(super) fn digest_open_file(mut file: &File, path: &Path) -> Result<FileDiges
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(io_err("read", path)(e)),
         };
-        hasher.update(&buf[..n]);
+        hasher.update_rayon(&buf[..n]);
         size += n as u64;
     }
-    let sha256 = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    Ok(FileDigest { size, sha256 })
+    Ok(FileDigest {
+        size,
+        blake3: hasher.finalize().to_hex().to_string(),
+    })
 }
 
 /// What [`walk`] found at one path.

@@ -136,7 +136,7 @@ pub fn load(
 }
 
 /// Checks a ckpt-made checkpoint against its `ckpt.json`: every listed file
-/// present with its size and SHA-256, and nothing else but `ckpt.json` and
+/// present with its size and BLAKE3 digest, and nothing else but `ckpt.json` and
 /// restore logs (`restore.log`, `restore-*`). All problems are reported in
 /// one [`StoreError::Corrupt`], each naming its file. A foreign checkpoint
 /// (`meta: None`) has nothing to check against and passes.
@@ -160,7 +160,7 @@ pub fn verify(entry: &CheckpointEntry) -> Result<(), StoreError> {
                 let got = digest_open_file(&open_no_follow(path)?, path)?;
                 if got.size != want.size {
                     problems.push(format!("{key}: size {}, expected {}", got.size, want.size));
-                } else if got.sha256 != want.sha256 {
+                } else if got.blake3 != want.blake3 {
                     problems.push(format!("{key}: checksum mismatch"));
                 }
             }

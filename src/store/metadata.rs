@@ -54,7 +54,7 @@ pub struct CheckpointMeta {
     pub options: DumpOptionsRecord,
     /// The init process's stdio as runc records it (`descriptors.json`).
     pub descriptors: Vec<String>,
-    /// Every other file of the checkpoint with its size and SHA-256.
+    /// Every other file of the checkpoint with its size and BLAKE3 digest.
     pub files: BTreeMap<String, FileDigest>,
 }
 
@@ -81,11 +81,11 @@ pub struct InventorySummary {
     pub processes: Vec<(i32, String)>,
 }
 
-/// Size and SHA-256 (lower-case hex) of one file.
+/// Size and BLAKE3 digest (lower-case hex) of one file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileDigest {
     pub size: u64,
-    pub sha256: String,
+    pub blake3: String,
 }
 
 impl CheckpointMeta {

@@ -113,10 +113,10 @@ fn publish_list_load_verify_round_trip() {
         ["core-1.img", "descriptors.json", "pages-1.img"]
     );
     assert_eq!(m.files["core-1.img"].size, 16);
-    // sha256("core image bytes"), lower-case hex.
-    assert_eq!(m.files["core-1.img"].sha256.len(), 64);
+    // blake3("core image bytes"), lower-case hex.
+    assert_eq!(m.files["core-1.img"].blake3.len(), 64);
     assert!(m.files["core-1.img"]
-        .sha256
+        .blake3
         .chars()
         .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)));
     let json_len = fs::metadata(dir.join(META_FILE)).unwrap().len();
@@ -136,7 +136,7 @@ fn publish_list_load_verify_round_trip() {
 }
 
 #[test]
-fn sha256_is_the_known_digest() {
+fn blake3_is_the_known_digest() {
     let (_tmp, store) = new_store();
     let staging = store.begin(ID, "abc").unwrap();
     staging.write_file("x.img", b"abc").unwrap();
@@ -145,8 +145,9 @@ fn sha256_is_the_known_digest() {
         .unwrap();
     let m = store.load(ID, "abc").unwrap().meta.unwrap();
     assert_eq!(
-        m.files["x.img"].sha256,
-        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        m.files["x.img"].blake3,
+        // The BLAKE3 test vector for "abc".
+        "6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85"
     );
 }
 
