@@ -79,12 +79,16 @@ pub fn parse_v1(text: &str) -> State {
     }
 }
 
-/// Thaws the cgroup and waits (up to `timeout`) until it reads THAWED.
-pub fn thaw(f: &FreezerDir, timeout: Duration) -> Result<(), FreezerError> {
+/// Writes the freezer's target state until the kernel reports it, for at
+/// most `timeout`; `Ok(false)` on timeout. (v1 may need the write repeated
+/// while a task is in an uninterruptible sleep.)
+fn drive(f: &FreezerDir, frozen: bool, timeout: Duration) -> Result<bool, FreezerError> {
     let path = state_file(f);
-    let value = match f.version {
-        CgroupVersion::V1 => "THAWED",
-        CgroupVersion::V2 => "0",
+    let (value, goal) = match (f.version, frozen) {
+        (CgroupVersion::V1, true) => ("FROZEN", State::Frozen),
+        (CgroupVersion::V1, false) => ("THAWED", State::Thawed),
+        (CgroupVersion::V2, true) => ("1", State::Frozen),
+        (CgroupVersion::V2, false) => ("0", State::Thawed),
     };
     let start = Instant::now();
     loop {
@@ -93,16 +97,25 @@ pub fn thaw(f: &FreezerDir, timeout: Duration) -> Result<(), FreezerError> {
             path: path.clone(),
             source,
         })?;
-        if state(f)? == State::Thawed {
-            return Ok(());
+        if state(f)? == goal {
+            return Ok(true);
         }
         if start.elapsed() >= timeout {
-            return Err(FreezerError::StillFrozen {
-                dir: f.dir.clone(),
-                waited: timeout,
-            });
+            return Ok(false);
         }
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Thaws the cgroup and waits (up to `timeout`) until it reads THAWED.
+pub fn thaw(f: &FreezerDir, timeout: Duration) -> Result<(), FreezerError> {
+    if drive(f, false, timeout)? {
+        Ok(())
+    } else {
+        Err(FreezerError::StillFrozen {
+            dir: f.dir.clone(),
+            waited: timeout,
+        })
     }
 }
 
@@ -110,30 +123,14 @@ pub fn thaw(f: &FreezerDir, timeout: Duration) -> Result<(), FreezerError> {
 /// frozen. On timeout the cgroup is thawed again before returning the error,
 /// so a failed freeze never leaves the container half frozen.
 pub fn freeze(f: &FreezerDir, timeout: Duration) -> Result<(), FreezerError> {
-    let path = state_file(f);
-    let value = match f.version {
-        CgroupVersion::V1 => "FROZEN",
-        CgroupVersion::V2 => "1",
-    };
-    let start = Instant::now();
-    loop {
-        std::fs::write(&path, value).map_err(|source| FreezerError::Io {
-            op: "write",
-            path: path.clone(),
-            source,
-        })?;
-        if state(f)? == State::Frozen {
-            return Ok(());
-        }
-        if start.elapsed() >= timeout {
-            let _ = thaw(f, Duration::from_secs(5));
-            return Err(FreezerError::NotFrozen {
-                dir: f.dir.clone(),
-                waited: timeout,
-            });
-        }
-        std::thread::sleep(Duration::from_millis(5));
+    if drive(f, true, timeout)? {
+        return Ok(());
     }
+    let _ = thaw(f, Duration::from_secs(5));
+    Err(FreezerError::NotFrozen {
+        dir: f.dir.clone(),
+        waited: timeout,
+    })
 }
 
 /// The pids in the cgroup (`cgroup.procs`).
