@@ -339,6 +339,7 @@ fn failed_restore_leaves_restored_processes_running_outside_runc() {
         return;
     }
     let store = Store::new();
+    let _unmount = support::UnmountUnder(store.path().to_path_buf());
     // The ballast keeps CRIU busy long enough after it logs the end.
     let c = Container::runc().ballast_mb(BALLAST_MB).start();
     let _orphans = support::KillCgroup(c.id.clone());

@@ -280,8 +280,16 @@ pub struct KillCgroup(pub String);
 
 impl Drop for KillCgroup {
     fn drop(&mut self) {
-        for pid in cgroup_pids(&self.0) {
+        let pids = cgroup_pids(&self.0);
+        for &pid in &pids {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+        if !pids.is_empty() {
+            std::thread::sleep(Duration::from_millis(300));
+            // runc no longer knows the container: remove its empty cgroups.
+            for c in dir_entries(Path::new("/sys/fs/cgroup")) {
+                let _ = fs::remove_dir(c.join(&self.0));
+            }
         }
     }
 }
