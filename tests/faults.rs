@@ -1,0 +1,767 @@
+//! Fault injection against real runc containers and real CRIU: criu or
+//! ckpt SIGKILLed at chosen moments, a store that fills up mid-dump,
+//! concurrent commands on one container, and 100 create/start cycles
+//! checked for leaks. Root only; run with
+//! `cargo test --test faults -- --test-threads=1` (see scripts/test and
+//! docs/reliability.md, which lists every case with its test).
+//!
+//! How a moment of a dump is hit (the container holds [`BALLAST_MB`] MiB so
+//! that CRIU writes pages for a few hundred ms; the staging dir
+//! `<store>/<id>/.ckpt-staging/<name>.<pid>.<nonce>/` is polled every ms):
+//! - early: a `criu dump` child of ckpt exists and no `pages-*.img` yet;
+//! - mid page-dump: a `pages-*.img` exists, grew since the last poll and
+//!   holds less than 3/4 of the ballast;
+//! - just before exit: `inventory.img` exists — CRIU writes it last, after
+//!   every page, mount and cgroup image, ~100 ms before it exits.
+//!
+//! And of a restore (the `criu swrk` child of `runc restore`, its log at
+//! `<store>/<id>/.ckpt-staging/restore.*/restore.log`):
+//! - early: the log exists but has no `pie:` line (no task restored yet);
+//! - mid: the log has a `Preadv` line (the restorer is reading pages);
+//! - late: the log says `Restore finished successfully` (tasks resumed,
+//!   CRIU still talking to runc).
+//!
+//! Every test owns its store and container; a missed moment fails the test
+//! with what was seen instead of passing vacuously.
+
+mod common;
+mod support;
+
+use std::fs;
+use std::io::Write;
+use std::process::{Child, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{
+    assert_continues_from, assert_untouched, dir_entries, expect_code, prereqs, stderr,
+    wait_until, Container, Runtime, Store,
+};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use support::{
+    ckpt_processes, criu_dump_child, criu_processes_mentioning, criu_restore_child, fd_count,
+    mount_lines_mentioning, pages_size, relays_of, staging_of, verify_ok, Mount,
+};
+
+/// MiB the workload holds, so that CRIU spends a few hundred ms on pages.
+/// (More makes every later hash of the images slow in a debug build.)
+const BALLAST_MB: u32 = 64;
+const BALLAST_BYTES: u64 = BALLAST_MB as u64 * 1024 * 1024;
+const WARMUP: Duration = Duration::from_secs(30);
+/// The watchdog's promise: a container ckpt froze is thawed this soon
+/// after ckpt dies.
+const WATCHDOG: Duration = Duration::from_secs(5);
+
+fn spawn(store: &Store, args: &[&str]) -> Child {
+    store
+        .command(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ckpt")
+}
+
+fn sigkill(pid: i32) -> bool {
+    kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok()
+}
+
+/// Asserts the store holds no checkpoint and no staging entry of `c`.
+fn assert_nothing_left(store: &Store, c: &Container, name: &str, what: &str) {
+    assert!(store.ls(None).is_empty(), "{what}: published {:?}", store.ls(None));
+    assert!(!store.checkpoint_dir(&c.id, name).exists(), "{what}: checkpoint dir exists");
+    let staging = dir_entries(&store.staging_dir(&c.id));
+    assert!(staging.is_empty(), "{what}: staging left behind: {staging:?}");
+}
+
+/// Asserts the restored-or-not container is cleanly stopped: unknown to
+/// runc (or stopped), not frozen, and its counter no longer moves.
+fn assert_cleanly_stopped(c: &Container, what: &str) {
+    assert!(
+        wait_until(Duration::from_secs(5), || !matches!(c.status().as_deref(), Some("running" | "paused" | "created"))),
+        "{what}: container is {:?}, not stopped",
+        c.status()
+    );
+    let v = c.counter();
+    thread::sleep(Duration::from_millis(800));
+    assert_eq!(c.counter(), v, "{what}: something still runs the counter");
+}
+
+// ---------------------------------------------------------------- dump --
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum DumpPoint {
+    Early,
+    MidPages,
+    Late,
+}
+
+/// Runs `ckpt create` (stopping mode: ckpt freezes the container itself)
+/// and SIGKILLs its `criu dump` at `point`. Returns ckpt's output, or None
+/// when CRIU finished before the kill landed (only possible at `Late`).
+fn create_and_kill_criu(store: &Store, c: &Container, name: &str, point: DumpPoint) -> Option<Output> {
+    let mut child = spawn(store, &["create", &c.id, name]);
+    let mut last_pages = None;
+    let mut seen = Vec::new();
+    let mut killed = None;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while killed.is_none() && child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        if let Some(criu) = criu_dump_child(child.id()) {
+            let staging = staging_of(store, &c.id, name);
+            let pages = staging.as_deref().and_then(pages_size);
+            let late = staging.as_ref().is_some_and(|s| s.join("inventory.img").exists());
+            let fire = match point {
+                DumpPoint::Early => pages.is_none() && !late,
+                DumpPoint::MidPages => matches!((last_pages, pages),
+                    (Some(a), Some(b)) if b > a && b < BALLAST_BYTES * 3 / 4),
+                DumpPoint::Late => late,
+            };
+            seen.push(format!("pages={pages:?} late={late}"));
+            if fire && sigkill(criu.pid) {
+                killed = Some(format!("criu {} at pages={pages:?}", criu.pid));
+            }
+            last_pages = pages;
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+    if killed.is_none() {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    if killed.is_some() && point == DumpPoint::Late && out.status.success() {
+        return None; // CRIU was already exiting; the caller retries
+    }
+    assert!(
+        killed.is_some(),
+        "never reached {point:?} (polls saw: {:?} … {:?}); ckpt: {:?}\n{}",
+        seen.first(),
+        seen.last(),
+        out.status,
+        stderr(&out)
+    );
+    Some(out)
+}
+
+fn criu_sigkilled_during_dump(point: DumpPoint) {
+    if !prereqs() {
+        return;
+    }
+    let store = Store::new();
+    let mut attempts = 0;
+    let (c, out) = loop {
+        attempts += 1;
+        let c = Container::runc().ballast_mb(BALLAST_MB).start();
+        c.wait_counter_above(3, WARMUP).expect("counter runs");
+        match create_and_kill_criu(&store, &c, "victim", point) {
+            Some(out) => break (c, out),
+            None if attempts < 4 => {
+                // The dump completed: start over with a fresh store entry.
+                let _ = store.ckpt(["rm", &c.id, "victim"]);
+                continue;
+            }
+            None => panic!("criu exited before every late kill ({attempts} attempts)"),
+        }
+    };
+    let before = c.counter().unwrap_or(0);
+    expect_code(&out, 6, &format!("ckpt create with criu SIGKILLed {point:?}"));
+    let err = stderr(&out);
+    assert!(err.contains("signal 9"), "stderr does not say criu was killed: {err}");
+    assert!(err.contains("keeps running"), "stderr does not say the container runs: {err}");
+
+    assert_untouched(&c, &format!("after criu was killed {point:?}"));
+    assert!(c.counter().unwrap_or(0) >= before, "counter went back");
+    assert_nothing_left(&store, &c, "victim", "after the killed dump");
+
+    // Nothing blocks the next attempt (lock, staging, half-made checkpoint).
+    expect_code(&store.ckpt(["create", "--leave-running", &c.id, "victim"]), 0, "create after the kill");
+    verify_ok(&store, &c.id, "victim");
+    assert_untouched(&c, "after the second create");
+}
+
+#[test]
+fn criu_sigkilled_early_in_dump_leaves_container_running() {
+    criu_sigkilled_during_dump(DumpPoint::Early);
+}
+
+#[test]
+fn criu_sigkilled_mid_page_dump_leaves_container_running() {
+    criu_sigkilled_during_dump(DumpPoint::MidPages);
+}
+
+#[test]
+fn criu_sigkilled_just_before_dump_exit_leaves_container_running() {
+    criu_sigkilled_during_dump(DumpPoint::Late);
+}
+
+// ------------------------------------------------------------- restore --
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum RestorePoint {
+    Early,
+    MidPages,
+    Late,
+}
+
+/// The text of the restore log of a `ckpt start` in progress, if any.
+fn restore_log(store: &Store, id: &str) -> Option<String> {
+    dir_entries(&store.staging_dir(id))
+        .into_iter()
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("restore.")))
+        .find_map(|d| fs::read_to_string(d.join("restore.log")).ok())
+}
+
+fn criu_sigkilled_during_restore(point: RestorePoint) {
+    if !prereqs() {
+        return;
+    }
+    let store = Store::new();
+    // Declared after the store: dropped first, before the store's removal.
+    let _unmount = support::UnmountUnder(store.path().to_path_buf());
+    let c = Container::runc().ballast_mb(BALLAST_MB).start();
+    let _orphans = support::KillCgroup(c.id.clone());
+    c.wait_counter_above(10, WARMUP).expect("counter warms up");
+    expect_code(&store.ckpt(["create", &c.id, "saved"]), 0, "create");
+    let saved = c.counter().expect("counter after the dump");
+
+    let mut child = spawn(&store, &["start", "--checkpoint", "saved", &c.id]);
+    let mut killed = None;
+    let mut last_lines = 0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while killed.is_none() && child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        if let (Some(criu), Some(log)) = (criu_restore_child(child.id()), restore_log(&store, &c.id)) {
+            last_lines = log.lines().count();
+            let fire = match point {
+                RestorePoint::Early => !log.contains("pie:"),
+                RestorePoint::MidPages => log.contains("Preadv") && !log.contains("Restore finished"),
+                RestorePoint::Late => log.contains("Restore finished successfully"),
+            };
+            if fire && sigkill(criu.pid) {
+                killed = Some(criu.pid);
+            }
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+    if killed.is_none() {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        killed.is_some(),
+        "never reached {point:?} of the restore (last log had {last_lines} lines); ckpt: {:?}\n{}",
+        out.status,
+        stderr(&out)
+    );
+
+    if out.status.success() {
+        // Only possible late: CRIU had handed the tree over. Then it must
+        // be whole and running.
+        assert_eq!(point, RestorePoint::Late, "start succeeded although criu was killed {point:?}");
+        assert_continues_from(&c, saved);
+    } else {
+        let err = stderr(&out);
+        assert!(err.contains("nothing was started"), "stderr: {err}");
+        let counters: Vec<_> = support::processes().into_iter().filter(|p| p.comm == "counter").map(|p| (p.pid, p.ppid)).collect();
+        assert_cleanly_stopped(&c, &format!(
+            "after criu was killed {point:?} in a restore (runc status {:?}, counter processes (pid, ppid) {counters:?}, ckpt said: {err})",
+            c.status()
+        ));
+        assert!(!Runtime::Runc.list_shows_running(&c.id));
+        let left = support::cgroup_pids(&c.id);
+        assert!(left.is_empty(), "ckpt said nothing was started, but processes {left:?} remain in the container's cgroup");
+        let mounts = support::mounts_under(store.path());
+        assert!(mounts.is_empty(), "mounts left on the host under the store: {mounts:?}");
+        let staging = dir_entries(&store.staging_dir(&c.id));
+        assert!(
+            staging.is_empty(),
+            "restore work dir left behind: {:?}",
+            support::tree_snapshot(&store.staging_dir(&c.id))
+        );
+        assert!(
+            wait_until(Duration::from_secs(5), || relays_of(store.path()).is_empty()),
+            "output relays left after a failed start: {:?}",
+            relays_of(store.path())
+        );
+        Runtime::Runc.destroy(&c.id);
+    }
+    verify_ok(&store, &c.id, "saved");
+
+    // The checkpoint is intact and restores.
+    Runtime::Runc.destroy(&c.id);
+    expect_code(&store.ckpt(["start", "--checkpoint", "saved", &c.id]), 0, "start after the kill");
+    assert_continues_from(&c, saved);
+}
+
+/// Regression: when CRIU dies after it has set up its cgroup yard, the
+/// yard (a tmpfs plus one cgroup v1 mount per controller, 11 mounts here)
+/// stays mounted on the host under the restore work dir
+/// `<store>/<id>/.ckpt-staging/restore.*/.criu.cgyard.*`; the work dir's
+/// removal then fails silently and the mounts pile up with every failed
+/// start. ckpt must unmount what CRIU left under its work dir.
+#[test]
+fn failed_restore_leaks_criu_cgyard_mounts_on_host() {
+    if !prereqs() {
+        return;
+    }
+    let store = Store::new();
+    let _unmount = support::UnmountUnder(store.path().to_path_buf());
+    let c = Container::runc().start();
+    let _orphans = support::KillCgroup(c.id.clone());
+    c.wait_counter_above(3, WARMUP).expect("counter runs");
+    expect_code(&store.ckpt(["create", &c.id, "saved"]), 0, "create");
+    let mut child = spawn(&store, &["start", "--checkpoint", "saved", &c.id]);
+    // The yard exists once the log shows the restorer (`pie:`).
+    let hit = support::poll(Duration::from_secs(60), Duration::from_millis(1), || {
+        if child.try_wait().unwrap().is_some() {
+            return Some(false);
+        }
+        let criu = criu_restore_child(child.id())?;
+        let log = restore_log(&store, &c.id)?;
+        (log.contains("pie:") && !log.contains("Restore finished")).then(|| sigkill(criu.pid))
+    });
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(hit, Some(true), "never caught the restore in progress: {}", stderr(&out));
+    assert!(!out.status.success(), "start succeeded although criu was killed");
+    let mounts = support::mounts_under(store.path());
+    assert!(mounts.is_empty(), "{} mounts left on the host: {mounts:?}", mounts.len());
+    let staging = dir_entries(&store.staging_dir(&c.id));
+    assert!(staging.is_empty(), "restore work dir left behind: {staging:?}");
+}
+
+/// Regression: CRIU killed after "Restore finished successfully" (tasks
+/// resumed) makes `runc restore` fail ("read unixpacket: EOF"); ckpt then
+/// reports "nothing was started" and runs `runc delete --force`, which is
+/// a no-op because runc already dropped its state — and the restored tree
+/// keeps running (counter advancing, ppid 1) in the container's cgroup,
+/// invisible to runc and ckpt. ckpt must kill what is in the cgroup.
+#[test]
+fn failed_restore_leaves_restored_processes_running_outside_runc() {
+    if !prereqs() {
+        return;
+    }
+    let store = Store::new();
+    let _unmount = support::UnmountUnder(store.path().to_path_buf());
+    // The ballast keeps CRIU busy long enough after it logs the end.
+    let c = Container::runc().ballast_mb(BALLAST_MB).start();
+    let _orphans = support::KillCgroup(c.id.clone());
+    c.wait_counter_above(10, WARMUP).expect("counter warms up");
+    expect_code(&store.ckpt(["create", &c.id, "saved"]), 0, "create");
+    for attempt in 0..3 {
+        let mut child = spawn(&store, &["start", "--checkpoint", "saved", &c.id]);
+        let hit = support::poll(Duration::from_secs(60), Duration::from_millis(1), || {
+            if child.try_wait().unwrap().is_some() {
+                return Some(false);
+            }
+            let criu = criu_restore_child(child.id())?;
+            let log = restore_log(&store, &c.id)?;
+            log.contains("Restore finished successfully").then(|| sigkill(criu.pid))
+        });
+        let out = child.wait_with_output().unwrap();
+        if hit != Some(true) || out.status.success() {
+            // The kill missed the window: stop what was restored, retry.
+            Runtime::Runc.destroy(&c.id);
+            assert!(attempt < 2, "never killed criu inside the window");
+            continue;
+        }
+        assert!(stderr(&out).contains("nothing was started"), "{}", stderr(&out));
+        thread::sleep(Duration::from_millis(500));
+        let left = support::cgroup_pids(&c.id);
+        assert!(
+            left.is_empty(),
+            "ckpt said nothing was started, yet {left:?} run in the container's cgroup (runc status {:?})",
+            c.status()
+        );
+        return;
+    }
+}
+
+#[test]
+fn criu_sigkilled_early_in_restore_leaves_container_stopped() {
+    criu_sigkilled_during_restore(RestorePoint::Early);
+}
+
+#[test]
+fn criu_sigkilled_mid_page_restore_leaves_container_stopped() {
+    criu_sigkilled_during_restore(RestorePoint::MidPages);
+}
+
+#[test]
+fn criu_sigkilled_just_before_restore_exit_leaves_container_stopped_or_whole() {
+    criu_sigkilled_during_restore(RestorePoint::Late);
+}
+
+// ----------------------------------------------------- ckpt itself dies --
+
+/// Waits for the watchdog: THAWED and counting within [`WATCHDOG`] of `t0`.
+fn assert_thawed_by_watchdog(c: &Container, t0: Instant, what: &str) {
+    let thawed = wait_until(WATCHDOG, || c.freezer_state().as_deref() == Some("THAWED"));
+    assert!(
+        thawed,
+        "{what}: still {:?} {:?} after ckpt was SIGKILLed",
+        c.freezer_state(),
+        t0.elapsed()
+    );
+    let v = c.counter().unwrap_or(0);
+    assert!(
+        c.wait_counter_above(v, WATCHDOG.saturating_sub(t0.elapsed()) + Duration::from_secs(2)).is_some(),
+        "{what}: thawed but the counter is stuck at {v}"
+    );
+}
+
+#[test]
+fn ckpt_sigkilled_while_publishing_frozen_container_is_thawed_within_5s() {
+    if !prereqs() {
+        return;
+    }
+    let store = Store::new();
+    let c = Container::runc().ballast_mb(BALLAST_MB).start();
+    c.wait_counter_above(3, WARMUP).expect("counter runs");
+    let mut child = spawn(&store, &["create", &c.id, "victim"]);
+    let ckpt_pid = child.id();
+    // After criu's dump, ckpt hashes and fsyncs the images with the
+    // container still frozen (so that it can kill it once published).
+    let mut saw_criu = false;
+    let frozen = support::poll(Duration::from_secs(120), Duration::from_millis(2), || {
+        if child.try_wait().unwrap().is_some() {
+            return Some(false);
+        }
+        if criu_dump_child(ckpt_pid).is_some() {
+            saw_criu = true;
+            return None;
+        }
+        (saw_criu && c.freezer_state().as_deref() == Some("FROZEN")).then_some(true)
+    });
+    assert_eq!(frozen, Some(true), "never saw the container frozen after the dump");
+    assert!(sigkill(ckpt_pid as i32));
+    let t0 = Instant::now();
+    let _ = child.wait();
+
+    assert_thawed_by_watchdog(&c, t0, "ckpt killed while publishing");
+    assert!(c.is_running(), "status {:?}", c.status());
+    assert!(store.ls(None).is_empty(), "a checkpoint was published: {:?}", store.ls(None));
+
+    // The next command cleans the dead ckpt's staging dir and works.
+    expect_code(&store.ckpt(["create", "--leave-running", &c.id, "next"]), 0, "next create");
+    let left: Vec<_> = dir_entries(&store.staging_dir(&c.id))
+        .into_iter()
+        .filter(|p| p.display().to_string().contains(&format!(".{ckpt_pid}.")))
+        .collect();
+    assert!(left.is_empty(), "the dead ckpt's staging is still there: {left:?}");
+    verify_ok(&store, &c.id, "next");
+    assert!(store.find(&c.id, "victim").is_none());
+    assert_untouched(&c, "after the next create");
+}
+
+#[test]
+fn ckpt_sigkilled_mid_dump_container_thawed_within_5s_and_stays_thawed() {
+    if !prereqs() {
+        return;
+    }
+    let store = Store::new();
+    let c = Container::runc().ballast_mb(BALLAST_MB).start();
+    c.wait_counter_above(3, WARMUP).expect("counter runs");
+    let mut child = spawn(&store, &["create", &c.id, "victim"]);
+    let ckpt_pid = child.id();
+    let mut last = None;
+    let mid = support::poll(Duration::from_secs(120), Duration::from_millis(1), || {
+        if child.try_wait().unwrap().is_some() {
+            return Some(false);
+        }
+        criu_dump_child(ckpt_pid)?;
+        let pages = staging_of(&store, &c.id, "victim").as_deref().and_then(pages_size);
+        let growing = matches!((last, pages), (Some(a), Some(b)) if b > a && b < BALLAST_BYTES * 3 / 4);
+        last = pages;
+        growing.then_some(true)
+    });
+    assert_eq!(mid, Some(true), "never caught the page dump in progress");
+    assert!(sigkill(ckpt_pid as i32));
+    let t0 = Instant::now();
+    let _ = child.wait();
+
+    assert_thawed_by_watchdog(&c, t0, "ckpt killed mid-dump");
+    // The orphaned criu (if the watchdog let it live) must not freeze the
+    // container again when it finishes.
+    let store_s = store.path().display().to_string();
+    assert!(
+        wait_until(Duration::from_secs(60), || criu_processes_mentioning(&store_s).is_empty()),
+        "criu still running: {:?}",
+        criu_processes_mentioning(&store_s)
+    );
+    thread::sleep(Duration::from_millis(500));
+    assert_untouched(&c, "after the orphaned criu ended");
+    assert!(store.ls(None).is_empty(), "a checkpoint was published: {:?}", store.ls(None));
+    expect_code(&store.ckpt(["create", "--leave-running", &c.id, "next"]), 0, "next create");
+    let staging: Vec<_> = dir_entries(&store.staging_dir(&c.id));
+    assert!(staging.is_empty(), "staging left after the next create: {staging:?}");
+}
+
+#[test]
+fn sigterm_mid_dump_exits_143_and_leaves_container_running() {
+    if !prereqs() {
+        return;
+    }
+    let store = Store::new();
+    let c = Container::runc().ballast_mb(BALLAST_MB).start();
+    c.wait_counter_above(3, WARMUP).expect("counter runs");
+    let mut child = spawn(&store, &["create", &c.id, "victim"]);
+    let ckpt_pid = child.id();
+    let mut last = None;
+    let mid = support::poll(Duration::from_secs(120), Duration::from_millis(1), || {
+        if child.try_wait().unwrap().is_some() {
+            return Some(false);
+        }
+        criu_dump_child(ckpt_pid)?;
+        let pages = staging_of(&store, &c.id, "victim").as_deref().and_then(pages_size);
+        let growing = matches!((last, pages), (Some(a), Some(b)) if b > a && b < BALLAST_BYTES * 3 / 4);
+        last = pages;
+        growing.then_some(true)
+    });
+    assert_eq!(mid, Some(true), "never caught the page dump in progress");
+    kill(Pid::from_raw(ckpt_pid as i32), Signal::SIGTERM).unwrap();
+    let out = child.wait_with_output().unwrap();
+    expect_code(&out, 128 + 15, "ckpt create interrupted by SIGTERM mid-dump");
+    assert!(stderr(&out).contains("interrupted"), "stderr: {}", stderr(&out));
+    assert_untouched(&c, "after SIGTERM");
+    assert_nothing_left(&store, &c, "victim", "after SIGTERM");
+}
+
+// ------------------------------------------------------------ full disk --
+
+#[test]
+fn store_full_mid_dump_fails_with_no_space_naming_store() {
+    if !prereqs() {
+        return;
+    }
+    // 24 MiB: more than the preflight's estimate (the counter's few hundred
+    // KiB of anonymous memory + 16 MiB headroom), less than the 40 MiB of
+    // incompressible /dev/shm data CRIU archives from the container's tmpfs.
+    let tiny = Mount::tmpfs("24m");
+    let store_dir = tiny.path().join("store");
+    let c = Container::runc().start();
+    c.wait_counter_above(3, WARMUP).expect("counter runs");
+    let shm = format!("/proc/{}/root/dev/shm/blob", c.pid().unwrap());
+    let mut random = vec![0u8; 40 << 20];
+    fs::File::open("/dev/urandom").unwrap().read_exact_into(&mut random);
+    fs::File::create(&shm).and_then(|mut f| f.write_all(&random)).expect("fill the container's /dev/shm");
+    drop(random);
+
+    let out = support::ckpt_in(&store_dir, &["create", &c.id, "full"]);
+    assert!(!out.status.success(), "create into a full store succeeded");
+    let code = out.status.code();
+    assert!(matches!(code, Some(1 | 6)), "exit {code:?}, expected 1 or 6\n{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.to_lowercase().contains("no space"), "stderr does not say no space: {err}");
+    assert!(err.contains(&store_dir.display().to_string()), "stderr does not name the store {}: {err}", store_dir.display());
+
+    assert_untouched(&c, "after the store filled up");
+    let ls = support::ckpt_in(&store_dir, &["ls", "--json"]);
+    expect_code(&ls, 0, "ls of the full store");
+    assert_eq!(common::parse_json_array(&ls.stdout), Vec::<serde_json::Value>::new(), "published after ENOSPC");
+    let staging = dir_entries(&store_dir.join(&c.id).join(".ckpt-staging"));
+    assert!(staging.is_empty(), "staging left after ENOSPC: {staging:?}");
+    // Every byte the failed dump wrote was given back.
+    let left: u64 = support::walk(&store_dir).iter().filter_map(|p| fs::symlink_metadata(p).ok()).filter(|m| m.is_file()).map(|m| m.len()).sum();
+    assert!(left < 1 << 20, "{left} bytes left in the store after the failed dump");
+}
+
+/// `read_exact` spelled for a `File` we only need once.
+trait ReadExactInto {
+    fn read_exact_into(self, buf: &mut [u8]);
+}
+impl ReadExactInto for fs::File {
+    fn read_exact_into(mut self, buf: &mut [u8]) {
+        use std::io::Read;
+        self.read_exact(buf).expect("read /dev/urandom");
+    }
+}
+
+// ---------------------------------------------------------- concurrency --
+
+fn run_all(store: &Store, commands: &[Vec<String>]) -> Vec<Output> {
+    let children: Vec<Child> = commands
+        .iter()
+        .map(|args| {
+            let a: Vec<&str> = args.iter().map(String::as_str).collect();
+            spawn(store, &a)
+        })
+        .collect();
+    children.into_iter().map(|c| c.wait_with_output().unwrap()).collect()
+}
+
+/// Every published checkpoint of `c` passes `ckpt verify`.
+fn verify_all(store: &Store, c: &Container) -> usize {
+    let all = store.ls(Some(&c.id));
+    for e in &all {
+        verify_ok(store, &c.id, e["name"].as_str().unwrap());
+    }
+    all.len()
+}
+
+#[test]
+fn eight_concurrent_creates_are_serialized_or_busy_and_all_verify() {
+    if !prereqs() {
+        return;
+    }
+    let store = Store::new();
+    let c = Container::runc().start();
+    c.wait_counter_above(3, WARMUP).expect("counter runs");
+    let cmds: Vec<Vec<String>> = (0..8)
+        .map(|i| vec!["create".into(), "--leave-running".into(), c.id.clone(), format!("par{i}")])
+        .collect();
+    let outs = run_all(&store, &cmds);
+    let mut ok = 0;
+    for (i, out) in outs.iter().enumerate() {
+        match out.status.code() {
+            Some(0) => ok += 1,
+            Some(8) => assert!(stderr(out).contains("another ckpt command"), "busy without saying so: {}", stderr(out)),
+            other => panic!("create par{i}: exit {other:?}\n{}", stderr(out)),
+        }
+    }
+    assert!(ok >= 1, "no create succeeded");
+    assert_eq!(verify_all(&store, &c), ok, "published checkpoints differ from successful creates");
+    assert!(dir_entries(&store.staging_dir(&c.id)).is_empty());
+    assert_untouched(&c, "after 8 concurrent creates");
+}
+
+#[test]
+fn eight_concurrent_creates_of_one_name_publish_exactly_one() {
+    if !prereqs() {
+        return;
+    }
+    let store = Store::new();
+    let c = Container::runc().start();
+    c.wait_counter_above(3, WARMUP).expect("counter runs");
+    let cmd = vec!["create".to_string(), "--leave-running".into(), c.id.clone(), "same".into()];
+    let outs = run_all(&store, &vec![cmd; 8]);
+    let ok = outs.iter().filter(|o| o.status.success()).count();
+    assert_eq!(ok, 1, "expected exactly one success: {:?}", outs.iter().map(|o| o.status.code()).collect::<Vec<_>>());
+    for out in outs.iter().filter(|o| !o.status.success()) {
+        let err = stderr(out);
+        assert!(
+            err.contains("already has a checkpoint named") || err.contains("another ckpt command"),
+            "unclear refusal (exit {:?}): {err}",
+            out.status.code()
+        );
+        assert!(matches!(out.status.code(), Some(1 | 8)), "exit {:?}: {err}", out.status.code());
+    }
+    assert_eq!(verify_all(&store, &c), 1);
+    assert!(dir_entries(&store.staging_dir(&c.id)).is_empty());
+    assert_untouched(&c, "after 8 creates of one name");
+}
+
+#[test]
+fn create_racing_rm_is_serialized_and_leaves_whole_checkpoints() {
+    if !prereqs() {
+        return;
+    }
+    let store = Store::new();
+    let c = Container::runc().start();
+    c.wait_counter_above(3, WARMUP).expect("counter runs");
+    expect_code(&store.ckpt(["create", "--leave-running", &c.id, "r0"]), 0, "first create");
+    for i in 1..=5 {
+        let (new, old) = (format!("r{i}"), format!("r{}", i - 1));
+        let outs = run_all(&store, &[
+            vec!["create".into(), "--leave-running".into(), c.id.clone(), new.clone()],
+            vec!["rm".into(), c.id.clone(), old.clone()],
+        ]);
+        expect_code(&outs[0], 0, &format!("create {new} racing rm {old}"));
+        expect_code(&outs[1], 0, &format!("rm {old} racing create {new}"));
+        assert!(store.find(&c.id, &old).is_none(), "{old} still listed");
+        assert!(store.find(&c.id, &new).is_some(), "{new} not listed");
+    }
+    assert_eq!(verify_all(&store, &c), 1);
+    assert!(dir_entries(&store.staging_dir(&c.id)).is_empty());
+    assert_untouched(&c, "after create/rm races");
+}
+
+#[test]
+fn create_racing_start_is_serialized_or_refused() {
+    if !prereqs() {
+        return;
+    }
+    let store = Store::new();
+    let c = Container::runc().start();
+    c.wait_counter_above(10, WARMUP).expect("counter warms up");
+    expect_code(&store.ckpt(["create", "--leave-running", &c.id, "base"]), 0, "base create");
+    for round in 0..3 {
+        let name = format!("stop{round}");
+        let outs = run_all(&store, &[
+            vec!["create".into(), c.id.clone(), name.clone()],
+            vec!["start".into(), "--checkpoint".into(), "base".into(), c.id.clone()],
+        ]);
+        let (create, start) = (outs[0].status.code(), outs[1].status.code());
+        // Either create stopped it and start restored it, or start came
+        // first and was refused (the container was running) and create
+        // then stopped it.
+        assert_eq!(create, Some(0), "create {name}: {}", stderr(&outs[0]));
+        match start {
+            Some(0) => {
+                assert!(c.is_running(), "start said ok, status {:?}", c.status());
+                assert_untouched(&c, "after start won the race");
+            }
+            Some(3) => {
+                assert!(stderr(&outs[1]).contains("is running"), "{}", stderr(&outs[1]));
+                assert_cleanly_stopped(&c, "after create won the race");
+                expect_code(&store.ckpt(["start", "--checkpoint", "base", &c.id]), 0, "start after");
+            }
+            other => panic!("start racing create: exit {other:?}\n{}", stderr(&outs[1])),
+        }
+        assert!(store.find(&c.id, &name).is_some());
+    }
+    verify_all(&store, &c);
+    assert!(dir_entries(&store.staging_dir(&c.id)).is_empty());
+}
+
+// --------------------------------------------------------------- cycles --
+
+#[test]
+fn hundred_create_start_cycles_counter_rises_and_nothing_leaks() {
+    if !prereqs() {
+        return;
+    }
+    const CYCLES: usize = 100;
+    let store = Store::new();
+    let c = Container::runc().start();
+    c.wait_counter_above(10, WARMUP).expect("counter warms up");
+    let store_s = store.path().display().to_string();
+    let mounts_before = (mount_lines_mentioning(&store_s), mount_lines_mentioning(&c.id), mount_lines_mentioning(".criu"));
+    let started = Instant::now();
+    let mut last = 0u64;
+    let mut relay_fds = None;
+    for i in 0..CYCLES {
+        let name = format!("cycle{i}");
+        expect_code(&store.ckpt(["create", &c.id, &name]), 0, &format!("create {name}"));
+        let saved = c.counter().expect("counter after create");
+        assert!(saved >= last, "cycle {i}: counter went back from {last} to {saved}");
+        expect_code(&store.ckpt(["start", "--checkpoint", &name, &c.id]), 0, &format!("start {name}"));
+        last = c.wait_counter_above(saved, Duration::from_secs(10)).unwrap_or_else(|| panic!("cycle {i}: counter stuck at {saved}"));
+        if i > 0 {
+            expect_code(&store.ckpt(["rm", &c.id, &format!("cycle{}", i - 1)]), 0, "rm previous");
+        }
+        let staging = dir_entries(&store.staging_dir(&c.id));
+        assert!(staging.is_empty(), "cycle {i}: staging entries {staging:?}");
+        let ckpts = ckpt_processes();
+        assert!(ckpts.is_empty(), "cycle {i}: ckpt processes remain: {ckpts:?}");
+        let relays = relays_of(store.path());
+        assert!(
+            wait_until(Duration::from_secs(5), || relays_of(store.path()).len() == 1),
+            "cycle {i}: {} relays for one running container: {relays:?}",
+            relays_of(store.path()).len()
+        );
+        let fds = fd_count(relays_of(store.path())[0].pid);
+        assert!(relay_fds.is_none_or(|n| n == fds), "cycle {i}: relay has {fds} fds, first had {relay_fds:?}");
+        relay_fds = Some(fds);
+    }
+    let elapsed = started.elapsed();
+    let mounts_after = (mount_lines_mentioning(&store_s), mount_lines_mentioning(&c.id), mount_lines_mentioning(".criu"));
+    assert_eq!(mounts_before, mounts_after, "mount lines (store, container id, .criu) before/after");
+    assert_eq!(store.ls(Some(&c.id)).len(), 1);
+    verify_ok(&store, &c.id, &format!("cycle{}", CYCLES - 1));
+    assert_untouched(&c, "after 100 cycles");
+    Runtime::Runc.destroy(&c.id);
+    assert!(
+        wait_until(Duration::from_secs(5), || relays_of(store.path()).is_empty()),
+        "relays outlive the container: {:?}",
+        relays_of(store.path())
+    );
+    let _ = writeln!(std::io::stderr(), "{CYCLES} create/start cycles took {elapsed:?}");
+}
