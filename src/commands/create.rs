@@ -109,6 +109,10 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> anyhow::Result<()> {
         || progress.tick(),
     );
     progress.finish();
+    if let (Err(_), Some(sig)) = (&dumped, interrupt::pending()) {
+        // CRIU died of the signal ckpt forwarded: report the interrupt.
+        return Err(Interrupted(sig).into());
+    }
     if let Err(e) = dumped {
         let kept = keep_failed_log(&store, &container.id, &dump_log);
         return Err(anyhow::Error::new(match (e, kept) {

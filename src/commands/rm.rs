@@ -7,6 +7,8 @@ use crate::store::{names, Store, StoreError};
 pub fn run(ctx: &Context, args: &RmArgs) -> anyhow::Result<()> {
     names::validate_container_id(&args.container)?;
     names::validate_checkpoint_name(&args.name)?;
+    // Checkpoints are root's: without root a present one would look absent.
+    super::require_root("rm")?;
     let (root, id) = super::checkpoint_home(ctx, &args.container)?;
     if !root.join(&id).join("checkpoints").join(&args.name).exists() {
         return Err(StoreError::NotFound {

@@ -9,7 +9,7 @@ use crate::criu::{Criu, CriuVersion};
 use crate::discovery::{self, RuntimeKind, SearchRoots, Status};
 use crate::restore;
 use crate::runtime::{RestoreRequest, Runtime};
-use crate::store::{names, CheckpointMeta, Store};
+use crate::store::{names, CheckpointMeta, Store, StoreError};
 use anyhow::Context as _;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -54,9 +54,11 @@ pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
 
     // 1. Is the checkpoint whole and ours?
     let entry = store.load(&args.container, &args.checkpoint)?;
-    let meta = entry.meta.clone().ok_or_else(|| CommandError::Foreign {
-        container: args.container.clone(),
-        name: args.checkpoint.clone(),
+    // In ckpt's own store every checkpoint has a ckpt.json: one without is
+    // damaged (Docker's directory is where foreign checkpoints live).
+    let meta = entry.meta.clone().ok_or_else(|| StoreError::Corrupt {
+        dir: entry.dir.clone(),
+        reason: "ckpt.json: missing".into(),
     })?;
     store.verify(&entry)?;
     check_criu_version(&meta, &criu)?;
@@ -117,9 +119,14 @@ pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
     let restore_log_text = std::fs::read_to_string(work.path().join("restore.log")).unwrap_or_default();
     let kept_log = store.layout().container_dir(&target).join("restore.log");
     let _ = write_private(&kept_log, restore_log_text.as_bytes());
+    // CRIU killed part-way leaves its cgroup yard mounted under the work dir.
+    crate::cleanup::unmount_below(work.path());
     if restored.is_err() {
-        // Leave no half-created container behind to block the next attempt.
+        // Leave no half-created container behind to block the next attempt,
+        // and nothing running that the runtime no longer knows about.
         let _ = runtime.delete(&target);
+        let cgroups_path = bundle_cgroups_path(&bundle);
+        crate::cleanup::kill_restored_leftovers(&target, cgroups_path.as_deref());
     }
     restored.with_context(|| format!("nothing was started; restore log kept at {}", kept_log.display()))?;
     let restore_ms = started.elapsed().as_millis() as u64;
@@ -241,6 +248,12 @@ fn spawn_relay(output_log: &Path) -> anyhow::Result<std::os::fd::OwnedFd> {
     }
     cmd.spawn().context("cannot start the output relay")?;
     Ok(write)
+}
+
+/// `linux.cgroupsPath` of the bundle's spec, if any.
+fn bundle_cgroups_path(bundle: &Path) -> Option<String> {
+    let spec: serde_json::Value = serde_json::from_slice(&std::fs::read(bundle.join("config.json")).ok()?).ok()?;
+    spec["linux"]["cgroupsPath"].as_str().map(str::to_string)
 }
 
 /// Writes a file readable by root only (logs can name secrets in paths).

@@ -22,6 +22,7 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> anyhow::Result<()> {
     // Checkpoint files are root's (0600): reading them needs root.
     require_root("verify")?;
     let (root, id) = super::checkpoint_home(ctx, &args.container)?;
+    let docker = root != ctx.store_root;
     if !root.join(&id).is_dir() {
         return Err(StoreError::NotFound {
             container: args.container.clone(),
@@ -35,6 +36,14 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> anyhow::Result<()> {
         Some(meta) => {
             store.verify(&entry)?;
             (meta.files.len(), "ckpt")
+        }
+        // In ckpt's own store a checkpoint without ckpt.json is damaged.
+        None if !docker => {
+            return Err(StoreError::Corrupt {
+                dir: entry.dir.clone(),
+                reason: "ckpt.json: missing".into(),
+            }
+            .into())
         }
         None => {
             super::start_docker::require_images(&entry.dir)?;

@@ -60,7 +60,7 @@ pub enum StoreError {
     #[error("checkpoint {dir} is corrupt: {reason}")]
     Corrupt { dir: PathBuf, reason: String },
     /// `ckpt.json` was written by a newer ckpt.
-    #[error("checkpoint {dir} has metadata schema version {found}, this ckpt understands up to {supported}; upgrade ckpt")]
+    #[error("{}/ckpt.json has metadata schema version {found}, this ckpt understands up to {supported}; upgrade ckpt", .dir.display())]
     FutureSchema {
         dir: PathBuf,
         found: u32,
