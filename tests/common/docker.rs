@@ -337,6 +337,14 @@ impl DockerDaemon {
         read_count(&self.upper_dir(name))
     }
 
+    /// The counter of a running container, waiting out the moments when
+    /// the file is being rewritten; panics if it stays unreadable for 5 s.
+    pub fn counter_now(&self, name: &str) -> u64 {
+        let upper = self.upper_dir(name);
+        poll(Duration::from_secs(5), || read_count(&upper))
+            .unwrap_or_else(|| panic!("{name}'s /tmp/count unreadable for 5 s"))
+    }
+
     /// Polls until the counter exceeds `n`; the value seen, or None.
     pub fn wait_counter_above(&self, name: &str, n: u64, timeout: Duration) -> Option<u64> {
         let upper = self.upper_dir(name);
