@@ -44,7 +44,8 @@ pub fn prereqs_with(extra: &[&str]) -> bool {
     }
     for bin in ["criu", "runc"].iter().chain(extra) {
         if find_in_path(bin).is_none() {
-            missing.push(format!("`{bin}` not found in PATH"));
+            let where_ = if bin.starts_with('/') { "missing" } else { "not found in PATH" };
+            missing.push(format!("`{bin}` {where_}"));
         }
     }
     if !Path::new("/bin/busybox").is_file() {
