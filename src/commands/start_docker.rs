@@ -22,7 +22,7 @@ struct Started {
     pid: i32,
     runtime: &'static str,
     restore_ms: u64,
-    retried: bool,
+    retries: u32,
 }
 
 pub fn run(ctx: &Context, args: &StartArgs, t: DockerTarget) -> anyhow::Result<()> {
@@ -80,12 +80,16 @@ pub fn run(ctx: &Context, args: &StartArgs, t: DockerTarget) -> anyhow::Result<(
     let started = std::time::Instant::now();
     let result = daemon.start_from_checkpoint(&target_id, &args.checkpoint);
     // containerd 1.7 leaves a full copy of the images behind on every
-    // start-with-checkpoint; ckpt does not.
+    // start-with-checkpoint; ckpt does not. Only copies of *this*
+    // checkpoint are removed: another restore may be using its own.
+    let ours = image_signature(&entry.dir);
     for leftover in checkpoint_copies(&temp_dirs).difference(&before) {
-        log::info!("removing containerd's leftover copy {}", leftover.display());
-        let _ = std::fs::remove_dir_all(leftover);
+        if image_signature(leftover) == ours {
+            log::info!("removing containerd's leftover copy {}", leftover.display());
+            let _ = std::fs::remove_dir_all(leftover);
+        }
     }
-    let retried = match result {
+    let retries = match result {
         Ok(r) => r,
         Err(e) => {
             if created {
@@ -117,7 +121,7 @@ pub fn run(ctx: &Context, args: &StartArgs, t: DockerTarget) -> anyhow::Result<(
         pid: view.pid,
         runtime: "docker",
         restore_ms,
-        retried,
+        retries,
     };
     if args.json {
         crate::outln!("{}", serde_json::to_string_pretty(&out)?);
@@ -128,7 +132,10 @@ pub fn run(ctx: &Context, args: &StartArgs, t: DockerTarget) -> anyhow::Result<(
             out.checkpoint,
             out.restore_ms,
             out.pid,
-            if out.retried { " after one retry" } else { "" },
+            match out.retries {
+                0 => String::new(),
+                n => format!(" after {n} retr{} (Docker's stale-content error, moby#42900)", if n == 1 { "y" } else { "ies" }),
+            },
             out.container
         ));
     }
@@ -201,6 +208,21 @@ fn containerd_temp_dirs(proc_root: &Path) -> Vec<PathBuf> {
         }
     }
     dirs
+}
+
+/// The names and sizes of a directory's CRIU images: what identifies a
+/// copy of a checkpoint.
+fn image_signature(dir: &Path) -> Vec<(std::ffi::OsString, u64)> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".img"))
+                .filter_map(|e| Some((e.file_name(), e.metadata().ok()?.len())))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
 }
 
 /// `ctrd-checkpoint*` directories in `dirs`.

@@ -142,6 +142,8 @@ pub struct Daemon {
 }
 
 const SHORT: Duration = Duration::from_secs(30);
+/// How long to keep retrying Docker's stale-content error.
+const STALE_CONTENT_PATIENCE: Duration = Duration::from_secs(30);
 /// Docker streams a checkpoint through containerd's content store at about
 /// 60 MiB/s here, so a large restore takes minutes.
 const RESTORE_TIMEOUT: Duration = Duration::from_secs(1800);
@@ -181,21 +183,31 @@ impl Daemon {
         }
     }
 
-    /// `POST /containers/{id}/start?checkpoint=NAME`, retried once on the
-    /// stale-content error. Returns whether a retry was needed.
-    pub fn start_from_checkpoint(&self, id: &str, checkpoint: &str) -> Result<bool, DockerError> {
+    /// `POST /containers/{id}/start?checkpoint=NAME`, retried on the
+    /// stale-content error. Returns how many retries were needed.
+    ///
+    /// The error is not random: containerd keeps a checkpoint's blobs until
+    /// its garbage collector runs, and a start packs the same checkpoint
+    /// into the very same blob (right after `docker checkpoint create`
+    /// almost always). The collector's next run is not brought forward by
+    /// anything ckpt can do through Docker, so retry with backoff for as
+    /// long as it typically takes.
+    pub fn start_from_checkpoint(&self, id: &str, checkpoint: &str) -> Result<u32, DockerError> {
         let path = format!("/containers/{}/start?checkpoint={}", encode(id), encode(checkpoint));
-        let mut retried = false;
+        let mut retries = 0;
+        let mut delay = Duration::from_millis(250);
+        let give_up = std::time::Instant::now() + STALE_CONTENT_PATIENCE;
         loop {
             let (status, body) = self.client.request(Method::POST, &path, None, RESTORE_TIMEOUT)?;
             if status == 204 || status == 304 {
-                return Ok(retried);
+                return Ok(retries);
             }
             let err = api_error("start --checkpoint", status, &body);
-            if !retried && is_stale_content_error(&client::message_of(&body)) {
-                log::warn!("Docker reported a stale content blob (moby#42900); retrying the start once");
-                retried = true;
-                std::thread::sleep(Duration::from_millis(500));
+            if is_stale_content_error(&client::message_of(&body)) && std::time::Instant::now() + delay < give_up {
+                retries += 1;
+                log::warn!("Docker reported a stale content blob (moby#42900); retry {retries} in {delay:?}");
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_secs(4));
                 continue;
             }
             return Err(err);

@@ -1,7 +1,8 @@
 //! Shared harness for the root-only end-to-end tests (`e2e_runc`,
-//! `e2e_crun`): prerequisite checks, real containers (`container`), the
-//! busybox bundle builder (`rootfs`), a console-socket receiver (`console`)
-//! and a runner for the `ckpt` binary with a private store per test.
+//! `e2e_crun`, `e2e_docker`): prerequisite checks, real containers
+//! (`container`), the busybox bundle builder (`rootfs`), a console-socket
+//! receiver (`console`), a private containerd + dockerd (`docker`) and a
+//! runner for the `ckpt` binary with a private store per test.
 //!
 //! Every test owns its store, container ids and cleanup, so tests can run in
 //! any order; they still run with `--test-threads=1` to keep CRIU timings
@@ -11,6 +12,7 @@
 
 pub mod console;
 pub mod container;
+pub mod docker;
 pub mod rootfs;
 
 use std::ffi::OsStr;
@@ -31,7 +33,7 @@ pub use container::{Container, Runtime};
 pub const CKPT: &str = env!("CARGO_BIN_EXE_ckpt");
 
 /// Checks what the root tests need: root, `criu`, `runc`, `/bin/busybox`
-/// and the binaries in `extra`. Returns true when all are present. When one
+/// and the binaries in `extra` (names looked up in PATH, or absolute paths). Returns true when all are present. When one
 /// is missing: under `CI=true` it panics (a CI run must not pass by skipping);
 /// otherwise it prints a loud `SKIPPED:` line and returns false, and the
 /// caller returns early.
@@ -42,7 +44,8 @@ pub fn prereqs_with(extra: &[&str]) -> bool {
     }
     for bin in ["criu", "runc"].iter().chain(extra) {
         if find_in_path(bin).is_none() {
-            missing.push(format!("`{bin}` not found in PATH"));
+            let where_ = if bin.starts_with('/') { "missing" } else { "not found in PATH" };
+            missing.push(format!("`{bin}` {where_}"));
         }
     }
     if !Path::new("/bin/busybox").is_file() {
@@ -70,6 +73,9 @@ pub fn prereqs() -> bool {
 }
 
 fn find_in_path(bin: &str) -> Option<PathBuf> {
+    if bin.starts_with('/') {
+        return Some(PathBuf::from(bin)).filter(|p| p.is_file());
+    }
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|d| d.join(bin))
