@@ -46,6 +46,15 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> anyhow::Result<()> {
     let (container, docker) = discovery::find_running(&ctx.roots, ctx.docker, &ctx.proc_root, &args.container)?;
     log::info!("found {} container {} (init pid {})", container.runtime.name(), container.id, container.init_pid);
     if let Some(d) = &docker {
+        if args.name.len() < 2 {
+            // Docker's own rule ([a-zA-Z0-9][a-zA-Z0-9_.-]+): a shorter name
+            // would be a checkpoint `docker start --checkpoint` refuses.
+            return Err(store::StoreError::InvalidName {
+                name: args.name.clone(),
+                reason: "Docker requires checkpoint names of at least 2 characters",
+            }
+            .into());
+        }
         if let Some(blocker) = crate::docker::restore_blocker(&d.daemon.info.version, &d.view.network_mode) {
             if !args.leave_running {
                 // Stopping a container this Docker cannot restore would lose it.
