@@ -220,8 +220,25 @@ fn container_found_by_name_full_id_and_unique_prefix() {
     assert_eq!(on_disk, want, "Docker's checkpoint dir");
     assert!(d.is_running("c1"));
 
-    let out = d.ckpt(["create", "no-such-container", "x"]);
+    let out = d.ckpt(["create", "no-such-container", "cp"]);
     expect_code(&out, 4, "ckpt create of an unknown container");
+}
+
+#[test]
+fn one_character_checkpoint_names_are_refused_for_docker() {
+    // Docker's own rule is [a-zA-Z0-9][a-zA-Z0-9_.-]+: a one-character
+    // checkpoint would be one `docker start --checkpoint` refuses.
+    if !docker_prereqs() {
+        return;
+    }
+    let d = DockerDaemon::start();
+    let id = d.run_counter("c1", false);
+    d.wait_counter_above("c1", WARM, WARMUP).expect("counter warms up");
+    let out = d.ckpt(["create", "c1", "x"]);
+    expect_code(&out, 2, "ckpt create with a one-character name");
+    assert!(stderr(&out).contains("at least 2 characters"), "{}", stderr(&out));
+    assert!(d.is_running("c1"));
+    assert!(dir_entries(&d.checkpoints_dir(&id)).is_empty(), "leftovers in the checkpoint dir");
 }
 
 #[test]
@@ -233,7 +250,7 @@ fn tty_container_is_refused_and_untouched() {
     let id = d.run_counter("t1", true);
     d.wait_counter_above("t1", WARM, WARMUP).expect("counter warms up");
 
-    let out = d.ckpt(["create", "t1", "x"]);
+    let out = d.ckpt(["create", "t1", "cp"]);
     expect_code(&out, 3, "ckpt create of a -t container");
     let msg = stderr(&out);
     assert!(msg.contains("-t") || msg.contains("terminal"), "refusal does not say why:\n{msg}");
@@ -243,7 +260,7 @@ fn tty_container_is_refused_and_untouched() {
     assert_eq!(st["Paused"], false, "{st}");
     let v = d.counter_now("t1");
     assert!(d.wait_counter_above("t1", v + 3, Duration::from_secs(5)).is_some(), "counter stuck at {v}");
-    assert!(!d.checkpoints_dir(&id).join("x").exists(), "a checkpoint dir was created");
+    assert!(!d.checkpoints_dir(&id).join("cp").exists(), "a checkpoint dir was created");
     assert!(dir_entries(&d.checkpoints_dir(&id)).is_empty(), "leftovers in the checkpoint dir");
 }
 
@@ -255,13 +272,13 @@ fn start_needs_an_experimental_daemon() {
     let d = DockerDaemon::start_with(DaemonOpts { experimental: false });
     let id = warm_counter(&d, "c1");
     // The dump is ckpt's own; only the restore needs Docker's experimental API.
-    expect_code(&d.ckpt(["create", "c1", "x"]), 0, "ckpt create");
+    expect_code(&d.ckpt(["create", "c1", "cp"]), 0, "ckpt create");
 
-    let out = d.ckpt(["start", "--checkpoint", "x", "c1"]);
+    let out = d.ckpt(["start", "--checkpoint", "cp", "c1"]);
     expect_code(&out, 5, "ckpt start against a non-experimental daemon");
     assert!(stderr(&out).contains("experimental"), "stderr:\n{}", stderr(&out));
     assert!(!d.is_running("c1"));
-    assert!(d.checkpoints_dir(&id).join("x").is_dir(), "the checkpoint was lost");
+    assert!(d.checkpoints_dir(&id).join("cp").is_dir(), "the checkpoint was lost");
 }
 
 #[test]

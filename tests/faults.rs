@@ -223,28 +223,40 @@ fn criu_sigkilled_during_restore(point: RestorePoint) {
     expect_code(&store.ckpt(["create", &c.id, "saved"]), 0, "create");
     let saved = c.counter().expect("counter after the dump");
 
-    let mut child = spawn(&store, &["start", "--checkpoint", "saved", &c.id]);
-    let mut killed = None;
-    let mut last_lines = 0;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while killed.is_none() && child.try_wait().unwrap().is_none() && Instant::now() < deadline {
-        if let (Some(criu), Some(log)) = (criu_restore_child(child.id()), restore_log(&store, &c.id)) {
-            last_lines = log.lines().count();
-            let fire = match point {
-                RestorePoint::Early => !log.contains("pie:"),
-                RestorePoint::MidPages => log.contains("Preadv") && !log.contains("Restore finished"),
-                RestorePoint::Late => log.contains("Restore finished successfully"),
-            };
-            if fire && sigkill(criu.pid) {
-                killed = Some(criu.pid);
+    // The late point ("Restore finished successfully") lasts only
+    // milliseconds before CRIU exits; when the restore wins that race it
+    // simply succeeded, so stop the container and try again.
+    let mut attempt = 0;
+    let (out, killed, last_lines) = loop {
+        attempt += 1;
+        let mut child = spawn(&store, &["start", "--checkpoint", "saved", &c.id]);
+        let mut killed = None;
+        let mut last_lines = 0;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while killed.is_none() && child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+            if let (Some(criu), Some(log)) = (criu_restore_child(child.id()), restore_log(&store, &c.id)) {
+                last_lines = log.lines().count();
+                let fire = match point {
+                    RestorePoint::Early => !log.contains("pie:"),
+                    RestorePoint::MidPages => log.contains("Preadv") && !log.contains("Restore finished"),
+                    RestorePoint::Late => log.contains("Restore finished successfully"),
+                };
+                if fire && sigkill(criu.pid) {
+                    killed = Some(criu.pid);
+                }
             }
+            thread::sleep(Duration::from_millis(1));
         }
-        thread::sleep(Duration::from_millis(1));
-    }
-    if killed.is_none() {
-        let _ = child.kill();
-    }
-    let out = child.wait_with_output().unwrap();
+        if killed.is_none() {
+            let _ = child.kill();
+        }
+        let out = child.wait_with_output().unwrap();
+        if killed.is_none() && out.status.success() && attempt < 5 {
+            Runtime::Runc.destroy(&c.id);
+            continue;
+        }
+        break (out, killed, last_lines);
+    };
     assert!(
         killed.is_some(),
         "never reached {point:?} of the restore (last log had {last_lines} lines); ckpt: {:?}\n{}",
@@ -461,18 +473,10 @@ fn ckpt_sigkilled_mid_dump_container_thawed_within_5s_and_stays_thawed() {
     c.wait_counter_above(3, WARMUP).expect("counter runs");
     let mut child = spawn(&store, &["create", &c.id, "victim"]);
     let ckpt_pid = child.id();
-    let mut last = None;
-    let mid = support::poll(Duration::from_secs(120), Duration::from_millis(1), || {
-        if child.try_wait().unwrap().is_some() {
-            return Some(false);
-        }
-        criu_dump_child(ckpt_pid)?;
-        let pages = staging_of(&store, &c.id, "victim").as_deref().and_then(pages_size);
-        let growing = matches!((last, pages), (Some(a), Some(b)) if b > a && b < BALLAST_BYTES * 3 / 4);
-        last = pages;
-        growing.then_some(true)
-    });
-    assert_eq!(mid, Some(true), "never caught the page dump in progress");
+    assert!(
+        wait_mid_page_dump(&mut child, &store, &c.id, "victim"),
+        "never caught the page dump in progress"
+    );
     assert!(sigkill(ckpt_pid as i32));
     let t0 = Instant::now();
     let _ = child.wait();
@@ -504,18 +508,10 @@ fn sigterm_mid_dump_exits_143_and_leaves_container_running() {
     c.wait_counter_above(3, WARMUP).expect("counter runs");
     let mut child = spawn(&store, &["create", &c.id, "victim"]);
     let ckpt_pid = child.id();
-    let mut last = None;
-    let mid = support::poll(Duration::from_secs(120), Duration::from_millis(1), || {
-        if child.try_wait().unwrap().is_some() {
-            return Some(false);
-        }
-        criu_dump_child(ckpt_pid)?;
-        let pages = staging_of(&store, &c.id, "victim").as_deref().and_then(pages_size);
-        let growing = matches!((last, pages), (Some(a), Some(b)) if b > a && b < BALLAST_BYTES * 3 / 4);
-        last = pages;
-        growing.then_some(true)
-    });
-    assert_eq!(mid, Some(true), "never caught the page dump in progress");
+    assert!(
+        wait_mid_page_dump(&mut child, &store, &c.id, "victim"),
+        "never caught the page dump in progress"
+    );
     kill(Pid::from_raw(ckpt_pid as i32), Signal::SIGTERM).unwrap();
     let out = child.wait_with_output().unwrap();
     expect_code(&out, 128 + 15, "ckpt create interrupted by SIGTERM mid-dump");
@@ -764,4 +760,23 @@ fn hundred_create_start_cycles_counter_rises_and_nothing_leaks() {
         relays_of(store.path())
     );
     let _ = writeln!(std::io::stderr(), "{CYCLES} create/start cycles took {elapsed:?}");
+}
+
+/// Waits until the `ckpt create` in `child` has CRIU writing pages into
+/// the staging dir of `name` (a pages image exists and is still growing);
+/// false if ckpt finished first.
+fn wait_mid_page_dump(child: &mut std::process::Child, store: &Store, id: &str, name: &str) -> bool {
+    let ckpt_pid = child.id();
+    let mut last = None;
+    let mid = support::poll(Duration::from_secs(120), Duration::from_millis(1), || {
+        if child.try_wait().unwrap().is_some() {
+            return Some(false);
+        }
+        criu_dump_child(ckpt_pid)?;
+        let pages = staging_of(store, id, name).as_deref().and_then(pages_size);
+        let growing = matches!((last, pages), (Some(a), Some(b)) if b > a && b < BALLAST_BYTES * 3 / 4);
+        last = pages;
+        growing.then_some(true)
+    });
+    mid == Some(true)
 }
