@@ -348,3 +348,24 @@ fn ckpt_start_leaves_no_containerd_checkpoint_copy() {
     assert_eq!(after, before, "ckpt start left a new ctrd-checkpoint* copy");
     assert!(wait_until(Duration::from_secs(1), || d.is_running("c1")));
 }
+
+#[test]
+fn ls_without_a_container_lists_docker_checkpoints_too() {
+    if !docker_prereqs() {
+        return;
+    }
+    let d = DockerDaemon::start();
+    let id = warm_counter(&d, "c1");
+    expect_code(&d.ckpt(["create", "--leave-running", "c1", "mine"]), 0, "ckpt create");
+    let docker = d.docker(["checkpoint", "create", "--leave-running", "c1", "theirs"]);
+    assert!(docker.status.success(), "docker checkpoint create:\n{}", text(&docker));
+
+    let out = d.ckpt(["ls", "--json"]);
+    expect_code(&out, 0, "ckpt ls --json");
+    let rows = parse_json_array(&out.stdout);
+    let find = |name: &str| rows.iter().find(|r| r["name"] == name && r["container"] == id.as_str()).cloned();
+    let mine = find("mine").unwrap_or_else(|| panic!("ckpt's checkpoint missing: {rows:?}"));
+    let theirs = find("theirs").unwrap_or_else(|| panic!("Docker's checkpoint missing: {rows:?}"));
+    assert_eq!((mine["made_by"].as_str(), mine["runtime"].as_str()), (Some("ckpt"), Some("docker")));
+    assert_eq!((theirs["made_by"].as_str(), theirs["runtime"].as_str()), (Some("other"), Some("docker")));
+}

@@ -42,21 +42,31 @@ fn mtime(dir: &std::path::Path) -> Option<String> {
 }
 
 pub fn run(ctx: &Context, args: &LsArgs) -> anyhow::Result<()> {
-    let (root, id) = match &args.container {
+    let rows: Vec<Row> = match &args.container {
         Some(c) => {
             names::validate_container_id(c)?;
             let (root, id) = super::checkpoint_home(ctx, c)?;
-            (root, Some(id))
+            list(&root, Some(&id))?.iter().map(row).collect()
         }
-        None => (ctx.store_root.clone(), None),
+        None => {
+            let mut rows: Vec<Row> = list(&ctx.store_root, None)?.iter().map(row).collect();
+            // Every checkpoint the operator has: Docker's too, when Docker is
+            // searched and answers.
+            if let Some(daemon) = super::docker_daemon(ctx)? {
+                match list(&daemon.store_root(), None) {
+                    Ok(entries) => rows.extend(entries.iter().map(row).map(|mut r| {
+                        r.runtime.get_or_insert_with(|| "docker".into());
+                        r
+                    })),
+                    Err(e) if ctx.docker == crate::discovery::DockerMode::Auto => {
+                        log::warn!("cannot list Docker's checkpoints: {e}")
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            rows
+        }
     };
-    // Listing never creates the store: a missing store has no checkpoints.
-    let entries = if root.exists() {
-        Store::open(&root)?.list(id.as_deref())?
-    } else {
-        Vec::new()
-    };
-    let rows: Vec<Row> = entries.iter().map(row).collect();
     if args.json {
         crate::outln!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
@@ -83,6 +93,15 @@ pub fn run(ctx: &Context, args: &LsArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// A store's checkpoints; a missing store has none (listing never creates it).
+fn list(root: &std::path::Path, id: Option<&str>) -> Result<Vec<CheckpointEntry>, crate::store::StoreError> {
+    if root.exists() {
+        Store::open(root)?.list(id)
+    } else {
+        Ok(Vec::new())
+    }
 }
 
 /// Long (Docker-style 64 hex) ids are shortened to 12 characters in tables.

@@ -119,6 +119,18 @@ pub fn docker_target(ctx: &Context, reference: &str) -> Result<Option<crate::dis
     }
 }
 
+/// The Docker daemon, when Docker is searched and (in auto mode) answers.
+pub fn docker_daemon(ctx: &Context) -> Result<Option<crate::docker::Daemon>, crate::docker::DockerError> {
+    match ctx.docker {
+        DockerMode::Off => Ok(None),
+        DockerMode::Only => crate::docker::Daemon::connect().map(Some),
+        DockerMode::Auto => match crate::docker::Daemon::connect() {
+            Err(crate::docker::DockerError::Unreachable { .. }) => Ok(None),
+            other => other.map(Some),
+        },
+    }
+}
+
 /// Where the checkpoints of `reference` live and its full id: Docker's
 /// directory for Docker containers, the ckpt store otherwise.
 pub fn checkpoint_home(ctx: &Context, reference: &str) -> Result<(PathBuf, String), crate::discovery::DiscoveryError> {
