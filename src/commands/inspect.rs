@@ -18,10 +18,15 @@ struct Report<'a> {
 
 pub fn run(ctx: &Context, args: &InspectArgs) -> anyhow::Result<()> {
     crate::store::names::validate_container_id(&args.container)?;
-    let (container, _) = discovery::find_running(&ctx.roots, ctx.docker, &ctx.proc_root, &args.container)?;
+    let (container, docker) = discovery::find_running(&ctx.roots, ctx.docker, &ctx.proc_root, &args.container)?;
     let spec = crate::spec::load(&container.spec_path)?;
     let inventory = inventory::collect(&ctx.proc_root, container.init_pid)?;
-    let store_root = if ctx.store_root.exists() { ctx.store_root.clone() } else { "/".into() };
+    // Free space where the checkpoint would go: Docker's directory for
+    // Docker containers; the store, or the filesystem it would be made on.
+    let store_root = match &docker {
+        Some(d) => d.daemon.store_root(),
+        None => ctx.store_root.ancestors().find(|p| p.exists()).unwrap_or(std::path::Path::new("/")).to_path_buf(),
+    };
     let (host, _) = crate::facts::gather(&ctx.proc_root, &container, &spec.facts, &store_root)?;
     let opts = DumpOptions {
         leave_running: false,
