@@ -46,15 +46,7 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> anyhow::Result<()> {
     let (container, docker) = discovery::find_running(&ctx.roots, ctx.docker, &ctx.proc_root, &args.container)?;
     log::info!("found {} container {} (init pid {})", container.runtime.name(), container.id, container.init_pid);
     if let Some(d) = &docker {
-        if args.name.len() < 2 {
-            // Docker's own rule ([a-zA-Z0-9][a-zA-Z0-9_.-]+): a shorter name
-            // would be a checkpoint `docker start --checkpoint` refuses.
-            return Err(store::StoreError::InvalidName {
-                name: args.name.clone(),
-                reason: "Docker requires checkpoint names of at least 2 characters",
-            }
-            .into());
-        }
+        names::validate_docker_checkpoint_name(&args.name)?;
         if let Some(blocker) = crate::docker::restore_blocker(&d.daemon.info.version, &d.view.network_mode) {
             if !args.leave_running {
                 // Stopping a container this Docker cannot restore would lose it.
@@ -122,15 +114,13 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> anyhow::Result<()> {
         // CRIU died of the signal ckpt forwarded: report the interrupt.
         return Err(Interrupted(sig).into());
     }
-    if let Err(e) = dumped {
-        let kept = keep_failed_log(&store, &container.id, &dump_log);
-        return Err(anyhow::Error::new(match (e, kept) {
-            (criu::CriuError::Failed { action, status, errors, hint, .. }, Some(log_path)) => {
-                criu::CriuError::Failed { action, status, log_path, errors, hint }
-            }
-            (e, _) => e,
-        })
-        .context(format!("container {} was not changed and keeps running", container.id)));
+    if let Err(mut e) = dumped {
+        // The staging dir (and the log in it) goes away with this error:
+        // point the message at the copy that stays.
+        if let (criu::CriuError::Failed { log_path, .. }, Some(kept)) = (&mut e, keep_failed_log(&store, &container.id, &dump_log)) {
+            *log_path = kept;
+        }
+        return Err(anyhow::Error::new(e).context(format!("container {} was not changed and keeps running", container.id)));
     }
     if let Some(sig) = interrupt::pending() {
         return Err(Interrupted(sig).into());

@@ -52,7 +52,7 @@ pub fn run(ctx: &Context, args: &LsArgs) -> anyhow::Result<()> {
             let mut rows: Vec<Row> = list(&ctx.store_root, None)?.iter().map(row).collect();
             // Every checkpoint the operator has: Docker's too, when Docker is
             // searched and answers.
-            if let Some(daemon) = super::docker_daemon(ctx)? {
+            if let Some(daemon) = crate::discovery::docker::daemon(ctx.docker)? {
                 match list(&daemon.store_root(), None) {
                     Ok(entries) => rows.extend(entries.iter().map(row).map(|mut r| {
                         r.runtime.get_or_insert_with(|| "docker".into());

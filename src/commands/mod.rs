@@ -68,8 +68,6 @@ pub enum CommandError {
     NotRoot { verb: &'static str },
     #[error("container {id} is running; stop it first, or restore the checkpoint as a new container with --name NEW_ID")]
     TargetRunning { id: String },
-    #[error("checkpoint {name} of {container} was not made by ckpt (no ckpt.json), so ckpt does not know which bundle to restore it into; restore it with the tool that made it")]
-    Foreign { container: String, name: String },
     #[error("checkpoint {name} was made by CRIU {made}, newer than the installed CRIU {installed}; install CRIU >= {made}")]
     CriuOlderThanCheckpoint { name: String, made: String, installed: String },
     #[error("{what} {path} does not exist; the checkpoint needs it to restore")]
@@ -100,34 +98,14 @@ pub fn now_rfc3339() -> String {
 }
 
 /// The Docker container `reference` names, when Docker is searched and
-/// knows it. In auto mode an unreachable daemon means "not Docker".
+/// knows it; with `--runtime docker` an unknown name is an error.
 pub fn docker_target(ctx: &Context, reference: &str) -> Result<Option<crate::discovery::docker::DockerTarget>, crate::discovery::DiscoveryError> {
-    use crate::discovery::{docker, DiscoveryError};
-    match ctx.docker {
-        DockerMode::Off => Ok(None),
-        DockerMode::Only => match docker::find(reference)? {
-            Some(t) => Ok(Some(t)),
-            None => Err(crate::docker::DockerError::NoSuchContainer {
-                reference: reference.to_string(),
-            }
-            .into()),
-        },
-        DockerMode::Auto => match docker::find(reference) {
-            Err(DiscoveryError::Docker(crate::docker::DockerError::Unreachable { .. })) => Ok(None),
-            other => other,
-        },
-    }
-}
-
-/// The Docker daemon, when Docker is searched and (in auto mode) answers.
-pub fn docker_daemon(ctx: &Context) -> Result<Option<crate::docker::Daemon>, crate::docker::DockerError> {
-    match ctx.docker {
-        DockerMode::Off => Ok(None),
-        DockerMode::Only => crate::docker::Daemon::connect().map(Some),
-        DockerMode::Auto => match crate::docker::Daemon::connect() {
-            Err(crate::docker::DockerError::Unreachable { .. }) => Ok(None),
-            other => other.map(Some),
-        },
+    match crate::discovery::docker::find(ctx.docker, reference)? {
+        None if ctx.docker == DockerMode::Only => Err(crate::docker::DockerError::NoSuchContainer {
+            reference: reference.to_string(),
+        }
+        .into()),
+        found => Ok(found),
     }
 }
 

@@ -1,8 +1,8 @@
 //! Docker containers: found by name, full id or unique id prefix through the
 //! Engine API; their runc state is then read like any runc container's.
 
-use super::{runc, Container, DiscoveryError, RuntimeKind};
-use crate::docker::{ContainerView, Daemon};
+use super::{runc, Container, DiscoveryError, DockerMode, RuntimeKind};
+use crate::docker::{ContainerView, Daemon, DockerError};
 use std::path::Path;
 
 /// A container Docker knows, with the daemon that knows it.
@@ -14,9 +14,24 @@ pub struct DockerTarget {
     pub raw: serde_json::Value,
 }
 
-/// Asks the daemon of `DOCKER_HOST` about `reference`.
-pub fn find(reference: &str) -> Result<Option<DockerTarget>, DiscoveryError> {
-    let daemon = Daemon::connect()?;
+/// The daemon of `DOCKER_HOST` when `mode` searches Docker. The one place
+/// that decides what an unreachable daemon means: nothing in auto mode
+/// (no Docker containers here), an error when Docker was asked for.
+pub fn daemon(mode: DockerMode) -> Result<Option<Daemon>, DockerError> {
+    match mode {
+        DockerMode::Off => Ok(None),
+        DockerMode::Only => Daemon::connect().map(Some),
+        DockerMode::Auto => match Daemon::connect() {
+            Err(DockerError::Unreachable { .. }) => Ok(None),
+            other => other.map(Some),
+        },
+    }
+}
+
+/// Asks the daemon (see [`daemon`]) about `reference`; `None` when Docker
+/// is not searched, not there in auto mode, or knows no such container.
+pub fn find(mode: DockerMode, reference: &str) -> Result<Option<DockerTarget>, DiscoveryError> {
+    let Some(daemon) = daemon(mode)? else { return Ok(None) };
     Ok(daemon.inspect(reference)?.map(|(view, raw)| DockerTarget { daemon, view, raw }))
 }
 

@@ -283,16 +283,7 @@ pub fn resolve(roots: &SearchRoots, mode: DockerMode, proc_root: &Path, referenc
     } else {
         lookup(roots, proc_root, reference)?
     };
-    let docker = match mode {
-        DockerMode::Off => None,
-        DockerMode::Only => docker::find(reference)?,
-        // In auto mode an absent daemon just means "no Docker containers".
-        DockerMode::Auto => match docker::find(reference) {
-            Ok(found) => found,
-            Err(DiscoveryError::Docker(crate::docker::DockerError::Unreachable { .. })) => None,
-            Err(e) => return Err(e),
-        },
-    };
+    let docker = docker::find(mode, reference)?;
     match (oci, docker) {
         (Some(o), Some(d)) if o.container.id != d.view.id => Err(DiscoveryError::Ambiguous {
             id: reference.to_string(),

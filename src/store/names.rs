@@ -46,6 +46,20 @@ pub fn validate_checkpoint_name(name: &str) -> Result<(), StoreError> {
     }
 }
 
+/// Checks a checkpoint name for a Docker container: the general rule plus
+/// Docker's own minimum of 2 characters (`[a-zA-Z0-9][a-zA-Z0-9_.-]+`), or
+/// `docker start --checkpoint` would refuse the checkpoint.
+pub fn validate_docker_checkpoint_name(name: &str) -> Result<(), StoreError> {
+    validate_checkpoint_name(name)?;
+    if name.len() < 2 {
+        return Err(StoreError::InvalidName {
+            name: name.to_string(),
+            reason: "Docker requires checkpoint names of at least 2 characters",
+        });
+    }
+    Ok(())
+}
+
 /// Checks a container id against runc's rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`,
 /// 1 to 128 bytes. (The rule already excludes `.` and `..`, which could
 /// otherwise name a directory outside the container's own.)
@@ -135,5 +149,13 @@ mod tests {
                 assert!(matches!(e, StoreError::InvalidContainerId { .. }), "{e:?}");
             }
         }
+    }
+
+    #[test]
+    fn docker_names_need_two_characters() {
+        assert!(validate_docker_checkpoint_name("ab").is_ok());
+        assert!(validate_docker_checkpoint_name("a").is_err());
+        assert!(validate_docker_checkpoint_name("a.").is_err());
+        assert!(validate_checkpoint_name("a").is_ok(), "runc and crun allow one character");
     }
 }
