@@ -13,7 +13,12 @@ use std::time::{Duration, Instant};
 /// under every hierarchy, either the spec's `cgroupsPath`, or `/<id>` below
 /// the hierarchy's root and below ckpt's own cgroup (runc nests there,
 /// crun does not).
-pub fn candidate_cgroup_dirs(own: &[Membership], mounts: &[Mount], cgroups_path: Option<&str>, id: &str) -> Vec<PathBuf> {
+pub fn candidate_cgroup_dirs(
+    own: &[Membership],
+    mounts: &[Mount],
+    cgroups_path: Option<&str>,
+    id: &str,
+) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = Vec::new();
     for m in mounts.iter().filter(|m| m.fstype == "cgroup" || m.fstype == "cgroup2") {
         let own_path = own
@@ -84,7 +89,10 @@ pub fn kill_restored_leftovers(id: &str, cgroups_path: Option<&str>) {
     for d in &dirs {
         // Runtimes leave helper sub-cgroups (crun's .proxy-crun) behind too.
         if let Ok(entries) = std::fs::read_dir(d) {
-            for e in entries.flatten().filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false)) {
+            for e in entries
+                .flatten()
+                .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+            {
                 let _ = std::fs::remove_dir(e.path());
             }
         }
@@ -119,19 +127,39 @@ mod tests {
     fn default_paths_cover_root_and_own_cgroup() {
         let d = candidate_cgroup_dirs(&parse_proc_cgroup(OWN), &mountinfo::parse(MOUNTS), None, "c1");
         assert!(d.contains(&PathBuf::from("/sys/fs/cgroup/freezer/c1")));
-        assert!(d.contains(&PathBuf::from("/sys/fs/cgroup/memory/c1")), "crun: at the root");
-        assert!(d.contains(&PathBuf::from("/sys/fs/cgroup/memory/process_api/abc/c1")), "runc: below its own");
+        assert!(
+            d.contains(&PathBuf::from("/sys/fs/cgroup/memory/c1")),
+            "crun: at the root"
+        );
+        assert!(
+            d.contains(&PathBuf::from("/sys/fs/cgroup/memory/process_api/abc/c1")),
+            "runc: below its own"
+        );
         assert!(d.contains(&PathBuf::from("/sys/fs/cgroup/unified/c1")));
-        assert_eq!(d.iter().filter(|p| p.ends_with("freezer/c1")).count(), 1, "no duplicates");
+        assert_eq!(
+            d.iter().filter(|p| p.ends_with("freezer/c1")).count(),
+            1,
+            "no duplicates"
+        );
     }
 
     #[test]
     fn explicit_cgroups_path_wins() {
-        let d = candidate_cgroup_dirs(&parse_proc_cgroup(OWN), &mountinfo::parse(MOUNTS), Some("/docker/abc"), "c1");
+        let d = candidate_cgroup_dirs(
+            &parse_proc_cgroup(OWN),
+            &mountinfo::parse(MOUNTS),
+            Some("/docker/abc"),
+            "c1",
+        );
         assert_eq!(d[0], PathBuf::from("/sys/fs/cgroup/freezer/docker/abc"));
         assert!(!d.iter().any(|p| p.ends_with("c1")));
         // systemd's slice:prefix:name form is not a path; fall back to the id.
-        let d = candidate_cgroup_dirs(&parse_proc_cgroup(OWN), &mountinfo::parse(MOUNTS), Some("system.slice:docker:abc"), "c1");
+        let d = candidate_cgroup_dirs(
+            &parse_proc_cgroup(OWN),
+            &mountinfo::parse(MOUNTS),
+            Some("system.slice:docker:abc"),
+            "c1",
+        );
         assert!(d.contains(&PathBuf::from("/sys/fs/cgroup/freezer/c1")));
     }
 }

@@ -42,7 +42,9 @@ fn code_of(e: &(dyn std::error::Error + 'static)) -> Option<u8> {
     }
     if let Some(e) = e.downcast_ref::<DiscoveryError>() {
         return Some(match e {
-            DiscoveryError::NotFound { .. } | DiscoveryError::NotRunning { .. } | DiscoveryError::PidReused { .. } => NOT_FOUND,
+            DiscoveryError::NotFound { .. } | DiscoveryError::NotRunning { .. } | DiscoveryError::PidReused { .. } => {
+                NOT_FOUND
+            }
             DiscoveryError::Ambiguous { .. } => USAGE,
             DiscoveryError::Docker(d) => docker_code(d),
             _ => FAILURE,
@@ -51,7 +53,10 @@ fn code_of(e: &(dyn std::error::Error + 'static)) -> Option<u8> {
     if let Some(e) = e.downcast_ref::<DockerError>() {
         return Some(docker_code(e));
     }
-    if e.downcast_ref::<Refused>().is_some() || e.downcast_ref::<crate::commands::inspect::NotCheckpointable>().is_some() {
+    if e.downcast_ref::<Refused>().is_some()
+        || e.downcast_ref::<crate::commands::inspect::NotCheckpointable>()
+            .is_some()
+    {
         return Some(REFUSED);
     }
     if let Some(e) = e.downcast_ref::<CriuError>() {
@@ -82,7 +87,9 @@ fn code_of(e: &(dyn std::error::Error + 'static)) -> Option<u8> {
 
 fn docker_code(e: &DockerError) -> u8 {
     match e {
-        DockerError::UnsupportedHost { .. } | DockerError::Unreachable { .. } | DockerError::NotExperimental { .. } => PREREQUISITE,
+        DockerError::UnsupportedHost { .. } | DockerError::Unreachable { .. } | DockerError::NotExperimental { .. } => {
+            PREREQUISITE
+        }
         DockerError::BrokenRestore { .. } => REFUSED,
         DockerError::NoSuchContainer { .. } => NOT_FOUND,
         DockerError::Api { .. } | DockerError::Protocol { .. } => FAILURE,

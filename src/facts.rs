@@ -37,7 +37,12 @@ pub fn freezer_of(proc_root: &Path, pid: i32) -> Result<FreezerDir, FactsError> 
 }
 
 /// Everything the planner needs besides the spec and the inventory.
-pub fn gather(proc_root: &Path, c: &Container, spec: &SpecFacts, store_root: &Path) -> Result<(HostFacts, Option<FreezerDir>), FactsError> {
+pub fn gather(
+    proc_root: &Path,
+    c: &Container,
+    spec: &SpecFacts,
+    store_root: &Path,
+) -> Result<(HostFacts, Option<FreezerDir>), FactsError> {
     let pid_dir = proc_root.join(c.init_pid.to_string());
     let container_mounts = mountinfo::parse(&read(pid_dir.join("mountinfo"))?);
     // runc bind-mounts /dev/null over masked paths that exist and are not
@@ -60,7 +65,7 @@ pub fn gather(proc_root: &Path, c: &Container, spec: &SpecFacts, store_root: &Pa
     let freezer = freezer_of(proc_root, c.init_pid).ok();
     let store_free_bytes = nix::sys::statvfs::statvfs(store_root)
         .ok()
-        .map(|s| s.blocks_available() as u64 * s.fragment_size() as u64);
+        .map(|s| s.blocks_available() * s.fragment_size());
     let facts = HostFacts {
         init_pid: c.init_pid,
         rootfs: c.rootfs.clone(),

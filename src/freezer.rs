@@ -136,7 +136,11 @@ pub fn freeze(f: &FreezerDir, timeout: Duration) -> Result<(), FreezerError> {
 /// The pids in the cgroup (`cgroup.procs`).
 pub fn pids(f: &FreezerDir) -> Result<Vec<i32>, FreezerError> {
     let path = f.dir.join("cgroup.procs");
-    let text = std::fs::read_to_string(&path).map_err(|source| FreezerError::Io { op: "read", path, source })?;
+    let text = std::fs::read_to_string(&path).map_err(|source| FreezerError::Io {
+        op: "read",
+        path,
+        source,
+    })?;
     Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
 }
 

@@ -91,7 +91,11 @@ pub enum Problem {
     /// A file lock without --file-locks.
     FileLock { at: FdRef },
     /// The store's filesystem cannot hold the estimated images.
-    NoSpace { store: PathBuf, needed: u64, available: u64 },
+    NoSpace {
+        store: PathBuf,
+        needed: u64,
+        available: u64,
+    },
     /// No freezer cgroup was found for the container.
     NoFreezer,
 }
@@ -107,7 +111,11 @@ pub struct FdRef {
 
 impl fmt::Display for FdRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "process {} ({}) fd {} → {}", self.pid, self.comm, self.fd, self.target)
+        write!(
+            f,
+            "process {} ({}) fd {} → {}",
+            self.pid, self.comm, self.fd, self.target
+        )
     }
 }
 
@@ -170,7 +178,14 @@ impl fmt::Display for Refusal {
 
 /// The default devices runc adds to every container (and therefore names as
 /// externals at dump and restore, see runc's `AllowedDevices`).
-const RUNC_DEFAULT_DEVICES: &[&str] = &["/dev/null", "/dev/random", "/dev/full", "/dev/tty", "/dev/zero", "/dev/urandom"];
+const RUNC_DEFAULT_DEVICES: &[&str] = &[
+    "/dev/null",
+    "/dev/random",
+    "/dev/full",
+    "/dev/tty",
+    "/dev/zero",
+    "/dev/urandom",
+];
 
 /// Headroom on top of the estimated image size for logs and metadata.
 const SPACE_HEADROOM: u64 = 16 * 1024 * 1024;
@@ -190,13 +205,13 @@ pub fn problems(spec: &SpecFacts, inventory: &Inventory, host: &HostFacts, opts:
                 FdKind::File | FdKind::Dir | FdKind::Device if fd.outside_mount_ns => {
                     out.push(Problem::HostFile { at: at() })
                 }
-                FdKind::TcpSocket { state, local, remote, .. } if state == "ESTABLISHED" && !opts.tcp_established => {
-                    out.push(Problem::TcpEstablished {
-                        at: at(),
-                        local: local.clone(),
-                        remote: remote.clone(),
-                    })
-                }
+                FdKind::TcpSocket {
+                    state, local, remote, ..
+                } if state == "ESTABLISHED" && !opts.tcp_established => out.push(Problem::TcpEstablished {
+                    at: at(),
+                    local: local.clone(),
+                    remote: remote.clone(),
+                }),
                 FdKind::UnixSocket {
                     connected: true,
                     peer_outside: Some(true),
@@ -267,7 +282,12 @@ pub fn warnings(inventory: &Inventory) -> Vec<String> {
 }
 
 /// Plans the dump, or refuses with every problem found.
-pub fn dump_plan(spec: &SpecFacts, inventory: &Inventory, host: &HostFacts, opts: &DumpOptions) -> Result<DumpPlan, Refusal> {
+pub fn dump_plan(
+    spec: &SpecFacts,
+    inventory: &Inventory,
+    host: &HostFacts,
+    opts: &DumpOptions,
+) -> Result<DumpPlan, Refusal> {
     let problems = problems(spec, inventory, host, opts);
     if !problems.is_empty() {
         return Err(Refusal { problems });

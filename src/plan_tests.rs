@@ -65,7 +65,17 @@ fn unix(peer_outside: Option<bool>) -> FdKind {
 
 #[test]
 fn clean_container_is_planned() {
-    let i = inv(vec![fd(0, "/dev/null", FdKind::Device), fd(1, "pipe:[5]", FdKind::Pipe { inode: 5, peer_outside: true })]);
+    let i = inv(vec![
+        fd(0, "/dev/null", FdKind::Device),
+        fd(
+            1,
+            "pipe:[5]",
+            FdKind::Pipe {
+                inode: 5,
+                peer_outside: true,
+            },
+        ),
+    ]);
     let plan = dump_plan(&SpecFacts::default(), &i, &host(), &DumpOptions::default()).unwrap();
     assert_eq!(plan.pid, 100);
     assert_eq!(plan.root, PathBuf::from("/b/rootfs"));
@@ -87,8 +97,13 @@ fn terminal_in_spec_is_refused() {
 
 #[test]
 fn tty_fd_is_refused_and_named() {
-    let r = dump_plan(&SpecFacts::default(), &inv(vec![fd(0, "/dev/pts/0", FdKind::Tty)]), &host(), &DumpOptions::default())
-        .unwrap_err();
+    let r = dump_plan(
+        &SpecFacts::default(),
+        &inv(vec![fd(0, "/dev/pts/0", FdKind::Tty)]),
+        &host(),
+        &DumpOptions::default(),
+    )
+    .unwrap_err();
     let msg = r.to_string();
     assert!(msg.contains("process 100 (app) fd 0 → /dev/pts/0"), "{msg}");
     assert!(msg.contains("TTY"), "{msg}");
@@ -142,7 +157,10 @@ fn outside_unix_peer_needs_the_option() {
 
 #[test]
 fn inside_or_unknown_unix_peer_is_not_refused() {
-    let i = inv(vec![fd(5, "socket:[8]", unix(Some(false))), fd(6, "socket:[9]", unix(None))]);
+    let i = inv(vec![
+        fd(5, "socket:[8]", unix(Some(false))),
+        fd(6, "socket:[9]", unix(None)),
+    ]);
     let plan = dump_plan(&SpecFacts::default(), &i, &host(), &DumpOptions::default()).unwrap();
     assert_eq!(plan.warnings.len(), 1, "unknown peer warns: {:?}", plan.warnings);
 }
@@ -178,7 +196,10 @@ fn every_problem_is_reported_not_just_the_first() {
         terminal: true,
         ..Default::default()
     };
-    let i = inv(vec![fd(0, "/dev/pts/0", FdKind::Tty), fd(4, "socket:[7]", tcp("ESTABLISHED"))]);
+    let i = inv(vec![
+        fd(0, "/dev/pts/0", FdKind::Tty),
+        fd(4, "socket:[7]", tcp("ESTABLISHED")),
+    ]);
     let r = dump_plan(&spec, &i, &host(), &DumpOptions::default()).unwrap_err();
     assert_eq!(r.problems.len(), 3);
 }
@@ -203,7 +224,11 @@ fn mount(dest: &str, typ: &str, opts: &[&str]) -> SpecMount {
 #[test]
 fn bind_mounts_are_external_by_destination() {
     let spec = SpecFacts {
-        mounts: vec![mount("/etc/hosts", "bind", &["rbind"]), mount("/data/../srv/./x", "none", &["rbind", "rw"]), mount("/dev", "tmpfs", &[])],
+        mounts: vec![
+            mount("/etc/hosts", "bind", &["rbind"]),
+            mount("/data/../srv/./x", "none", &["rbind", "rw"]),
+            mount("/dev", "tmpfs", &[]),
+        ],
         ..Default::default()
     };
     let ext = externals(&spec, &host());
@@ -223,13 +248,19 @@ fn cgroup_v1_hierarchies_are_external_without_cgroupns() {
     };
     assert_eq!(
         externals(&spec, &h),
-        vec!["mnt[/sys/fs/cgroup/cpu]:/sys/fs/cgroup/cpu", "mnt[/sys/fs/cgroup/freezer]:/sys/fs/cgroup/freezer"]
+        vec![
+            "mnt[/sys/fs/cgroup/cpu]:/sys/fs/cgroup/cpu",
+            "mnt[/sys/fs/cgroup/freezer]:/sys/fs/cgroup/freezer"
+        ]
     );
     spec.namespaces.push(SpecNamespace {
         typ: "cgroup".into(),
         path: None,
     });
-    assert!(externals(&spec, &h).is_empty(), "a cgroupns makes the cgroup mount a real mount");
+    assert!(
+        externals(&spec, &h).is_empty(),
+        "a cgroupns makes the cgroup mount a real mount"
+    );
 }
 
 #[test]
@@ -246,14 +277,24 @@ fn masked_files_devices_and_joined_namespaces() {
     let ext = externals(&spec, &h);
     assert!(ext.contains(&"mnt[/proc/keys]:/dev/null".to_string()));
     assert!(ext.contains(&"mnt[/dev/fuse]:/dev/fuse".to_string()));
-    assert_eq!(ext.iter().filter(|e| e.starts_with("mnt[/dev/null]")).count(), 1, "no duplicates");
+    assert_eq!(
+        ext.iter().filter(|e| e.starts_with("mnt[/dev/null]")).count(),
+        1,
+        "no duplicates"
+    );
     assert!(ext.contains(&"mnt[/dev/urandom]:/dev/urandom".to_string()));
     assert!(ext.contains(&"net[4026532000]:extRootNetNS".to_string()));
     assert!(ext.contains(&"pid[4026532001]:extRootPidNS".to_string()));
     h.naming = ExternalNaming::Crun;
     let ext = externals(&spec, &h);
-    assert!(!ext.contains(&"mnt[/dev/urandom]:/dev/urandom".to_string()), "crun adds no default devices");
-    assert!(ext.contains(&"mnt[/proc/keys]:/proc/keys".to_string()), "crun names masked files by path");
+    assert!(
+        !ext.contains(&"mnt[/dev/urandom]:/dev/urandom".to_string()),
+        "crun adds no default devices"
+    );
+    assert!(
+        ext.contains(&"mnt[/proc/keys]:/proc/keys".to_string()),
+        "crun names masked files by path"
+    );
 }
 
 #[test]
@@ -270,12 +311,33 @@ fn human_bytes_is_readable() {
 
 #[test]
 fn children_sharing_init_stdio_pipes_do_not_warn_but_other_outside_pipes_do() {
-    let mut i = inv(vec![fd(1, "pipe:[5]", FdKind::Pipe { inode: 5, peer_outside: true })]);
+    let mut i = inv(vec![fd(
+        1,
+        "pipe:[5]",
+        FdKind::Pipe {
+            inode: 5,
+            peer_outside: true,
+        },
+    )]);
     let mut child = i.processes[0].clone();
     child.pid = 101;
     child.fds = vec![
-        fd(1, "pipe:[5]", FdKind::Pipe { inode: 5, peer_outside: true }),
-        fd(7, "pipe:[6]", FdKind::Pipe { inode: 6, peer_outside: true }),
+        fd(
+            1,
+            "pipe:[5]",
+            FdKind::Pipe {
+                inode: 5,
+                peer_outside: true,
+            },
+        ),
+        fd(
+            7,
+            "pipe:[6]",
+            FdKind::Pipe {
+                inode: 6,
+                peer_outside: true,
+            },
+        ),
     ];
     i.processes.push(child);
     let w = warnings(&i);

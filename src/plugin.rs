@@ -18,7 +18,10 @@ pub enum Invocation {
     /// Print the plugin metadata.
     Metadata,
     /// Run ckpt with this argv; `docker_host` from Docker's `-H/--host`.
-    Plugin { argv: Vec<OsString>, docker_host: Option<String> },
+    Plugin {
+        argv: Vec<OsString>,
+        docker_host: Option<String>,
+    },
 }
 
 /// The metadata JSON Docker reads.
@@ -74,7 +77,13 @@ mod tests {
 
     #[test]
     fn metadata_call() {
-        assert_eq!(classify(v(&["/usr/lib/docker/cli-plugins/docker-ckpt", "docker-cli-plugin-metadata"])), Invocation::Metadata);
+        assert_eq!(
+            classify(v(&[
+                "/usr/lib/docker/cli-plugins/docker-ckpt",
+                "docker-cli-plugin-metadata"
+            ])),
+            Invocation::Metadata
+        );
         let m: serde_json::Value = serde_json::from_str(&metadata()).unwrap();
         assert_eq!(m["SchemaVersion"], "0.1.0");
         assert!(!m["Vendor"].as_str().unwrap().is_empty());
@@ -83,13 +92,25 @@ mod tests {
     #[test]
     fn strips_globals_up_to_ckpt() {
         let i = classify(v(&["docker-ckpt", "--log-level", "warn", "ckpt", "create", "c1", "x"]));
-        assert_eq!(i, Invocation::Plugin { argv: v(&["docker ckpt", "create", "c1", "x"]), docker_host: None });
+        assert_eq!(
+            i,
+            Invocation::Plugin {
+                argv: v(&["docker ckpt", "create", "c1", "x"]),
+                docker_host: None
+            }
+        );
     }
 
     #[test]
     fn docker_host_flag_is_kept() {
         let i = classify(v(&["/x/docker-ckpt", "-H", "unix:///tmp/d.sock", "ckpt", "ls"]));
-        assert_eq!(i, Invocation::Plugin { argv: v(&["docker ckpt", "ls"]), docker_host: Some("unix:///tmp/d.sock".into()) });
+        assert_eq!(
+            i,
+            Invocation::Plugin {
+                argv: v(&["docker ckpt", "ls"]),
+                docker_host: Some("unix:///tmp/d.sock".into())
+            }
+        );
         let i = classify(v(&["docker-ckpt", "--host=unix:///y", "ckpt", "ls"]));
         assert!(matches!(i, Invocation::Plugin { docker_host: Some(h), .. } if h == "unix:///y"));
     }
@@ -97,6 +118,9 @@ mod tests {
     #[test]
     fn plain_ckpt_is_direct() {
         assert_eq!(classify(v(&["ckpt", "ls"])), Invocation::Direct(v(&["ckpt", "ls"])));
-        assert_eq!(classify(v(&["docker-ckpt", "ls"])), Invocation::Direct(v(&["docker-ckpt", "ls"])));
+        assert_eq!(
+            classify(v(&["docker-ckpt", "ls"])),
+            Invocation::Direct(v(&["docker-ckpt", "ls"]))
+        );
     }
 }

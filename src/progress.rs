@@ -20,8 +20,10 @@ impl DirProgress {
         let bar = (enabled && std::io::stderr().is_terminal()).then(|| {
             let b = ProgressBar::with_draw_target(Some(expected.max(1)), ProgressDrawTarget::stderr());
             b.set_style(
-                ProgressStyle::with_template("{msg} [{elapsed_precise}] {bar:30} {bytes}/~{total_bytes} ({bytes_per_sec})")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                ProgressStyle::with_template(
+                    "{msg} [{elapsed_precise}] {bar:30} {bytes}/~{total_bytes} ({bytes_per_sec})",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             b.set_message(message.to_string());
             b

@@ -71,6 +71,23 @@ pub fn ns_pid_from_status(status: &str) -> Option<i32> {
         .and_then(|v| v.parse().ok())
 }
 
+/// Reads what [`confirm_resumed`] needs about a live init from a proc root.
+pub fn live_init(proc_root: &Path, pid: i32) -> LiveInit {
+    let dir = proc_root.join(pid.to_string());
+    let status = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
+    let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+    let host_timens = std::fs::read_link(proc_root.join("self/ns/time")).ok();
+    let init_timens = std::fs::read_link(dir.join("ns/time")).ok();
+    LiveInit {
+        ns_pid: ns_pid_from_status(&status).unwrap_or(-1),
+        comm: comm.trim().to_string(),
+        own_time_namespace: match (host_timens, init_timens) {
+            (Some(h), Some(i)) => Some(h != i),
+            _ => None,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,22 +121,43 @@ mod tests {
 
     #[test]
     fn resumed_when_log_and_init_match() {
-        let live = LiveInit { ns_pid: 1, comm: "counter".into(), own_time_namespace: Some(true) };
+        let live = LiveInit {
+            ns_pid: 1,
+            comm: "counter".into(),
+            own_time_namespace: Some(true),
+        };
         assert!(confirm_resumed(&meta_with_init(1, "counter"), &live, Some(OK_LOG)).is_ok());
-        assert!(confirm_resumed(&meta_with_init(1, "counter"), &live, None).is_ok(), "Docker keeps no log");
-        let old_kernel = LiveInit { own_time_namespace: None, ..live };
+        assert!(
+            confirm_resumed(&meta_with_init(1, "counter"), &live, None).is_ok(),
+            "Docker keeps no log"
+        );
+        let old_kernel = LiveInit {
+            own_time_namespace: None,
+            ..live
+        };
         assert!(confirm_resumed(&meta_with_init(1, "counter"), &old_kernel, Some(OK_LOG)).is_ok());
     }
 
     #[test]
     fn fresh_start_is_detected() {
-        let live = LiveInit { ns_pid: 1, comm: "sh".into(), own_time_namespace: Some(true) };
+        let live = LiveInit {
+            ns_pid: 1,
+            comm: "sh".into(),
+            own_time_namespace: Some(true),
+        };
         let e = confirm_resumed(&meta_with_init(1, "counter"), &live, Some(OK_LOG)).unwrap_err();
         assert!(e.contains("counter"), "{e}");
-        let live = LiveInit { ns_pid: 1, comm: "counter".into(), own_time_namespace: Some(true) };
+        let live = LiveInit {
+            ns_pid: 1,
+            comm: "counter".into(),
+            own_time_namespace: Some(true),
+        };
         assert!(confirm_resumed(&meta_with_init(1, "counter"), &live, Some("no restore happened")).is_err());
         // Same pid and name, but in the host's time namespace: a fresh start.
-        let fresh = LiveInit { own_time_namespace: Some(false), ..live };
+        let fresh = LiveInit {
+            own_time_namespace: Some(false),
+            ..live
+        };
         let e = confirm_resumed(&meta_with_init(1, "counter"), &fresh, None).unwrap_err();
         assert!(e.contains("afresh"), "{e}");
     }
@@ -128,7 +166,11 @@ mod tests {
     fn a_spec_with_its_own_time_namespace_is_not_judged_by_it() {
         let mut m = meta_with_init(1, "counter");
         m.spec = json!({"linux": {"namespaces": [{"type": "time"}]}});
-        let live = LiveInit { ns_pid: 1, comm: "counter".into(), own_time_namespace: Some(false) };
+        let live = LiveInit {
+            ns_pid: 1,
+            comm: "counter".into(),
+            own_time_namespace: Some(false),
+        };
         assert!(confirm_resumed(&m, &live, None).is_ok());
     }
 
@@ -136,22 +178,5 @@ mod tests {
     fn parses_nspid() {
         assert_eq!(ns_pid_from_status("Name:\tsh\nNSpid:\t5130\t1\n"), Some(1));
         assert_eq!(ns_pid_from_status("Name:\tsh\n"), None);
-    }
-}
-
-/// Reads what [`confirm_resumed`] needs about a live init from a proc root.
-pub fn live_init(proc_root: &Path, pid: i32) -> LiveInit {
-    let dir = proc_root.join(pid.to_string());
-    let status = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
-    let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
-    let host_timens = std::fs::read_link(proc_root.join("self/ns/time")).ok();
-    let init_timens = std::fs::read_link(dir.join("ns/time")).ok();
-    LiveInit {
-        ns_pid: ns_pid_from_status(&status).unwrap_or(-1),
-        comm: comm.trim().to_string(),
-        own_time_namespace: match (host_timens, init_timens) {
-            (Some(h), Some(i)) => Some(h != i),
-            _ => None,
-        },
     }
 }

@@ -55,8 +55,13 @@ impl Runtime {
     pub fn locate(kind: RuntimeKind, root: &Path) -> Result<Runtime, RuntimeError> {
         // Docker containers are run by runc; ckpt drives Docker itself only
         // through its API, so the binary needed here is runc.
-        let kind = if kind == RuntimeKind::Docker { RuntimeKind::Runc } else { kind };
-        let binary = crate::criu::runner::find_in_path(kind.name()).ok_or(RuntimeError::NotInstalled { runtime: kind.name() })?;
+        let kind = if kind == RuntimeKind::Docker {
+            RuntimeKind::Runc
+        } else {
+            kind
+        };
+        let binary = crate::criu::runner::find_in_path(kind.name())
+            .ok_or(RuntimeError::NotInstalled { runtime: kind.name() })?;
         Ok(Runtime {
             kind,
             binary,
@@ -78,7 +83,13 @@ impl Runtime {
                 c.pre_exec(|| {
                     use nix::mount::{mount, umount2, MntFlags, MsFlags};
                     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
-                    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)?;
+                    mount(
+                        None::<&str>,
+                        "/",
+                        None::<&str>,
+                        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+                        None::<&str>,
+                    )?;
                     umount2("/sys/fs/cgroup/unified", MntFlags::MNT_DETACH)?;
                     Ok(())
                 });
@@ -189,7 +200,11 @@ fn runtime_error_message(log: &str) -> String {
 }
 
 fn one_line(s: &str) -> String {
-    s.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or("(no message)").trim().to_string()
+    s.lines()
+        .rfind(|l| !l.trim().is_empty())
+        .unwrap_or("(no message)")
+        .trim()
+        .to_string()
 }
 
 /// True on hosts where crun must not see /sys/fs/cgroup/unified: a v1
@@ -215,7 +230,10 @@ mod tests {
             pid_file: Path::new("/w/pid"),
             options: opts,
         };
-        restore_args(RuntimeKind::Runc, &r).into_iter().map(|s| s.into_string().unwrap()).collect()
+        restore_args(RuntimeKind::Runc, &r)
+            .into_iter()
+            .map(|s| s.into_string().unwrap())
+            .collect()
     }
 
     #[test]

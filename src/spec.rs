@@ -182,7 +182,10 @@ mod tests {
         assert!(!f.mounts[1].is_bind());
         assert_eq!(f.masked_paths, vec!["/proc/kcore", "/sys/firmware"]);
         assert_eq!(f.device_paths, vec![PathBuf::from("/dev/fuse")]);
-        assert_eq!(f.namespace("network").unwrap().path, Some(PathBuf::from("/var/run/netns/x")));
+        assert_eq!(
+            f.namespace("network").unwrap().path,
+            Some(PathBuf::from("/var/run/netns/x"))
+        );
         assert_eq!(f.namespace("pid").unwrap().path, None);
         assert!(f.namespace("user").is_none());
         assert_eq!(s.raw["ociVersion"], "1.2.0");

@@ -111,13 +111,20 @@ pub fn run(dir: std::path::PathBuf, version: &str, leave_frozen: bool) -> anyhow
     }
     let freezer = FreezerDir {
         dir,
-        version: if version == "v2" { CgroupVersion::V2 } else { CgroupVersion::V1 },
+        version: if version == "v2" {
+            CgroupVersion::V2
+        } else {
+            CgroupVersion::V1
+        },
     };
     match crate::freezer::state(&freezer) {
         Ok(crate::freezer::State::Thawed) | Err(_) => Ok(()),
         Ok(_) => {
             crate::freezer::thaw(&freezer, Duration::from_secs(10))?;
-            eprintln!("ckpt watchdog: ckpt stopped while {} was frozen; thawed it", freezer.dir.display());
+            eprintln!(
+                "ckpt watchdog: ckpt stopped while {} was frozen; thawed it",
+                freezer.dir.display()
+            );
             Ok(())
         }
     }
@@ -153,9 +160,25 @@ mod tests {
 
     #[test]
     fn listens_to_the_protocol() {
-        assert_eq!(listen("criu 42\ndone\n".as_bytes()), Heard { criu: Some(42), done: true });
-        assert_eq!(listen("criu 42\n".as_bytes()), Heard { criu: Some(42), done: false });
-        assert_eq!(listen("".as_bytes()), Heard::default(), "EOF at once: ckpt died before CRIU started");
+        assert_eq!(
+            listen("criu 42\ndone\n".as_bytes()),
+            Heard {
+                criu: Some(42),
+                done: true
+            }
+        );
+        assert_eq!(
+            listen("criu 42\n".as_bytes()),
+            Heard {
+                criu: Some(42),
+                done: false
+            }
+        );
+        assert_eq!(
+            listen("".as_bytes()),
+            Heard::default(),
+            "EOF at once: ckpt died before CRIU started"
+        );
         assert_eq!(listen("garbage\ncriu x\n".as_bytes()), Heard::default());
     }
 }

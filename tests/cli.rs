@@ -50,7 +50,7 @@ fn ls_json_of_an_empty_store_is_an_empty_array() {
     let store = tempfile::tempdir().unwrap();
     let out = ckpt(&["ls", "--json", "--store", store.path().to_str().unwrap()]);
     assert_ok(&out, "ckpt ls --json");
-    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim())
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", stdout(&out)));
+    let v: serde_json::Value =
+        serde_json::from_str(stdout(&out).trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", stdout(&out)));
     assert_eq!(v, serde_json::json!([]));
 }

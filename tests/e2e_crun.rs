@@ -21,7 +21,9 @@ fn crun_create_stops_container_and_start_continues_counter() {
     }
     let store = Store::with_runtime(Runtime::Crun);
     let c = Container::crun().start();
-    let before = c.wait_counter_above(10, Duration::from_secs(10)).expect("counter warms up");
+    let before = c
+        .wait_counter_above(10, Duration::from_secs(10))
+        .expect("counter warms up");
 
     expect_code(&store.ckpt(["create", &c.id, "one"]), 0, "ckpt create (crun)");
     let entry = store.find(&c.id, "one").expect("ls lists the checkpoint");
@@ -42,7 +44,10 @@ fn crun_create_stops_container_and_start_continues_counter() {
     );
     assert_continues_from(&c, saved);
     assert!(c.is_running(), "status {:?}", c.status());
-    assert!(Runtime::Crun.list_shows_running(&c.id), "crun list does not show it running");
+    assert!(
+        Runtime::Crun.list_shows_running(&c.id),
+        "crun list does not show it running"
+    );
 
     let killed = Command::new("crun").args(["kill", &c.id, "KILL"]).status().unwrap();
     assert!(killed.success(), "crun kill of the restored container failed");
@@ -70,7 +75,10 @@ fn crun_leave_running_keeps_counting() {
     assert!(c.is_running(), "--leave-running stopped it: {:?}", c.status());
     assert_eq!(c.freezer_state().as_deref(), Some("THAWED"));
     let v = c.counter().unwrap();
-    assert!(c.wait_counter_above(v, Duration::from_secs(5)).is_some(), "counter stuck at {v}");
+    assert!(
+        c.wait_counter_above(v, Duration::from_secs(5)).is_some(),
+        "counter stuck at {v}"
+    );
     let entry = store.find(&c.id, "live").expect("ls lists the checkpoint");
     assert_eq!(entry["leave_running"], true, "{entry}");
 }

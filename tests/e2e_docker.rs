@@ -39,9 +39,9 @@ fn warm_counter(d: &DockerDaemon, name: &str) -> String {
 /// value seen.
 fn assert_continues_from(d: &DockerDaemon, name: &str, saved: u64) -> u64 {
     assert!(saved > 5, "test bug: checkpoint taken too early (counter {saved})");
-    let first = d.wait_counter_change(name, saved, RESTORE_TICK).unwrap_or_else(|| {
-        panic!("restored counter of {name} never moved from {saved}\n{}", d.logs())
-    });
+    let first = d
+        .wait_counter_change(name, saved, RESTORE_TICK)
+        .unwrap_or_else(|| panic!("restored counter of {name} never moved from {saved}\n{}", d.logs()));
     assert!(
         first > saved,
         "{name}'s counter restarted instead of continuing: {first} after a checkpoint at {saved}"
@@ -64,7 +64,9 @@ fn assert_stopped_at(d: &DockerDaemon, name: &str) -> u64 {
     assert_eq!(d.counter(name), in_file, "something still writes {name}'s counter");
     in_file.unwrap_or_else(|| {
         let logs = d.docker_ok(["logs", "--tail", "1", name]);
-        logs.trim().parse().unwrap_or_else(|_| panic!("no counter value in {name}'s logs: {logs:?}"))
+        logs.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("no counter value in {name}'s logs: {logs:?}"))
     })
 }
 
@@ -81,7 +83,10 @@ fn docker_ps_shows_up(d: &DockerDaemon, name: &str) -> bool {
 
 /// Names of the entries of `ckpt ls --json` for `reference`.
 fn ckpt_ls_names(d: &DockerDaemon, reference: &str) -> BTreeSet<String> {
-    d.ckpt_ls(reference).iter().map(|e| e["name"].as_str().unwrap_or_default().to_owned()).collect()
+    d.ckpt_ls(reference)
+        .iter()
+        .map(|e| e["name"].as_str().unwrap_or_default().to_owned())
+        .collect()
 }
 
 #[test]
@@ -97,12 +102,21 @@ fn ckpt_create_then_docker_start_checkpoint_continues() {
 
     let st = state(&d, "c1");
     assert_eq!(st["Running"], false, "{st}");
-    assert_eq!(st["ExitCode"], 137, "create should end the container like a SIGKILL: {st}");
+    assert_eq!(
+        st["ExitCode"], 137,
+        "create should end the container like a SIGKILL: {st}"
+    );
     let saved = assert_stopped_at(&d, "c1");
     assert!(saved >= before, "counter went back from {before} to {saved}");
-    assert!(d.checkpoints_dir(&id).join("one").is_dir(), "not in Docker's checkpoint dir");
+    assert!(
+        d.checkpoints_dir(&id).join("one").is_dir(),
+        "not in Docker's checkpoint dir"
+    );
     let listed = d.docker_ok(["checkpoint", "ls", "c1"]);
-    assert!(listed.lines().any(|l| l.trim() == "one"), "docker checkpoint ls:\n{listed}");
+    assert!(
+        listed.lines().any(|l| l.trim() == "one"),
+        "docker checkpoint ls:\n{listed}"
+    );
 
     // The real CLI restores it. Docker's "content ... already exists"
     // (moby#42900) is retried once, as the README tells users to.
@@ -111,7 +125,11 @@ fn ckpt_create_then_docker_start_checkpoint_continues() {
         thread::sleep(Duration::from_secs(1));
         out = d.docker(["start", "--checkpoint", "one", "c1"]);
     }
-    assert!(out.status.success(), "docker start --checkpoint one c1:\n{}", text(&out));
+    assert!(
+        out.status.success(),
+        "docker start --checkpoint one c1:\n{}",
+        text(&out)
+    );
     assert_continues_from(&d, "c1", saved);
     assert!(docker_ps_shows_up(&d, "c1"), "docker ps does not show c1 Up");
 }
@@ -127,9 +145,10 @@ fn docker_made_checkpoint_listed_and_started_by_ckpt() {
     let saved = assert_stopped_at(&d, "c1");
 
     let entries = d.ckpt_ls("c1");
-    let entry = entries.iter().find(|e| e["name"] == "dk").unwrap_or_else(|| {
-        panic!("ckpt ls does not list Docker's checkpoint: {entries:?}")
-    });
+    let entry = entries
+        .iter()
+        .find(|e| e["name"] == "dk")
+        .unwrap_or_else(|| panic!("ckpt ls does not list Docker's checkpoint: {entries:?}"));
     assert_eq!(entry["made_by"], "other", "{entry}");
 
     let out = d.ckpt(["start", "--checkpoint", "dk", "c1"]);
@@ -139,7 +158,11 @@ fn docker_made_checkpoint_listed_and_started_by_ckpt() {
 
     // Docker manages the restored container as its own.
     d.docker_ok(["stop", "-t", "1", "c1"]);
-    assert!(!d.is_running("c1"), "still running after docker stop: {}", state(&d, "c1"));
+    assert!(
+        !d.is_running("c1"),
+        "still running after docker stop: {}",
+        state(&d, "c1")
+    );
     let at_stop = d.counter("c1");
     thread::sleep(Duration::from_millis(500));
     assert_eq!(d.counter("c1"), at_stop, "counter still moving after docker stop");
@@ -162,14 +185,23 @@ fn ckpt_start_same_container_then_copy_with_name() {
 
     // A live checkpoint of the restored container, copied into a new one.
     let before = d.counter_now("c1");
-    expect_code(&d.ckpt(["create", "--leave-running", "c1", "two"]), 0, "ckpt create --leave-running");
+    expect_code(
+        &d.ckpt(["create", "--leave-running", "c1", "two"]),
+        0,
+        "ckpt create --leave-running",
+    );
     let after = d.counter_now("c1");
     assert!(d.is_running("c1"), "--leave-running stopped c1: {}", state(&d, "c1"));
-    let entry = d.ckpt_ls("c1").into_iter().find(|e| e["name"] == "two").expect("ls lists two");
+    let entry = d
+        .ckpt_ls("c1")
+        .into_iter()
+        .find(|e| e["name"] == "two")
+        .expect("ls lists two");
     assert_eq!(entry["leave_running"], true, "{entry}");
     // Let the source run well past the checkpoint, so a copy that showed
     // the source's current count could not pass.
-    d.wait_counter_above("c1", after + 10, Duration::from_secs(5)).expect("c1 keeps counting");
+    d.wait_counter_above("c1", after + 10, Duration::from_secs(5))
+        .expect("c1 keeps counting");
 
     let out = d.ckpt(["start", "--checkpoint", "two", "--name", "c2", "c1"]);
     expect_code(&out, 0, "ckpt start --name c2");
@@ -182,7 +214,8 @@ fn ckpt_start_same_container_then_copy_with_name() {
         first > before && first <= after + 3,
         "c2's counter {first} is not the checkpoint's (taken between {before} and {after})"
     );
-    d.wait_counter_above("c2", first, RESTORE_TICK).expect("c2 keeps counting");
+    d.wait_counter_above("c2", first, RESTORE_TICK)
+        .expect("c2 keeps counting");
     assert!(docker_ps_shows_up(&d, "c2"), "docker ps does not show c2 Up");
     // The source is untouched by the copy.
     let now = d.counter_now("c1");
@@ -238,7 +271,10 @@ fn one_character_checkpoint_names_are_refused_for_docker() {
     expect_code(&out, 2, "ckpt create with a one-character name");
     assert!(stderr(&out).contains("at least 2 characters"), "{}", stderr(&out));
     assert!(d.is_running("c1"));
-    assert!(dir_entries(&d.checkpoints_dir(&id)).is_empty(), "leftovers in the checkpoint dir");
+    assert!(
+        dir_entries(&d.checkpoints_dir(&id)).is_empty(),
+        "leftovers in the checkpoint dir"
+    );
 }
 
 #[test]
@@ -253,15 +289,27 @@ fn tty_container_is_refused_and_untouched() {
     let out = d.ckpt(["create", "t1", "cp"]);
     expect_code(&out, 3, "ckpt create of a -t container");
     let msg = stderr(&out);
-    assert!(msg.contains("-t") || msg.contains("terminal"), "refusal does not say why:\n{msg}");
+    assert!(
+        msg.contains("-t") || msg.contains("terminal"),
+        "refusal does not say why:\n{msg}"
+    );
 
     let st = state(&d, "t1");
     assert_eq!(st["Running"], true, "{st}");
     assert_eq!(st["Paused"], false, "{st}");
     let v = d.counter_now("t1");
-    assert!(d.wait_counter_above("t1", v + 3, Duration::from_secs(5)).is_some(), "counter stuck at {v}");
-    assert!(!d.checkpoints_dir(&id).join("cp").exists(), "a checkpoint dir was created");
-    assert!(dir_entries(&d.checkpoints_dir(&id)).is_empty(), "leftovers in the checkpoint dir");
+    assert!(
+        d.wait_counter_above("t1", v + 3, Duration::from_secs(5)).is_some(),
+        "counter stuck at {v}"
+    );
+    assert!(
+        !d.checkpoints_dir(&id).join("cp").exists(),
+        "a checkpoint dir was created"
+    );
+    assert!(
+        dir_entries(&d.checkpoints_dir(&id)).is_empty(),
+        "leftovers in the checkpoint dir"
+    );
 }
 
 #[test]
@@ -292,7 +340,10 @@ fn docker_cli_plugin_lists_checkpoints() {
     let plugin = plugins.join("docker-ckpt");
     symlink(CKPT, &plugin).unwrap();
 
-    let meta = Command::new(&plugin).arg("docker-cli-plugin-metadata").output().unwrap();
+    let meta = Command::new(&plugin)
+        .arg("docker-cli-plugin-metadata")
+        .output()
+        .unwrap();
     assert!(meta.status.success(), "{}", text(&meta));
     let meta: Value = serde_json::from_slice(&meta.stdout).expect("metadata is JSON");
     assert!(meta["SchemaVersion"].is_string(), "{meta}");
@@ -309,7 +360,9 @@ fn docker_cli_plugin_lists_checkpoints() {
     assert!(out.status.success(), "docker ckpt ls --json c1:\n{}", text(&out));
     let entries = parse_json_array(&out.stdout);
     assert!(
-        entries.iter().any(|e| e["name"] == "p1" && e["container"] == id.as_str()),
+        entries
+            .iter()
+            .any(|e| e["name"] == "p1" && e["container"] == id.as_str()),
         "{entries:?}"
     );
 }
@@ -330,7 +383,11 @@ fn ckpt_start_leaves_no_containerd_checkpoint_copy() {
         thread::sleep(Duration::from_secs(1));
         out = d.docker(["start", "--checkpoint", "one", "c1"]);
     }
-    assert!(out.status.success(), "docker start --checkpoint one c1:\n{}", text(&out));
+    assert!(
+        out.status.success(),
+        "docker start --checkpoint one c1:\n{}",
+        text(&out)
+    );
     let before = d.containerd_checkpoint_copies();
     assert!(
         !before.is_empty(),
@@ -363,9 +420,19 @@ fn ls_without_a_container_lists_docker_checkpoints_too() {
     let out = d.ckpt(["ls", "--json"]);
     expect_code(&out, 0, "ckpt ls --json");
     let rows = parse_json_array(&out.stdout);
-    let find = |name: &str| rows.iter().find(|r| r["name"] == name && r["container"] == id.as_str()).cloned();
+    let find = |name: &str| {
+        rows.iter()
+            .find(|r| r["name"] == name && r["container"] == id.as_str())
+            .cloned()
+    };
     let mine = find("mine").unwrap_or_else(|| panic!("ckpt's checkpoint missing: {rows:?}"));
     let theirs = find("theirs").unwrap_or_else(|| panic!("Docker's checkpoint missing: {rows:?}"));
-    assert_eq!((mine["made_by"].as_str(), mine["runtime"].as_str()), (Some("ckpt"), Some("docker")));
-    assert_eq!((theirs["made_by"].as_str(), theirs["runtime"].as_str()), (Some("other"), Some("docker")));
+    assert_eq!(
+        (mine["made_by"].as_str(), mine["runtime"].as_str()),
+        (Some("ckpt"), Some("docker"))
+    );
+    assert_eq!(
+        (theirs["made_by"].as_str(), theirs["runtime"].as_str()),
+        (Some("other"), Some("docker"))
+    );
 }

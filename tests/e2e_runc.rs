@@ -17,8 +17,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{
-    assert_continues_from, assert_untouched, children_named, dir_entries, expect_code, prereqs,
-    stderr, unique_id, wait_until, Container, Runtime, Store,
+    assert_continues_from, assert_untouched, children_named, dir_entries, expect_code, prereqs, stderr, unique_id,
+    wait_until, Container, Runtime, Store,
 };
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -45,21 +45,24 @@ fn create_stops_container_and_start_continues_counter() {
     assert!(entry["size_bytes"].as_u64().unwrap_or(0) > 0, "{entry}");
     assert!(store.checkpoint_dir(&c.id, "one").is_dir());
 
-    assert!(!c.is_running(), "create without --leave-running left it {:?}", c.status());
+    assert!(
+        !c.is_running(),
+        "create without --leave-running left it {:?}",
+        c.status()
+    );
     assert!(!Runtime::Runc.list_shows_running(&c.id));
     let saved = c.counter().expect("counter file after dump");
     assert!(saved >= before, "counter went back from {before} to {saved}");
     thread::sleep(Duration::from_millis(500));
     assert_eq!(c.counter(), Some(saved), "something still writes the counter");
 
-    expect_code(
-        &store.ckpt(["start", "--checkpoint", "one", &c.id]),
-        0,
-        "ckpt start",
-    );
+    expect_code(&store.ckpt(["start", "--checkpoint", "one", &c.id]), 0, "ckpt start");
     assert_continues_from(&c, saved);
     assert!(c.is_running(), "status {:?}", c.status());
-    assert!(Runtime::Runc.list_shows_running(&c.id), "runc list does not show it running");
+    assert!(
+        Runtime::Runc.list_shows_running(&c.id),
+        "runc list does not show it running"
+    );
 
     // The restored process writes to <store>/<id>/output.log.
     let log = store.output_log(&c.id);
@@ -113,7 +116,10 @@ fn leave_running_keeps_counting_and_checkpoint_restores() {
 
     assert!(c.is_running(), "--leave-running stopped it: {:?}", c.status());
     assert_eq!(c.freezer_state().as_deref(), Some("THAWED"));
-    assert!(c.wait_counter_above(after + 3, Duration::from_secs(5)).is_some(), "counter stuck");
+    assert!(
+        c.wait_counter_above(after + 3, Duration::from_secs(5)).is_some(),
+        "counter stuck"
+    );
     assert!(
         seen_during.windows(2).all(|w| w[0] <= w[1]),
         "counter went backwards during the dump: {seen_during:?}"
@@ -124,17 +130,16 @@ fn leave_running_keeps_counting_and_checkpoint_restores() {
 
     // Let the live counter run well past the checkpoint, then kill it and
     // blank the file: the restored value must come from the checkpoint.
-    c.wait_counter_above(after + 10, Duration::from_secs(5)).expect("counter runs on");
+    c.wait_counter_above(after + 10, Duration::from_secs(5))
+        .expect("counter runs on");
     Runtime::Runc.destroy(&c.id);
     assert!(wait_until(Duration::from_secs(5), || c.status().is_none()));
     fs::write(c.rootfs.join("tmp/count"), "0\n").unwrap();
 
-    expect_code(
-        &store.ckpt(["start", "--checkpoint", "live", &c.id]),
-        0,
-        "ckpt start",
-    );
-    let first = c.wait_counter_above(0, Duration::from_secs(10)).expect("restored counter ticks");
+    expect_code(&store.ckpt(["start", "--checkpoint", "live", &c.id]), 0, "ckpt start");
+    let first = c
+        .wait_counter_above(0, Duration::from_secs(10))
+        .expect("restored counter ticks");
     assert!(
         first > before && first <= after + 3,
         "restored counter {first} is not the checkpoint's (taken between {before} and {after})"
@@ -291,9 +296,17 @@ fn criu_killed_mid_dump_leaves_container_running_and_store_clean() {
     expect_code(&out, 6, "ckpt create with criu killed");
 
     assert_untouched(&c, "after criu was killed");
-    assert!(store.ls(None).is_empty(), "a checkpoint was published: {:?}", store.ls(None));
+    assert!(
+        store.ls(None).is_empty(),
+        "a checkpoint was published: {:?}",
+        store.ls(None)
+    );
     let staging = store.staging_dir(&c.id);
-    assert!(dir_entries(&staging).is_empty(), "staging left behind: {:?}", dir_entries(&staging));
+    assert!(
+        dir_entries(&staging).is_empty(),
+        "staging left behind: {:?}",
+        dir_entries(&staging)
+    );
     assert!(!store.checkpoint_dir(&c.id, "big").exists());
 
     // The failure left nothing that blocks the next attempt (no lock, no
@@ -325,7 +338,7 @@ fn invalid_name_is_a_usage_error_and_creates_nothing() {
 
 /// Whether any file or directory under `dir` (recursively) is called `name`.
 fn any_entry_named(dir: &Path, name: &str) -> bool {
-    dir_entries(dir).iter().any(|p| {
-        p.file_name().is_some_and(|n| n == name) || (p.is_dir() && any_entry_named(p, name))
-    })
+    dir_entries(dir)
+        .iter()
+        .any(|p| p.file_name().is_some_and(|n| n == name) || (p.is_dir() && any_entry_named(p, name)))
 }

@@ -34,14 +34,14 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{
-    assert_continues_from, assert_untouched, dir_entries, expect_code, prereqs, stderr,
-    wait_until, Container, Runtime, Store,
+    assert_continues_from, assert_untouched, dir_entries, expect_code, prereqs, stderr, wait_until, Container, Runtime,
+    Store,
 };
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use support::{
-    ckpt_processes, criu_dump_child, criu_processes_mentioning, criu_restore_child, fd_count,
-    mount_lines_mentioning, pages_size, relays_of, staging_of, verify_ok, Mount,
+    ckpt_processes, criu_dump_child, criu_processes_mentioning, criu_restore_child, fd_count, mount_lines_mentioning,
+    pages_size, relays_of, staging_of, verify_ok, Mount,
 };
 
 /// MiB the workload holds, so that CRIU spends a few hundred ms on pages.
@@ -69,7 +69,10 @@ fn sigkill(pid: i32) -> bool {
 /// Asserts the store holds no checkpoint and no staging entry of `c`.
 fn assert_nothing_left(store: &Store, c: &Container, name: &str, what: &str) {
     assert!(store.ls(None).is_empty(), "{what}: published {:?}", store.ls(None));
-    assert!(!store.checkpoint_dir(&c.id, name).exists(), "{what}: checkpoint dir exists");
+    assert!(
+        !store.checkpoint_dir(&c.id, name).exists(),
+        "{what}: checkpoint dir exists"
+    );
     let staging = dir_entries(&store.staging_dir(&c.id));
     assert!(staging.is_empty(), "{what}: staging left behind: {staging:?}");
 }
@@ -78,7 +81,10 @@ fn assert_nothing_left(store: &Store, c: &Container, name: &str, what: &str) {
 /// runc (or stopped), not frozen, and its counter no longer moves.
 fn assert_cleanly_stopped(c: &Container, what: &str) {
     assert!(
-        wait_until(Duration::from_secs(5), || !matches!(c.status().as_deref(), Some("running" | "paused" | "created"))),
+        wait_until(Duration::from_secs(5), || !matches!(
+            c.status().as_deref(),
+            Some("running" | "paused" | "created")
+        )),
         "{what}: container is {:?}, not stopped",
         c.status()
     );
@@ -166,14 +172,21 @@ fn criu_sigkilled_during_dump(point: DumpPoint) {
     expect_code(&out, 6, &format!("ckpt create with criu SIGKILLed {point:?}"));
     let err = stderr(&out);
     assert!(err.contains("signal 9"), "stderr does not say criu was killed: {err}");
-    assert!(err.contains("keeps running"), "stderr does not say the container runs: {err}");
+    assert!(
+        err.contains("keeps running"),
+        "stderr does not say the container runs: {err}"
+    );
 
     assert_untouched(&c, &format!("after criu was killed {point:?}"));
     assert!(c.counter().unwrap_or(0) >= before, "counter went back");
     assert_nothing_left(&store, &c, "victim", "after the killed dump");
 
     // Nothing blocks the next attempt (lock, staging, half-made checkpoint).
-    expect_code(&store.ckpt(["create", "--leave-running", &c.id, "victim"]), 0, "create after the kill");
+    expect_code(
+        &store.ckpt(["create", "--leave-running", &c.id, "victim"]),
+        0,
+        "create after the kill",
+    );
     verify_ok(&store, &c.id, "victim");
     assert_untouched(&c, "after the second create");
 }
@@ -206,7 +219,11 @@ enum RestorePoint {
 fn restore_log(store: &Store, id: &str) -> Option<String> {
     dir_entries(&store.staging_dir(id))
         .into_iter()
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("restore.")))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("restore."))
+        })
         .find_map(|d| fs::read_to_string(d.join("restore.log")).ok())
 }
 
@@ -267,19 +284,30 @@ fn criu_sigkilled_during_restore(point: RestorePoint) {
     if out.status.success() {
         // Only possible late: CRIU had handed the tree over. Then it must
         // be whole and running.
-        assert_eq!(point, RestorePoint::Late, "start succeeded although criu was killed {point:?}");
+        assert_eq!(
+            point,
+            RestorePoint::Late,
+            "start succeeded although criu was killed {point:?}"
+        );
         assert_continues_from(&c, saved);
     } else {
         let err = stderr(&out);
         assert!(err.contains("nothing was started"), "stderr: {err}");
-        let counters: Vec<_> = support::processes().into_iter().filter(|p| p.comm == "counter").map(|p| (p.pid, p.ppid)).collect();
+        let counters: Vec<_> = support::processes()
+            .into_iter()
+            .filter(|p| p.comm == "counter")
+            .map(|p| (p.pid, p.ppid))
+            .collect();
         assert_cleanly_stopped(&c, &format!(
             "after criu was killed {point:?} in a restore (runc status {:?}, counter processes (pid, ppid) {counters:?}, ckpt said: {err})",
             c.status()
         ));
         assert!(!Runtime::Runc.list_shows_running(&c.id));
         let left = support::cgroup_pids(&c.id);
-        assert!(left.is_empty(), "ckpt said nothing was started, but processes {left:?} remain in the container's cgroup");
+        assert!(
+            left.is_empty(),
+            "ckpt said nothing was started, but processes {left:?} remain in the container's cgroup"
+        );
         let mounts = support::mounts_under(store.path());
         assert!(mounts.is_empty(), "mounts left on the host under the store: {mounts:?}");
         let staging = dir_entries(&store.staging_dir(&c.id));
@@ -299,7 +327,11 @@ fn criu_sigkilled_during_restore(point: RestorePoint) {
 
     // The checkpoint is intact and restores.
     Runtime::Runc.destroy(&c.id);
-    expect_code(&store.ckpt(["start", "--checkpoint", "saved", &c.id]), 0, "start after the kill");
+    expect_code(
+        &store.ckpt(["start", "--checkpoint", "saved", &c.id]),
+        0,
+        "start after the kill",
+    );
     assert_continues_from(&c, saved);
 }
 
@@ -331,10 +363,19 @@ fn failed_restore_leaks_criu_cgyard_mounts_on_host() {
         (log.contains("pie:") && !log.contains("Restore finished")).then(|| sigkill(criu.pid))
     });
     let out = child.wait_with_output().unwrap();
-    assert_eq!(hit, Some(true), "never caught the restore in progress: {}", stderr(&out));
+    assert_eq!(
+        hit,
+        Some(true),
+        "never caught the restore in progress: {}",
+        stderr(&out)
+    );
     assert!(!out.status.success(), "start succeeded although criu was killed");
     let mounts = support::mounts_under(store.path());
-    assert!(mounts.is_empty(), "{} mounts left on the host: {mounts:?}", mounts.len());
+    assert!(
+        mounts.is_empty(),
+        "{} mounts left on the host: {mounts:?}",
+        mounts.len()
+    );
     let staging = dir_entries(&store.staging_dir(&c.id));
     assert!(staging.is_empty(), "restore work dir left behind: {staging:?}");
 }
@@ -414,7 +455,8 @@ fn assert_thawed_by_watchdog(c: &Container, t0: Instant, what: &str) {
     );
     let v = c.counter().unwrap_or(0);
     assert!(
-        c.wait_counter_above(v, WATCHDOG.saturating_sub(t0.elapsed()) + Duration::from_secs(2)).is_some(),
+        c.wait_counter_above(v, WATCHDOG.saturating_sub(t0.elapsed()) + Duration::from_secs(2))
+            .is_some(),
         "{what}: thawed but the counter is stuck at {v}"
     );
 }
@@ -449,10 +491,18 @@ fn ckpt_sigkilled_while_publishing_frozen_container_is_thawed_within_5s() {
 
     assert_thawed_by_watchdog(&c, t0, "ckpt killed while publishing");
     assert!(c.is_running(), "status {:?}", c.status());
-    assert!(store.ls(None).is_empty(), "a checkpoint was published: {:?}", store.ls(None));
+    assert!(
+        store.ls(None).is_empty(),
+        "a checkpoint was published: {:?}",
+        store.ls(None)
+    );
 
     // The next command cleans the dead ckpt's staging dir and works.
-    expect_code(&store.ckpt(["create", "--leave-running", &c.id, "next"]), 0, "next create");
+    expect_code(
+        &store.ckpt(["create", "--leave-running", &c.id, "next"]),
+        0,
+        "next create",
+    );
     let left: Vec<_> = dir_entries(&store.staging_dir(&c.id))
         .into_iter()
         .filter(|p| p.display().to_string().contains(&format!(".{ckpt_pid}.")))
@@ -486,14 +536,23 @@ fn ckpt_sigkilled_mid_dump_container_thawed_within_5s_and_stays_thawed() {
     // container again when it finishes.
     let store_s = store.path().display().to_string();
     assert!(
-        wait_until(Duration::from_secs(60), || criu_processes_mentioning(&store_s).is_empty()),
+        wait_until(Duration::from_secs(60), || criu_processes_mentioning(&store_s)
+            .is_empty()),
         "criu still running: {:?}",
         criu_processes_mentioning(&store_s)
     );
     thread::sleep(Duration::from_millis(500));
     assert_untouched(&c, "after the orphaned criu ended");
-    assert!(store.ls(None).is_empty(), "a checkpoint was published: {:?}", store.ls(None));
-    expect_code(&store.ckpt(["create", "--leave-running", &c.id, "next"]), 0, "next create");
+    assert!(
+        store.ls(None).is_empty(),
+        "a checkpoint was published: {:?}",
+        store.ls(None)
+    );
+    expect_code(
+        &store.ckpt(["create", "--leave-running", &c.id, "next"]),
+        0,
+        "next create",
+    );
     let staging: Vec<_> = dir_entries(&store.staging_dir(&c.id));
     assert!(staging.is_empty(), "staging left after the next create: {staging:?}");
 }
@@ -537,25 +596,47 @@ fn store_full_mid_dump_fails_with_no_space_naming_store() {
     let shm = format!("/proc/{}/root/dev/shm/blob", c.pid().unwrap());
     let mut random = vec![0u8; 40 << 20];
     fs::File::open("/dev/urandom").unwrap().read_exact_into(&mut random);
-    fs::File::create(&shm).and_then(|mut f| f.write_all(&random)).expect("fill the container's /dev/shm");
+    fs::File::create(&shm)
+        .and_then(|mut f| f.write_all(&random))
+        .expect("fill the container's /dev/shm");
     drop(random);
 
     let out = support::ckpt_in(&store_dir, &["create", &c.id, "full"]);
     assert!(!out.status.success(), "create into a full store succeeded");
     let code = out.status.code();
-    assert!(matches!(code, Some(1 | 6)), "exit {code:?}, expected 1 or 6\n{}", stderr(&out));
+    assert!(
+        matches!(code, Some(1 | 6)),
+        "exit {code:?}, expected 1 or 6\n{}",
+        stderr(&out)
+    );
     let err = stderr(&out);
-    assert!(err.to_lowercase().contains("no space"), "stderr does not say no space: {err}");
-    assert!(err.contains(&store_dir.display().to_string()), "stderr does not name the store {}: {err}", store_dir.display());
+    assert!(
+        err.to_lowercase().contains("no space"),
+        "stderr does not say no space: {err}"
+    );
+    assert!(
+        err.contains(&store_dir.display().to_string()),
+        "stderr does not name the store {}: {err}",
+        store_dir.display()
+    );
 
     assert_untouched(&c, "after the store filled up");
     let ls = support::ckpt_in(&store_dir, &["ls", "--json"]);
     expect_code(&ls, 0, "ls of the full store");
-    assert_eq!(common::parse_json_array(&ls.stdout), Vec::<serde_json::Value>::new(), "published after ENOSPC");
+    assert_eq!(
+        common::parse_json_array(&ls.stdout),
+        Vec::<serde_json::Value>::new(),
+        "published after ENOSPC"
+    );
     let staging = dir_entries(&store_dir.join(&c.id).join(".ckpt-staging"));
     assert!(staging.is_empty(), "staging left after ENOSPC: {staging:?}");
     // Every byte the failed dump wrote was given back.
-    let left: u64 = support::walk(&store_dir).iter().filter_map(|p| fs::symlink_metadata(p).ok()).filter(|m| m.is_file()).map(|m| m.len()).sum();
+    let left: u64 = support::walk(&store_dir)
+        .iter()
+        .filter_map(|p| fs::symlink_metadata(p).ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum();
     assert!(left < 1 << 20, "{left} bytes left in the store after the failed dump");
 }
 
@@ -601,19 +682,34 @@ fn eight_concurrent_creates_are_serialized_or_busy_and_all_verify() {
     let c = Container::runc().start();
     c.wait_counter_above(3, WARMUP).expect("counter runs");
     let cmds: Vec<Vec<String>> = (0..8)
-        .map(|i| vec!["create".into(), "--leave-running".into(), c.id.clone(), format!("par{i}")])
+        .map(|i| {
+            vec![
+                "create".into(),
+                "--leave-running".into(),
+                c.id.clone(),
+                format!("par{i}"),
+            ]
+        })
         .collect();
     let outs = run_all(&store, &cmds);
     let mut ok = 0;
     for (i, out) in outs.iter().enumerate() {
         match out.status.code() {
             Some(0) => ok += 1,
-            Some(8) => assert!(stderr(out).contains("another ckpt command"), "busy without saying so: {}", stderr(out)),
+            Some(8) => assert!(
+                stderr(out).contains("another ckpt command"),
+                "busy without saying so: {}",
+                stderr(out)
+            ),
             other => panic!("create par{i}: exit {other:?}\n{}", stderr(out)),
         }
     }
     assert!(ok >= 1, "no create succeeded");
-    assert_eq!(verify_all(&store, &c), ok, "published checkpoints differ from successful creates");
+    assert_eq!(
+        verify_all(&store, &c),
+        ok,
+        "published checkpoints differ from successful creates"
+    );
     assert!(dir_entries(&store.staging_dir(&c.id)).is_empty());
     assert_untouched(&c, "after 8 concurrent creates");
 }
@@ -626,10 +722,20 @@ fn eight_concurrent_creates_of_one_name_publish_exactly_one() {
     let store = Store::new();
     let c = Container::runc().start();
     c.wait_counter_above(3, WARMUP).expect("counter runs");
-    let cmd = vec!["create".to_string(), "--leave-running".into(), c.id.clone(), "same".into()];
+    let cmd = vec![
+        "create".to_string(),
+        "--leave-running".into(),
+        c.id.clone(),
+        "same".into(),
+    ];
     let outs = run_all(&store, &vec![cmd; 8]);
     let ok = outs.iter().filter(|o| o.status.success()).count();
-    assert_eq!(ok, 1, "expected exactly one success: {:?}", outs.iter().map(|o| o.status.code()).collect::<Vec<_>>());
+    assert_eq!(
+        ok,
+        1,
+        "expected exactly one success: {:?}",
+        outs.iter().map(|o| o.status.code()).collect::<Vec<_>>()
+    );
     for out in outs.iter().filter(|o| !o.status.success()) {
         let err = stderr(out);
         assert!(
@@ -637,7 +743,11 @@ fn eight_concurrent_creates_of_one_name_publish_exactly_one() {
             "unclear refusal (exit {:?}): {err}",
             out.status.code()
         );
-        assert!(matches!(out.status.code(), Some(1 | 8)), "exit {:?}: {err}", out.status.code());
+        assert!(
+            matches!(out.status.code(), Some(1 | 8)),
+            "exit {:?}: {err}",
+            out.status.code()
+        );
     }
     assert_eq!(verify_all(&store, &c), 1);
     assert!(dir_entries(&store.staging_dir(&c.id)).is_empty());
@@ -652,13 +762,20 @@ fn create_racing_rm_is_serialized_and_leaves_whole_checkpoints() {
     let store = Store::new();
     let c = Container::runc().start();
     c.wait_counter_above(3, WARMUP).expect("counter runs");
-    expect_code(&store.ckpt(["create", "--leave-running", &c.id, "r0"]), 0, "first create");
+    expect_code(
+        &store.ckpt(["create", "--leave-running", &c.id, "r0"]),
+        0,
+        "first create",
+    );
     for i in 1..=5 {
         let (new, old) = (format!("r{i}"), format!("r{}", i - 1));
-        let outs = run_all(&store, &[
-            vec!["create".into(), "--leave-running".into(), c.id.clone(), new.clone()],
-            vec!["rm".into(), c.id.clone(), old.clone()],
-        ]);
+        let outs = run_all(
+            &store,
+            &[
+                vec!["create".into(), "--leave-running".into(), c.id.clone(), new.clone()],
+                vec!["rm".into(), c.id.clone(), old.clone()],
+            ],
+        );
         expect_code(&outs[0], 0, &format!("create {new} racing rm {old}"));
         expect_code(&outs[1], 0, &format!("rm {old} racing create {new}"));
         assert!(store.find(&c.id, &old).is_none(), "{old} still listed");
@@ -677,13 +794,20 @@ fn create_racing_start_is_serialized_or_refused() {
     let store = Store::new();
     let c = Container::runc().start();
     c.wait_counter_above(10, WARMUP).expect("counter warms up");
-    expect_code(&store.ckpt(["create", "--leave-running", &c.id, "base"]), 0, "base create");
+    expect_code(
+        &store.ckpt(["create", "--leave-running", &c.id, "base"]),
+        0,
+        "base create",
+    );
     for round in 0..3 {
         let name = format!("stop{round}");
-        let outs = run_all(&store, &[
-            vec!["create".into(), c.id.clone(), name.clone()],
-            vec!["start".into(), "--checkpoint".into(), "base".into(), c.id.clone()],
-        ]);
+        let outs = run_all(
+            &store,
+            &[
+                vec!["create".into(), c.id.clone(), name.clone()],
+                vec!["start".into(), "--checkpoint".into(), "base".into(), c.id.clone()],
+            ],
+        );
         let (create, start) = (outs[0].status.code(), outs[1].status.code());
         // Either create stopped it and start restored it, or start came
         // first and was refused (the container was running) and create
@@ -719,7 +843,11 @@ fn hundred_create_start_cycles_counter_rises_and_nothing_leaks() {
     let c = Container::runc().start();
     c.wait_counter_above(10, WARMUP).expect("counter warms up");
     let store_s = store.path().display().to_string();
-    let mounts_before = (mount_lines_mentioning(&store_s), mount_lines_mentioning(&c.id), mount_lines_mentioning(".criu"));
+    let mounts_before = (
+        mount_lines_mentioning(&store_s),
+        mount_lines_mentioning(&c.id),
+        mount_lines_mentioning(".criu"),
+    );
     let started = Instant::now();
     let mut last = 0u64;
     let mut relay_fds = None;
@@ -728,8 +856,14 @@ fn hundred_create_start_cycles_counter_rises_and_nothing_leaks() {
         expect_code(&store.ckpt(["create", &c.id, &name]), 0, &format!("create {name}"));
         let saved = c.counter().expect("counter after create");
         assert!(saved >= last, "cycle {i}: counter went back from {last} to {saved}");
-        expect_code(&store.ckpt(["start", "--checkpoint", &name, &c.id]), 0, &format!("start {name}"));
-        last = c.wait_counter_above(saved, Duration::from_secs(10)).unwrap_or_else(|| panic!("cycle {i}: counter stuck at {saved}"));
+        expect_code(
+            &store.ckpt(["start", "--checkpoint", &name, &c.id]),
+            0,
+            &format!("start {name}"),
+        );
+        last = c
+            .wait_counter_above(saved, Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("cycle {i}: counter stuck at {saved}"));
         if i > 0 {
             expect_code(&store.ckpt(["rm", &c.id, &format!("cycle{}", i - 1)]), 0, "rm previous");
         }
@@ -744,12 +878,22 @@ fn hundred_create_start_cycles_counter_rises_and_nothing_leaks() {
             relays_of(store.path()).len()
         );
         let fds = fd_count(relays_of(store.path())[0].pid);
-        assert!(relay_fds.is_none_or(|n| n == fds), "cycle {i}: relay has {fds} fds, first had {relay_fds:?}");
+        assert!(
+            relay_fds.is_none_or(|n| n == fds),
+            "cycle {i}: relay has {fds} fds, first had {relay_fds:?}"
+        );
         relay_fds = Some(fds);
     }
     let elapsed = started.elapsed();
-    let mounts_after = (mount_lines_mentioning(&store_s), mount_lines_mentioning(&c.id), mount_lines_mentioning(".criu"));
-    assert_eq!(mounts_before, mounts_after, "mount lines (store, container id, .criu) before/after");
+    let mounts_after = (
+        mount_lines_mentioning(&store_s),
+        mount_lines_mentioning(&c.id),
+        mount_lines_mentioning(".criu"),
+    );
+    assert_eq!(
+        mounts_before, mounts_after,
+        "mount lines (store, container id, .criu) before/after"
+    );
     assert_eq!(store.ls(Some(&c.id)).len(), 1);
     verify_ok(&store, &c.id, &format!("cycle{}", CYCLES - 1));
     assert_untouched(&c, "after 100 cycles");

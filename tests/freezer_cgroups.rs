@@ -73,7 +73,11 @@ fn freeze_thaw_and_guard(mount: PathBuf, version: CgroupVersion) {
     assert_eq!(freezer::state(&f).unwrap(), State::Thawed);
 
     freezer::freeze(&f, Duration::from_secs(5)).unwrap();
-    assert_eq!(freezer::state(&f).unwrap(), State::Frozen, "the kernel reports the cgroup frozen");
+    assert_eq!(
+        freezer::state(&f).unwrap(),
+        State::Frozen,
+        "the kernel reports the cgroup frozen"
+    );
     freezer::thaw(&f, Duration::from_secs(5)).unwrap();
     assert_eq!(freezer::state(&f).unwrap(), State::Thawed);
 
@@ -87,7 +91,11 @@ fn freeze_thaw_and_guard(mount: PathBuf, version: CgroupVersion) {
     freezer::freeze(&f, Duration::from_secs(5)).unwrap();
     let guard = ThawGuard::new(f.clone()).unwrap();
     drop(guard);
-    assert_eq!(freezer::state(&f).unwrap(), State::Frozen, "a paused cgroup stays paused");
+    assert_eq!(
+        freezer::state(&f).unwrap(),
+        State::Frozen,
+        "a paused cgroup stays paused"
+    );
     assert_eq!(freezer::pids(&f).unwrap(), vec![cg.child.id() as i32]);
 }
 

@@ -33,7 +33,11 @@ fn runc_container_counts_freezes_and_is_removed_on_drop() {
     assert_eq!(c.freezer_state().as_deref(), Some("THAWED"));
     let pid = c.pid().unwrap();
     assert!(fd_target(pid, 1).starts_with("pipe:"), "fd 1 is {}", fd_target(pid, 1));
-    assert!(c.output().lines().any(|l| l.trim() == "1"), "drained output: {:?}", c.output());
+    assert!(
+        c.output().lines().any(|l| l.trim() == "1"),
+        "drained output: {:?}",
+        c.output()
+    );
 
     let pause = Command::new("runc").args(["pause", &c.id]).status().unwrap();
     assert!(pause.success());

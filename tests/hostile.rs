@@ -23,11 +23,17 @@ use common::{expect_code, stderr, CKPT};
 /// ckpt with `--store STORE` and extra environment, run to completion.
 fn ckpt_env(store: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
     let mut cmd = Command::new(CKPT);
-    cmd.env_remove("CKPT_STORE").env_remove("CKPT_CRIU").arg("--store").arg(store);
+    cmd.env_remove("CKPT_STORE")
+        .env_remove("CKPT_CRIU")
+        .arg("--store")
+        .arg(store);
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.args(args).stdin(Stdio::null()).output().expect("run the ckpt binary")
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the ckpt binary")
 }
 
 /// Asserts exactly one `ckpt: error:` line (one message, printed once).
@@ -71,10 +77,22 @@ mod unprivileged {
         let store = tmp.path().join("store");
         let out = ckpt_env(&store, &[("DOCKER_HOST", "unix:///nonexistent.sock")], args);
         expect_code(&out, 2, what);
-        assert!(stderr(&out).contains(needle), "{what}: stderr lacks {needle:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(needle),
+            "{what}: stderr lacks {needle:?}: {}",
+            stderr(&out)
+        );
         assert_one_error(&out, what);
-        assert!(out.stdout.is_empty(), "{what}: printed {:?}", String::from_utf8_lossy(&out.stdout));
-        assert!(support::walk(tmp.path()).is_empty(), "{what}: created {:?}", support::walk(tmp.path()));
+        assert!(
+            out.stdout.is_empty(),
+            "{what}: printed {:?}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(
+            support::walk(tmp.path()).is_empty(),
+            "{what}: created {:?}",
+            support::walk(tmp.path())
+        );
     }
 
     #[test]
@@ -87,7 +105,11 @@ mod unprivileged {
                 vec!["start", "--checkpoint", n, "ctr"],
                 vec!["verify", "ctr", n],
             ] {
-                assert_usage_error(&args, "invalid checkpoint name", &format!("{} with {what} name", args[0]));
+                assert_usage_error(
+                    &args,
+                    "invalid checkpoint name",
+                    &format!("{} with {what} name", args[0]),
+                );
             }
         }
     }
@@ -114,16 +136,34 @@ mod unprivileged {
     fn nul_in_name_or_id_is_refused_by_the_api() {
         // argv cannot carry NUL, so the CLI never sees one; the library
         // functions every command goes through must refuse it anyway.
-        assert!(matches!(names::validate_checkpoint_name("a\0b"), Err(StoreError::InvalidName { .. })));
-        assert!(matches!(names::validate_container_id("a\0b"), Err(StoreError::InvalidContainerId { .. })));
+        assert!(matches!(
+            names::validate_checkpoint_name("a\0b"),
+            Err(StoreError::InvalidName { .. })
+        ));
+        assert!(matches!(
+            names::validate_container_id("a\0b"),
+            Err(StoreError::InvalidContainerId { .. })
+        ));
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("store");
         let store = Store::open(&root).unwrap();
-        assert!(matches!(store.begin("ctr", "a\0b"), Err(StoreError::InvalidName { .. })));
-        assert!(matches!(store.begin("c\0", "cp"), Err(StoreError::InvalidContainerId { .. })));
+        assert!(matches!(
+            store.begin("ctr", "a\0b"),
+            Err(StoreError::InvalidName { .. })
+        ));
+        assert!(matches!(
+            store.begin("c\0", "cp"),
+            Err(StoreError::InvalidContainerId { .. })
+        ));
         assert!(matches!(store.load("ctr", "\0"), Err(StoreError::InvalidName { .. })));
-        assert!(matches!(store.remove("ctr", "x\0"), Err(StoreError::InvalidName { .. })));
-        assert!(matches!(store.list(Some("\0")), Err(StoreError::InvalidContainerId { .. })));
+        assert!(matches!(
+            store.remove("ctr", "x\0"),
+            Err(StoreError::InvalidName { .. })
+        ));
+        assert!(matches!(
+            store.list(Some("\0")),
+            Err(StoreError::InvalidContainerId { .. })
+        ));
         assert!(support::walk(&root).is_empty(), "created {:?}", support::walk(&root));
     }
 
@@ -136,7 +176,11 @@ mod unprivileged {
             &["--runtime", "docker", "ls", "x"],
         );
         expect_code(&out, 5, "ls with DOCKER_HOST pointing nowhere");
-        assert!(stderr(&out).contains("/nonexistent.sock"), "does not name the socket: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("/nonexistent.sock"),
+            "does not name the socket: {}",
+            stderr(&out)
+        );
         assert_one_error(&out, "unreachable Docker");
         assert!(support::walk(tmp.path()).is_empty());
     }
@@ -153,10 +197,18 @@ mod unprivileged {
             let out = ckpt_env(&link, &[], &args);
             expect_code(&out, 5, &format!("{args:?} on a symlinked store"));
             assert!(stderr(&out).contains("symlink"), "no reason given: {}", stderr(&out));
-            assert!(stderr(&out).contains(&link.display().to_string()), "store not named: {}", stderr(&out));
+            assert!(
+                stderr(&out).contains(&link.display().to_string()),
+                "store not named: {}",
+                stderr(&out)
+            );
             assert_one_error(&out, "symlinked store");
         }
-        assert!(support::walk(&real).is_empty(), "wrote through the symlink: {:?}", support::walk(&real));
+        assert!(
+            support::walk(&real).is_empty(),
+            "wrote through the symlink: {:?}",
+            support::walk(&real)
+        );
     }
 
     #[test]
@@ -168,10 +220,18 @@ mod unprivileged {
             fs::set_permissions(&store, fs::Permissions::from_mode(mode)).unwrap();
             let out = ckpt_env(&store, &[], &["ls", "ctr"]);
             expect_code(&out, 5, &format!("ls on a {mode:o} store"));
-            assert!(stderr(&out).contains("writable by group or others"), "no reason: {}", stderr(&out));
+            assert!(
+                stderr(&out).contains("writable by group or others"),
+                "no reason: {}",
+                stderr(&out)
+            );
             assert_one_error(&out, "writable store");
             assert!(support::walk(&store).is_empty());
-            assert_eq!(fs::metadata(&store).unwrap().permissions().mode() & 0o777, mode, "mode changed");
+            assert_eq!(
+                fs::metadata(&store).unwrap().permissions().mode() & 0o777,
+                mode,
+                "mode changed"
+            );
         }
     }
 }
@@ -179,8 +239,8 @@ mod unprivileged {
 mod privileged {
     use super::*;
     use common::{assert_untouched, prereqs, Container, Runtime, Store};
-    use support::{tree_snapshot, walk, Mount};
     use std::time::Duration;
+    use support::{tree_snapshot, walk, Mount};
 
     const WARMUP: Duration = Duration::from_secs(30);
 
@@ -189,7 +249,11 @@ mod privileged {
     fn container_with_checkpoint(store: &Store) -> Container {
         let c = Container::runc().start();
         c.wait_counter_above(3, WARMUP).expect("counter runs");
-        expect_code(&store.ckpt(["create", "--leave-running", &c.id, "good"]), 0, "create good");
+        expect_code(
+            &store.ckpt(["create", "--leave-running", &c.id, "good"]),
+            0,
+            "create good",
+        );
         c
     }
 
@@ -214,13 +278,24 @@ mod privileged {
         let before = tree_snapshot(store.path());
         for args in [
             vec!["create", c.id.as_str(), "other"],
-            vec!["start", "--checkpoint", "good", "--name", "ckpt-t-nobody", c.id.as_str()],
+            vec![
+                "start",
+                "--checkpoint",
+                "good",
+                "--name",
+                "ckpt-t-nobody",
+                c.id.as_str(),
+            ],
             vec!["rm", c.id.as_str(), "good"],
             vec!["verify", c.id.as_str(), "good"],
         ] {
             let out = as_nobody(store.path(), &args);
             expect_code(&out, 5, &format!("{args:?} as uid 65534"));
-            assert!(stderr(&out).contains("root"), "{args:?}: does not say root is needed: {}", stderr(&out));
+            assert!(
+                stderr(&out).contains("root"),
+                "{args:?}: does not say root is needed: {}",
+                stderr(&out)
+            );
             assert_one_error(&out, "not root");
         }
         assert_eq!(tree_snapshot(store.path()), before, "the store changed");
@@ -242,7 +317,11 @@ mod privileged {
         let store = Store::new();
         let c = container_with_checkpoint(&store);
         let out = as_nobody(store.path(), &["rm", &c.id, "good"]);
-        assert!(!stderr(&out).contains("no checkpoint named"), "claims the checkpoint is absent: {}", stderr(&out));
+        assert!(
+            !stderr(&out).contains("no checkpoint named"),
+            "claims the checkpoint is absent: {}",
+            stderr(&out)
+        );
         expect_code(&out, 5, "rm as uid 65534");
         assert!(store.checkpoint_dir(&c.id, "good").is_dir());
     }
@@ -264,11 +343,22 @@ mod privileged {
         for (env, needle) in cases {
             for args in [
                 vec!["create", c.id.as_str(), "other"],
-                vec!["start", "--checkpoint", "good", "--name", "ckpt-t-nocriu", c.id.as_str()],
+                vec![
+                    "start",
+                    "--checkpoint",
+                    "good",
+                    "--name",
+                    "ckpt-t-nocriu",
+                    c.id.as_str(),
+                ],
             ] {
                 let out = ckpt_env(store.path(), env, &args);
                 expect_code(&out, 5, &format!("{args:?} with {env:?}"));
-                assert!(stderr(&out).contains(needle), "{args:?}: does not name {needle}: {}", stderr(&out));
+                assert!(
+                    stderr(&out).contains(needle),
+                    "{args:?}: does not name {needle}: {}",
+                    stderr(&out)
+                );
                 assert_one_error(&out, "criu missing");
             }
         }
@@ -294,12 +384,22 @@ mod privileged {
         let old_s = old.display().to_string();
         for args in [
             vec!["create", c.id.as_str(), "other"],
-            vec!["start", "--checkpoint", "good", "--name", "ckpt-t-oldcriu", c.id.as_str()],
+            vec![
+                "start",
+                "--checkpoint",
+                "good",
+                "--name",
+                "ckpt-t-oldcriu",
+                c.id.as_str(),
+            ],
         ] {
             let out = ckpt_env(store.path(), &[("CKPT_CRIU", &old_s)], &args);
             expect_code(&out, 5, &format!("{args:?} with criu 3.0"));
             let err = stderr(&out);
-            assert!(err.contains("too old") && err.contains(&old_s) && err.contains("3.15"), "{args:?}: {err}");
+            assert!(
+                err.contains("too old") && err.contains(&old_s) && err.contains("3.15"),
+                "{args:?}: {err}"
+            );
             assert_one_error(&out, "criu too old");
         }
         assert_eq!(tree_snapshot(store.path()), before, "the store changed");
@@ -321,7 +421,10 @@ mod privileged {
         // before anything was frozen.
         assert!(matches!(code, Some(1 | 5)), "exit {code:?}: {}", stderr(&out));
         let err = stderr(&out);
-        assert!(err.contains("Read-only file system") || err.contains("read-only"), "no reason: {err}");
+        assert!(
+            err.contains("Read-only file system") || err.contains("read-only"),
+            "no reason: {err}"
+        );
         assert!(err.contains(&m.path().display().to_string()), "store not named: {err}");
         assert_one_error(&out, "read-only store");
         assert!(walk(m.path()).is_empty());
@@ -350,7 +453,10 @@ mod privileged {
             assert!(stderr(&out).contains(reason), "no reason: {}", stderr(&out));
             assert_one_error(&out, reason);
         }
-        assert!(walk(&real).is_empty() && walk(&open).is_empty(), "something was written");
+        assert!(
+            walk(&real).is_empty() && walk(&open).is_empty(),
+            "something was written"
+        );
         assert_untouched(&c, "after unsafe stores");
     }
 
@@ -364,9 +470,13 @@ mod privileged {
         let dir = store.checkpoint_dir(&c.id, "good");
         let mut checked = 0;
         // The store root is the test's tempdir; what ckpt made starts below.
-        for p in [store.path().join(&c.id), dir.parent().unwrap().to_path_buf(), dir.clone()]
-            .into_iter()
-            .chain(walk(&dir))
+        for p in [
+            store.path().join(&c.id),
+            dir.parent().unwrap().to_path_buf(),
+            dir.clone(),
+        ]
+        .into_iter()
+        .chain(walk(&dir))
         {
             let m = fs::symlink_metadata(&p).unwrap();
             let mode = m.permissions().mode() & 0o7777;
@@ -402,12 +512,20 @@ mod privileged {
 
         let out = store.ckpt(["start", "--checkpoint", "good", &c.id]);
         expect_code(&out, 7, &format!("start with {file} damaged"));
-        assert!(stderr(&out).contains(&file), "start does not name {file}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&file),
+            "start does not name {file}: {}",
+            stderr(&out)
+        );
         assert_one_error(&out, "start of a corrupt checkpoint");
 
         let out = store.ckpt(["verify", &c.id, "good"]);
         expect_code(&out, 7, &format!("verify with {file} damaged"));
-        assert!(stderr(&out).contains(&file), "verify does not name {file}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&file),
+            "verify does not name {file}: {}",
+            stderr(&out)
+        );
         assert_one_error(&out, "verify of a corrupt checkpoint");
 
         assert_eq!(c.status(), None, "start created the container");
@@ -423,7 +541,10 @@ mod privileged {
             .filter(|n| n.starts_with(prefix) && n.ends_with(".img"))
             .collect();
         names.sort();
-        names.into_iter().next().unwrap_or_else(|| panic!("no {prefix}*.img in {}", dir.display()))
+        names
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("no {prefix}*.img in {}", dir.display()))
     }
 
     #[test]

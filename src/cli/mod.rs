@@ -36,7 +36,13 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// Where checkpoints are kept.
-    #[arg(long, global = true, env = "CKPT_STORE", default_value = "/var/lib/ckpt", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "CKPT_STORE",
+        default_value = "/var/lib/ckpt",
+        value_name = "DIR"
+    )]
     pub store: PathBuf,
 
     /// Which runtime manages the container; `auto` looks in every known
@@ -252,8 +258,12 @@ mod tests {
 
     #[test]
     fn hidden_helpers_parse() {
-        let c = Cli::try_parse_from(["ckpt", "__watchdog", "/sys/fs/cgroup/freezer/x", "v1", "--leave-frozen"]).unwrap();
-        assert!(matches!(c.command, Command::Watchdog(WatchdogArgs { leave_frozen: true, .. })));
+        let c =
+            Cli::try_parse_from(["ckpt", "__watchdog", "/sys/fs/cgroup/freezer/x", "v1", "--leave-frozen"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Watchdog(WatchdogArgs { leave_frozen: true, .. })
+        ));
         let c = Cli::try_parse_from(["ckpt", "__relay", "/tmp/out.log"]).unwrap();
         assert!(matches!(c.command, Command::Relay(_)));
     }

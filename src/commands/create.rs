@@ -15,9 +15,9 @@ use crate::freezer::{self, ThawGuard};
 use crate::interrupt::{self, Interrupted};
 use crate::inventory::{self, Inventory};
 use crate::plan::{self, DumpOptions};
+use crate::progress::DirProgress;
 use crate::runtime::Runtime;
 use crate::store::{self, names, CheckpointMeta, InventorySummary, Store};
-use crate::progress::DirProgress;
 use crate::watchdog::Watchdog;
 use anyhow::Context as _;
 use std::time::{Duration, Instant};
@@ -44,20 +44,31 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> anyhow::Result<()> {
     interrupt::install();
     let criu = Criu::locate()?;
     let (container, docker) = discovery::find_running(&ctx.roots, ctx.docker, &ctx.proc_root, &args.container)?;
-    log::info!("found {} container {} (init pid {})", container.runtime.name(), container.id, container.init_pid);
+    log::info!(
+        "found {} container {} (init pid {})",
+        container.runtime.name(),
+        container.id,
+        container.init_pid
+    );
     if let Some(d) = &docker {
         names::validate_docker_checkpoint_name(&args.name)?;
         if let Some(blocker) = crate::docker::restore_blocker(&d.daemon.info.version, &d.view.network_mode) {
             if !args.leave_running {
                 // Stopping a container this Docker cannot restore would lose it.
-                return Err(anyhow::Error::new(blocker).context(format!("refusing to stop {} for a checkpoint it could not be restored from", d.view.name)));
+                return Err(anyhow::Error::new(blocker).context(format!(
+                    "refusing to stop {} for a checkpoint it could not be restored from",
+                    d.view.name
+                )));
             }
             log::warn!("{blocker}");
         }
     }
     let spec = crate::spec::load(&container.spec_path)?;
     // Docker only restores checkpoints from its own directory.
-    let store_root = docker.as_ref().map(|d| d.daemon.store_root()).unwrap_or_else(|| ctx.store_root.clone());
+    let store_root = docker
+        .as_ref()
+        .map(|d| d.daemon.store_root())
+        .unwrap_or_else(|| ctx.store_root.clone());
     let store = Store::open(&store_root)?;
     let _lock = store.lock(&container.id, LOCK_WAIT)?;
 
@@ -69,8 +80,10 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> anyhow::Result<()> {
         file_locks: args.criu.file_locks,
         ext_unix_sk: args.criu.ext_unix_sk,
     };
-    let plan = plan::dump_plan(&spec.facts, &inventory, &host, &opts)
-        .map_err(|r| Refused { id: container.id.clone(), refusal: r })?;
+    let plan = plan::dump_plan(&spec.facts, &inventory, &host, &opts).map_err(|r| Refused {
+        id: container.id.clone(),
+        refusal: r,
+    })?;
     for w in &plan.warnings {
         log::warn!("{w}");
     }
@@ -99,9 +112,18 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> anyhow::Result<()> {
         freezer::freeze(&freezer, Duration::from_secs(10))?;
         Some(Instant::now())
     };
-    log::info!("dumping {} process(es) with criu {}", inventory.processes.len(), criu.version);
+    log::info!(
+        "dumping {} process(es) with criu {}",
+        inventory.processes.len(),
+        criu.version
+    );
     let dump_log = staging.dir().join(DUMP_LOG);
-    let mut progress = DirProgress::new("dumping", staging.dir(), inventory.estimated_image_bytes(), !ctx.quiet && !args.json);
+    let mut progress = DirProgress::new(
+        "dumping",
+        staging.dir(),
+        inventory.estimated_image_bytes(),
+        !ctx.quiet && !args.json,
+    );
     let dumped = criu.run(
         "dump",
         &criu::args::dump_args(&criu_plan, staging.dir()),
@@ -117,28 +139,51 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> anyhow::Result<()> {
     if let Err(mut e) = dumped {
         // The staging dir (and the log in it) goes away with this error:
         // point the message at the copy that stays.
-        if let (criu::CriuError::Failed { log_path, .. }, Some(kept)) = (&mut e, keep_failed_log(&store, &container.id, &dump_log)) {
+        if let (criu::CriuError::Failed { log_path, .. }, Some(kept)) =
+            (&mut e, keep_failed_log(&store, &container.id, &dump_log))
+        {
             *log_path = kept;
         }
-        return Err(anyhow::Error::new(e).context(format!("container {} was not changed and keeps running", container.id)));
+        return Err(
+            anyhow::Error::new(e).context(format!("container {} was not changed and keeps running", container.id))
+        );
     }
     if let Some(sig) = interrupt::pending() {
         return Err(Interrupted(sig).into());
     }
     let dump_ms = started.elapsed().as_millis() as u64;
-    let stats = std::fs::read(staging.dir().join("stats-dump")).ok().and_then(|b| criu::stats::parse_dump_stats(&b));
+    let stats = std::fs::read(staging.dir().join("stats-dump"))
+        .ok()
+        .and_then(|b| criu::stats::parse_dump_stats(&b));
     let frozen_ms = match frozen_at {
         Some(t) => t.elapsed().as_millis() as u64,
         None => stats.map(|s| s.frozen_us / 1000).unwrap_or(dump_ms),
     };
 
-    let meta = metadata(&container, &spec.raw, &inventory, &criu, &args.name, created_at, frozen_ms, dump_ms, &opts, descriptors);
+    let meta = metadata(
+        &container,
+        &spec.raw,
+        &inventory,
+        &criu,
+        &args.name,
+        created_at,
+        frozen_ms,
+        dump_ms,
+        &opts,
+        descriptors,
+    );
     let dir = staging.publish(meta)?;
     let size_bytes = store.load(&container.id, &args.name).map(|e| e.size_bytes).unwrap_or(0);
 
     if !args.leave_running {
-        stop_container(&container, &freezer, &guard, docker.as_ref())
-            .with_context(|| format!("checkpoint {} is saved in {}, but container {} could not be stopped", args.name, dir.display(), container.id))?;
+        stop_container(&container, &freezer, &guard, docker.as_ref()).with_context(|| {
+            format!(
+                "checkpoint {} is saved in {}, but container {} could not be stopped",
+                args.name,
+                dir.display(),
+                container.id
+            )
+        })?;
     }
     drop(guard);
     watchdog.disarm();
@@ -164,7 +209,11 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> anyhow::Result<()> {
             created.dir.display(),
             created.frozen_ms,
             created.dump_ms,
-            if created.leave_running { "; container left running" } else { "; container stopped" }
+            if created.leave_running {
+                "; container left running"
+            } else {
+                "; container stopped"
+            }
         ));
     }
     Ok(())
@@ -205,10 +254,16 @@ fn metadata(
             process_count: inv.processes.len(),
             fd_count: inv.processes.iter().map(|p| p.fds.len()).sum(),
             anon_rss_bytes: inv.processes.iter().map(|p| p.memory.anon_rss).sum(),
-            processes: inv.processes.iter().map(|p| (p.ns_pid.unwrap_or(p.pid), p.comm.clone())).collect(),
+            processes: inv
+                .processes
+                .iter()
+                .map(|p| (p.ns_pid.unwrap_or(p.pid), p.comm.clone()))
+                .collect(),
         },
         criu_version: criu.version.to_string(),
-        kernel: nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default(),
+        kernel: nix::sys::utsname::uname()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_default(),
         created_at,
         frozen_ms,
         dump_ms,
@@ -227,7 +282,12 @@ fn metadata(
 /// Kills every task of the (frozen) container, thaws it so the kill lands,
 /// waits for init to go, and has the runtime delete the container so that
 /// its id is free for the restore (what `runc checkpoint` does too).
-fn stop_container(c: &Container, freezer: &FreezerDir, guard: &ThawGuard, docker: Option<&DockerTarget>) -> anyhow::Result<()> {
+fn stop_container(
+    c: &Container,
+    freezer: &FreezerDir,
+    guard: &ThawGuard,
+    docker: Option<&DockerTarget>,
+) -> anyhow::Result<()> {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
     for pid in freezer::pids(freezer)? {

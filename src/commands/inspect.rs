@@ -25,7 +25,12 @@ pub fn run(ctx: &Context, args: &InspectArgs) -> anyhow::Result<()> {
     // Docker containers; the store, or the filesystem it would be made on.
     let store_root = match &docker {
         Some(d) => d.daemon.store_root(),
-        None => ctx.store_root.ancestors().find(|p| p.exists()).unwrap_or(std::path::Path::new("/")).to_path_buf(),
+        None => ctx
+            .store_root
+            .ancestors()
+            .find(|p| p.exists())
+            .unwrap_or(std::path::Path::new("/"))
+            .to_path_buf(),
     };
     let (host, _) = crate::facts::gather(&ctx.proc_root, &container, &spec.facts, &store_root)?;
     let opts = DumpOptions {
@@ -68,7 +73,10 @@ pub fn run(ctx: &Context, args: &InspectArgs) -> anyhow::Result<()> {
             crate::outln!("    fd {:>3} {:<14} {}", fd.fd, kind_name(&fd.kind), fd.target);
         }
     }
-    crate::outln!("estimated image size: {}", plan::human_bytes(report.estimated_image_bytes));
+    crate::outln!(
+        "estimated image size: {}",
+        plan::human_bytes(report.estimated_image_bytes)
+    );
     for w in &report.warnings {
         crate::outln!("warning: {w}");
     }

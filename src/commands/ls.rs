@@ -75,7 +75,16 @@ pub fn run(ctx: &Context, args: &LsArgs) -> anyhow::Result<()> {
         ctx.say("no checkpoints");
         return Ok(());
     }
-    crate::outln!("{:<20} {:<20} {:<21} {:>10} {:>9} {:<7} {:<5}", "CONTAINER", "NAME", "CREATED", "SIZE", "FROZEN", "RUNNING", "BY");
+    crate::outln!(
+        "{:<20} {:<20} {:<21} {:>10} {:>9} {:<7} {:<5}",
+        "CONTAINER",
+        "NAME",
+        "CREATED",
+        "SIZE",
+        "FROZEN",
+        "RUNNING",
+        "BY"
+    );
     for r in rows {
         crate::outln!(
             "{:<20} {:<20} {:<21} {:>10} {:>9} {:<7} {:<5}",

@@ -66,10 +66,18 @@ impl Context {
 pub enum CommandError {
     #[error("ckpt {verb} must run as root (CRIU needs CAP_SYS_ADMIN and friends); try: sudo ckpt {verb} ...")]
     NotRoot { verb: &'static str },
-    #[error("container {id} is running; stop it first, or restore the checkpoint as a new container with --name NEW_ID")]
+    #[error(
+        "container {id} is running; stop it first, or restore the checkpoint as a new container with --name NEW_ID"
+    )]
     TargetRunning { id: String },
-    #[error("checkpoint {name} was made by CRIU {made}, newer than the installed CRIU {installed}; install CRIU >= {made}")]
-    CriuOlderThanCheckpoint { name: String, made: String, installed: String },
+    #[error(
+        "checkpoint {name} was made by CRIU {made}, newer than the installed CRIU {installed}; install CRIU >= {made}"
+    )]
+    CriuOlderThanCheckpoint {
+        name: String,
+        made: String,
+        installed: String,
+    },
     #[error("{what} {path} does not exist; the checkpoint needs it to restore")]
     MissingPath { what: &'static str, path: PathBuf },
     #[error("the restore of {id} did not resume the checkpointed processes: {reason}")]
@@ -99,7 +107,10 @@ pub fn now_rfc3339() -> String {
 
 /// The Docker container `reference` names, when Docker is searched and
 /// knows it; with `--runtime docker` an unknown name is an error.
-pub fn docker_target(ctx: &Context, reference: &str) -> Result<Option<crate::discovery::docker::DockerTarget>, crate::discovery::DiscoveryError> {
+pub fn docker_target(
+    ctx: &Context,
+    reference: &str,
+) -> Result<Option<crate::discovery::docker::DockerTarget>, crate::discovery::DiscoveryError> {
     match crate::discovery::docker::find(ctx.docker, reference)? {
         None if ctx.docker == DockerMode::Only => Err(crate::docker::DockerError::NoSuchContainer {
             reference: reference.to_string(),
@@ -124,7 +135,11 @@ pub fn checkpoint_home(ctx: &Context, reference: &str) -> Result<(PathBuf, Strin
 /// In auto mode, a reference that names a Docker container *and* has
 /// checkpoints of its own in the ckpt store names two things: refuse
 /// rather than guess (`--runtime` picks one).
-pub fn refuse_ambiguous(ctx: &Context, reference: &str, t: &crate::discovery::docker::DockerTarget) -> Result<(), crate::discovery::DiscoveryError> {
+pub fn refuse_ambiguous(
+    ctx: &Context,
+    reference: &str,
+    t: &crate::discovery::docker::DockerTarget,
+) -> Result<(), crate::discovery::DiscoveryError> {
     let in_store = ctx.store_root.join(reference).join("checkpoints");
     if ctx.docker == DockerMode::Auto && reference != t.view.id && in_store.is_dir() {
         return Err(crate::discovery::DiscoveryError::Ambiguous {

@@ -38,7 +38,11 @@ pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
     let criu = Criu::locate()?;
     let store = Store::open(&ctx.store_root)?;
     // Look before locking: the lock would create the container's directory.
-    if !store.layout().checkpoint_dir(&args.container, &args.checkpoint).exists() {
+    if !store
+        .layout()
+        .checkpoint_dir(&args.container, &args.checkpoint)
+        .exists()
+    {
         return Err(crate::store::StoreError::NotFound {
             container: args.container.clone(),
             name: args.checkpoint.clone(),
@@ -62,9 +66,17 @@ pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
     })?;
     store.verify(&entry)?;
     check_criu_version(&meta, &criu)?;
-    let kind = RuntimeKind::from_name(&meta.runtime)
-        .ok_or_else(|| anyhow::anyhow!("checkpoint {} was made for runtime {:?}, which this ckpt cannot restore", meta.name, meta.runtime))?;
-    let runtime_root = meta.runtime_root.clone().unwrap_or_else(|| kind.default_roots()[0].clone());
+    let kind = RuntimeKind::from_name(&meta.runtime).ok_or_else(|| {
+        anyhow::anyhow!(
+            "checkpoint {} was made for runtime {:?}, which this ckpt cannot restore",
+            meta.name,
+            meta.runtime
+        )
+    })?;
+    let runtime_root = meta
+        .runtime_root
+        .clone()
+        .unwrap_or_else(|| kind.default_roots()[0].clone());
     let runtime = Runtime::locate(kind, &runtime_root)?;
 
     // 2. Where will it go?
@@ -91,7 +103,10 @@ pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
         // `<name>.<pid>.<nonce>` like every staging entry, so that a work
         // dir left by a killed ckpt is cleaned by the next command.
         .prefix(&format!("restore.{}.", std::process::id()))
-        .tempdir_in(crate::store::publish::ensure_private_dir(&store.layout().staging_root(&target)).map(|()| store.layout().staging_root(&target))?)
+        .tempdir_in(
+            crate::store::publish::ensure_private_dir(&store.layout().staging_root(&target))
+                .map(|()| store.layout().staging_root(&target))?,
+        )
         .map_err(|source| CommandError::Io {
             op: "create a work directory in",
             path: store.layout().staging_root(&target),
@@ -140,7 +155,10 @@ pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
             reason: format!("{} wrote no pid file", kind.name()),
         })?;
     let live = restore::live_init(&ctx.proc_root, pid);
-    restore::confirm_resumed(&meta, &live, Some(&restore_log_text)).map_err(|reason| CommandError::NotResumed { id: target.clone(), reason })?;
+    restore::confirm_resumed(&meta, &live, Some(&restore_log_text)).map_err(|reason| CommandError::NotResumed {
+        id: target.clone(),
+        reason,
+    })?;
 
     let started = Started {
         container: target,
@@ -218,7 +236,9 @@ fn check_bind_sources(spec: &serde_json::Value) -> Result<(), CommandError> {
     };
     for m in mounts {
         let is_bind = m["type"] == "bind"
-            || m["options"].as_array().is_some_and(|o| o.iter().any(|x| x == "bind" || x == "rbind"));
+            || m["options"]
+                .as_array()
+                .is_some_and(|o| o.iter().any(|x| x == "bind" || x == "rbind"));
         if let (true, Some(src)) = (is_bind, m["source"].as_str()) {
             if !Path::new(src).exists() {
                 return Err(CommandError::MissingPath {
@@ -237,7 +257,11 @@ fn spawn_relay(output_log: &Path) -> anyhow::Result<std::os::fd::OwnedFd> {
     let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
-    cmd.arg("__relay").arg(output_log).stdin(Stdio::from(read)).stdout(Stdio::null()).stderr(Stdio::null());
+    cmd.arg("__relay")
+        .arg(output_log)
+        .stdin(Stdio::from(read))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     // SAFETY: setsid is async-signal-safe; the relay must not die with
     // ckpt's terminal session.
     unsafe {
@@ -260,6 +284,11 @@ fn bundle_cgroups_path(bundle: &Path) -> Option<String> {
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(bytes)
 }

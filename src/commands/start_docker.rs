@@ -61,12 +61,20 @@ pub fn run(ctx: &Context, args: &StartArgs, t: DockerTarget) -> anyhow::Result<(
     }
 
     let (target_id, target_name, created) = match &args.name {
-        None if t.view.running => return Err(CommandError::TargetRunning { id: t.view.name.clone() }.into()),
+        None if t.view.running => {
+            return Err(CommandError::TargetRunning {
+                id: t.view.name.clone(),
+            }
+            .into())
+        }
         None => (t.view.id.clone(), t.view.name.clone(), false),
         Some(new) => {
             names::validate_container_id(new)?;
             let id = daemon.create_like(&t.raw, new)?;
-            log::info!("created Docker container {new} ({id}) with the config of {}", t.view.name);
+            log::info!(
+                "created Docker container {new} ({id}) with the config of {}",
+                t.view.name
+            );
             if let Err(e) = import_checkpoint(&store, &entry.dir, &id, &args.checkpoint) {
                 let _ = daemon.remove(&id);
                 return Err(e);
@@ -106,7 +114,9 @@ pub fn run(ctx: &Context, args: &StartArgs, t: DockerTarget) -> anyhow::Result<(
     let live = restore::live_init(&ctx.proc_root, view.pid);
     let confirmed = match &entry.meta {
         Some(meta) => restore::confirm_resumed(meta, &live, None),
-        None if live.own_time_namespace == Some(false) => Err("the init runs in the host's time namespace, so Docker started it afresh".to_string()),
+        None if live.own_time_namespace == Some(false) => {
+            Err("the init runs in the host's time namespace, so Docker started it afresh".to_string())
+        }
         None => Ok(()),
     };
     confirmed.map_err(|reason| CommandError::NotResumed {
@@ -134,7 +144,10 @@ pub fn run(ctx: &Context, args: &StartArgs, t: DockerTarget) -> anyhow::Result<(
             out.pid,
             match out.retries {
                 0 => String::new(),
-                n => format!(" after {n} retr{} (Docker's stale-content error, moby#42900)", if n == 1 { "y" } else { "ies" }),
+                n => format!(
+                    " after {n} retr{} (Docker's stale-content error, moby#42900)",
+                    if n == 1 { "y" } else { "ies" }
+                ),
             },
             out.container
         ));
@@ -192,10 +205,15 @@ fn import_checkpoint(store: &Store, src: &Path, id: &str, name: &str) -> anyhow:
 /// The temp dirs of running containerd daemons (`$TMPDIR`, default /tmp).
 fn containerd_temp_dirs(proc_root: &Path) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = Vec::new();
-    let Ok(entries) = std::fs::read_dir(proc_root) else { return dirs };
+    let Ok(entries) = std::fs::read_dir(proc_root) else {
+        return dirs;
+    };
     for e in entries.flatten() {
         let p = e.path();
-        if std::fs::read_to_string(p.join("comm")).map(|c| c.trim() == "containerd").unwrap_or(false) {
+        if std::fs::read_to_string(p.join("comm"))
+            .map(|c| c.trim() == "containerd")
+            .unwrap_or(false)
+        {
             let env = std::fs::read(p.join("environ")).unwrap_or_default();
             let tmp = env
                 .split(|b| *b == 0)

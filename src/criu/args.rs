@@ -86,7 +86,10 @@ mod tests {
     fn no_freezer_no_flag() {
         let mut p = plan(DumpOptions::default());
         p.freeze_cgroup = None;
-        let a: Vec<_> = dump_args(&p, Path::new("/x")).into_iter().map(|s| s.into_string().unwrap()).collect();
+        let a: Vec<_> = dump_args(&p, Path::new("/x"))
+            .into_iter()
+            .map(|s| s.into_string().unwrap())
+            .collect();
         assert!(!a.contains(&"--freeze-cgroup".to_string()));
     }
 
@@ -94,7 +97,11 @@ mod tests {
         ($name:ident, $field:ident, $flag:literal) => {
             #[test]
             fn $name() {
-                assert!(!args(DumpOptions::default()).contains(&$flag.to_string()), "unset: no {}", $flag);
+                assert!(
+                    !args(DumpOptions::default()).contains(&$flag.to_string()),
+                    "unset: no {}",
+                    $flag
+                );
                 let opts = DumpOptions {
                     $field: true,
                     ..Default::default()

@@ -44,7 +44,8 @@ pub fn restore_finished(log: &str) -> bool {
 mod tests {
     use super::*;
 
-    const LOG: &str = "(00.03) Error (criu/util.c:1533): rlimit: Can't setup RLIMIT_NOFILE for self: Operation not permitted
+    const LOG: &str =
+        "(00.03) Error (criu/util.c:1533): rlimit: Can't setup RLIMIT_NOFILE for self: Operation not permitted
 (00.05) fdinfo: ...
 (00.06) Error (criu/files-reg.c:1710): Can't lookup mount=42 for fd=1 path=/tmp/out.log
 (00.06) Error (criu/cr-dump.c:1681): Dump files (pid: 5) failed with -1
@@ -68,7 +69,9 @@ mod tests {
     #[test]
     fn hints_known_failures() {
         assert!(hint(LOG).unwrap().contains("stdio pipes"));
-        assert!(hint("Error: Connected TCP socket, consider using --tcp-established").unwrap().contains("--tcp-established"));
+        assert!(hint("Error: Connected TCP socket, consider using --tcp-established")
+            .unwrap()
+            .contains("--tcp-established"));
         assert_eq!(hint("all fine"), None);
     }
 

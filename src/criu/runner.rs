@@ -33,7 +33,13 @@ pub enum CriuError {
     },
 }
 
-fn failed_message(action: &str, status: &str, log_path: &Path, errors: &[String], hint: &Option<&'static str>) -> String {
+fn failed_message(
+    action: &str,
+    status: &str,
+    log_path: &Path,
+    errors: &[String],
+    hint: &Option<&'static str>,
+) -> String {
     let mut m = format!("criu {action} failed ({status}); log: {}", log_path.display());
     for e in errors {
         m.push_str("\n    ");
@@ -64,7 +70,10 @@ impl Criu {
             .arg("--version")
             .stdin(Stdio::null())
             .output()
-            .map_err(|source| CriuError::Spawn { path: path.clone(), source })?;
+            .map_err(|source| CriuError::Spawn {
+                path: path.clone(),
+                source,
+            })?;
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let version = CriuVersion::parse(&text).ok_or_else(|| CriuError::UnknownVersion {
             path: path.clone(),
@@ -89,7 +98,11 @@ impl Criu {
         on_spawn: impl FnOnce(u32),
         mut on_tick: impl FnMut(),
     ) -> Result<(), CriuError> {
-        ::log::debug!("running {} {}", self.path.display(), args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" "));
+        ::log::debug!(
+            "running {} {}",
+            self.path.display(),
+            args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
+        );
         let mut child = Command::new(&self.path)
             .args(args)
             .stdin(Stdio::null())
@@ -106,10 +119,18 @@ impl Criu {
             match child.try_wait() {
                 Ok(Some(status)) => break status,
                 Ok(None) => {}
-                Err(source) => return Err(CriuError::Spawn { path: self.path.clone(), source }),
+                Err(source) => {
+                    return Err(CriuError::Spawn {
+                        path: self.path.clone(),
+                        source,
+                    })
+                }
             }
             if !forwarded && crate::interrupt::pending().is_some() {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(child.id() as i32),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
                 forwarded = true;
             }
             on_tick();
@@ -126,7 +147,11 @@ impl Criu {
         let log_text = std::fs::read_to_string(log_path).unwrap_or_default();
         let mut errors = log::error_lines(&log_text);
         if errors.is_empty() {
-            errors = stderr.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect();
+            errors = stderr
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_string)
+                .collect();
         }
         Err(CriuError::Failed {
             action,
@@ -150,8 +175,11 @@ fn describe_status(status: std::process::ExitStatus) -> String {
 /// The first executable `name` in `PATH`.
 pub fn find_in_path(name: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
-    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false))
+    let path = std::env::var_os("PATH")
+        .unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| {
+        p.metadata()
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    })
 }

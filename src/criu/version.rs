@@ -54,7 +54,11 @@ mod tests {
     fn parses_versions() {
         assert_eq!(
             CriuVersion::parse("Version: 4.1.1\nGitID: v4.1.1\n"),
-            Some(CriuVersion { major: 4, minor: 1, sublevel: 1 })
+            Some(CriuVersion {
+                major: 4,
+                minor: 1,
+                sublevel: 1
+            })
         );
         assert_eq!(CriuVersion::parse("Version: 3.17\n").unwrap().to_string(), "3.17.0");
         assert_eq!(CriuVersion::parse("nonsense"), None);

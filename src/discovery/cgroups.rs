@@ -40,7 +40,11 @@ pub fn parse_proc_cgroup(text: &str) -> Vec<Membership> {
             let path = parts.next()?;
             Some(Membership {
                 hierarchy,
-                controllers: controllers.split(',').filter(|c| !c.is_empty()).map(str::to_string).collect(),
+                controllers: controllers
+                    .split(',')
+                    .filter(|c| !c.is_empty())
+                    .map(str::to_string)
+                    .collect(),
                 path: PathBuf::from(path),
             })
         })
@@ -50,7 +54,9 @@ pub fn parse_proc_cgroup(text: &str) -> Vec<Membership> {
 /// Finds the freezer: the v1 freezer hierarchy when mounted (it is the one
 /// runc and Docker use on hybrid hosts), else the v2 unified hierarchy.
 pub fn freezer_dir(memberships: &[Membership], host_mounts: &[Mount]) -> Option<FreezerDir> {
-    let v1 = memberships.iter().find(|m| m.controllers.iter().any(|c| c == "freezer"));
+    let v1 = memberships
+        .iter()
+        .find(|m| m.controllers.iter().any(|c| c == "freezer"));
     if let Some(m) = v1 {
         let mount = host_mounts
             .iter()
@@ -60,7 +66,9 @@ pub fn freezer_dir(memberships: &[Membership], host_mounts: &[Mount]) -> Option<
             version: CgroupVersion::V1,
         });
     }
-    let v2 = memberships.iter().find(|m| m.hierarchy == 0 && m.controllers.is_empty())?;
+    let v2 = memberships
+        .iter()
+        .find(|m| m.hierarchy == 0 && m.controllers.is_empty())?;
     let mount = host_mounts.iter().find(|mt| mt.fstype == "cgroup2")?;
     Some(FreezerDir {
         dir: join_cgroup(mount, &v2.path),

@@ -84,7 +84,10 @@ mod tests {
         assert_eq!(c.init_start, 23775);
         assert_eq!(c.rootfs, PathBuf::from("/tmp/exp/bc/rootfs"));
         assert_eq!(c.spec_path, PathBuf::from("/run/crun/expc1/config.json"));
-        assert_eq!(c.external_descriptors, vec!["/dev/null", "pipe:[15210]", "pipe:[15210]"]);
+        assert_eq!(
+            c.external_descriptors,
+            vec!["/dev/null", "pipe:[15210]", "pipe:[15210]"]
+        );
         assert_eq!(c.cgroup_paths[""], PathBuf::from("/expc1"));
         assert_eq!(c.runtime, RuntimeKind::Crun);
     }

@@ -32,7 +32,9 @@ pub fn daemon(mode: DockerMode) -> Result<Option<Daemon>, DockerError> {
 /// is not searched, not there in auto mode, or knows no such container.
 pub fn find(mode: DockerMode, reference: &str) -> Result<Option<DockerTarget>, DiscoveryError> {
     let Some(daemon) = daemon(mode)? else { return Ok(None) };
-    Ok(daemon.inspect(reference)?.map(|(view, raw)| DockerTarget { daemon, view, raw }))
+    Ok(daemon
+        .inspect(reference)?
+        .map(|(view, raw)| DockerTarget { daemon, view, raw }))
 }
 
 /// The running container's runc state, found through its shim.
@@ -45,7 +47,10 @@ pub fn running_container(proc_root: &Path, t: &DockerTarget) -> Result<Container
     }
     let root = crate::docker::runc_root_of(proc_root, t.view.pid).ok_or_else(|| DiscoveryError::ParseState {
         path: proc_root.join(format!("{}/stat", t.view.pid)),
-        reason: format!("cannot find the containerd shim and runc state of Docker container {}", t.view.name),
+        reason: format!(
+            "cannot find the containerd shim and runc state of Docker container {}",
+            t.view.name
+        ),
     })?;
     let mut c = runc::load(&root, &t.view.id)?.ok_or_else(|| DiscoveryError::ParseState {
         path: root.join(&t.view.id),

@@ -21,7 +21,9 @@ pub enum DiscoveryError {
     #[error("no container {id:?} in {searched} (is it running? pass --runtime-root for another state root)")]
     NotFound { id: String, searched: String },
     /// More than one runtime knows the id.
-    #[error("container id {id:?} is known to several runtimes ({candidates}); pick one with --runtime or --runtime-root")]
+    #[error(
+        "container id {id:?} is known to several runtimes ({candidates}); pick one with --runtime or --runtime-root"
+    )]
     Ambiguous { id: String, candidates: String },
     /// The container exists but is not running.
     #[error("container {id} is {status}, not running; only running containers can be checkpointed")]
@@ -183,7 +185,13 @@ pub fn lookup(roots: &SearchRoots, proc_root: &Path, id: &str) -> Result<Option<
             id: id.to_string(),
             candidates: found
                 .iter()
-                .map(|f| format!("{} in {}", f.container.runtime.name(), f.container.runtime_root.display()))
+                .map(|f| {
+                    format!(
+                        "{} in {}",
+                        f.container.runtime.name(),
+                        f.container.runtime_root.display()
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join(", "),
         }),
@@ -277,7 +285,12 @@ pub enum Target {
 /// Finds `reference` among OCI runtimes and Docker. A Docker container is
 /// also visible in Docker's runc root; that is the same container, not an
 /// ambiguity. Two different containers answering to the reference are.
-pub fn resolve(roots: &SearchRoots, mode: DockerMode, proc_root: &Path, reference: &str) -> Result<Option<Target>, DiscoveryError> {
+pub fn resolve(
+    roots: &SearchRoots,
+    mode: DockerMode,
+    proc_root: &Path,
+    reference: &str,
+) -> Result<Option<Target>, DiscoveryError> {
     let oci = if mode == DockerMode::Only {
         None
     } else {
@@ -378,9 +391,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("42");
         std::fs::create_dir(&p).unwrap();
-        let stat = |state: &str, start: u64| {
-            format!("42 (sh) {state} 1 42 42 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 {start} 0 0")
-        };
+        let stat =
+            |state: &str, start: u64| format!("42 (sh) {state} 1 42 42 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 {start} 0 0");
         std::fs::write(p.join("stat"), stat("S", 100)).unwrap();
         assert_eq!(liveness(dir.path(), &fixture_container(42, 100)), Status::Running);
         assert_eq!(liveness(dir.path(), &fixture_container(42, 99)), Status::Stopped);

@@ -88,7 +88,11 @@ impl DockerClient {
         };
         self.rt.block_on(async {
             let exchange = async {
-                let resp = self.client.request(req).await.map_err(|e| unreachable(error_chain(&e)))?;
+                let resp = self
+                    .client
+                    .request(req)
+                    .await
+                    .map_err(|e| unreachable(error_chain(&e)))?;
                 let status = resp.status().as_u16();
                 let body = resp
                     .into_body()
@@ -99,8 +103,9 @@ impl DockerClient {
                 let value = if body.is_empty() {
                     serde_json::Value::Null
                 } else {
-                    serde_json::from_slice(&body)
-                        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&body).trim().to_string()))
+                    serde_json::from_slice(&body).unwrap_or_else(|_| {
+                        serde_json::Value::String(String::from_utf8_lossy(&body).trim().to_string())
+                    })
                 };
                 Ok((status, value))
             };
@@ -137,14 +142,23 @@ mod tests {
 
     #[test]
     fn docker_host_parsing() {
-        assert_eq!(socket_of("unix:///var/run/docker.sock").unwrap(), PathBuf::from("/var/run/docker.sock"));
-        assert!(matches!(socket_of("tcp://1.2.3.4:2375"), Err(DockerError::UnsupportedHost { .. })));
+        assert_eq!(
+            socket_of("unix:///var/run/docker.sock").unwrap(),
+            PathBuf::from("/var/run/docker.sock")
+        );
+        assert!(matches!(
+            socket_of("tcp://1.2.3.4:2375"),
+            Err(DockerError::UnsupportedHost { .. })
+        ));
         assert!(socket_of("unix://").is_err());
     }
 
     #[test]
     fn error_messages() {
-        assert_eq!(message_of(&serde_json::json!({"message": "No such container: x"})), "No such container: x");
+        assert_eq!(
+            message_of(&serde_json::json!({"message": "No such container: x"})),
+            "No such container: x"
+        );
         assert_eq!(message_of(&serde_json::json!("plain")), "plain");
     }
 
@@ -152,7 +166,9 @@ mod tests {
     fn unreachable_daemon_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         let c = DockerClient::new(&dir.path().join("nope.sock")).unwrap();
-        let e = c.request(hyper::Method::GET, "/info", None, Duration::from_secs(2)).unwrap_err();
+        let e = c
+            .request(hyper::Method::GET, "/info", None, Duration::from_secs(2))
+            .unwrap_err();
         assert!(matches!(e, DockerError::Unreachable { .. }), "{e}");
         assert!(e.to_string().contains("nope.sock"));
     }

@@ -80,7 +80,11 @@ pub fn parse_container(v: &Value) -> Result<ContainerView, DockerError> {
     })?;
     Ok(ContainerView {
         id: id.to_string(),
-        name: v["Name"].as_str().unwrap_or_default().trim_start_matches('/').to_string(),
+        name: v["Name"]
+            .as_str()
+            .unwrap_or_default()
+            .trim_start_matches('/')
+            .to_string(),
         running: v["State"]["Running"].as_bool().unwrap_or(false),
         paused: v["State"]["Paused"].as_bool().unwrap_or(false),
         pid: v["State"]["Pid"].as_i64().unwrap_or(0) as i32,
@@ -127,9 +131,16 @@ pub fn create_body_from(inspect: &Value) -> Value {
         // Same networks, fresh endpoints: copying addresses would collide.
         let endpoints: serde_json::Map<String, Value> = inspect["NetworkSettings"]["Networks"]
             .as_object()
-            .map(|nets| nets.keys().map(|k| (k.clone(), Value::Object(Default::default()))).collect())
+            .map(|nets| {
+                nets.keys()
+                    .map(|k| (k.clone(), Value::Object(Default::default())))
+                    .collect()
+            })
             .unwrap_or_default();
-        obj.insert("NetworkingConfig".into(), serde_json::json!({ "EndpointsConfig": endpoints }));
+        obj.insert(
+            "NetworkingConfig".into(),
+            serde_json::json!({ "EndpointsConfig": endpoints }),
+        );
     }
     body
 }
@@ -217,13 +228,18 @@ impl Daemon {
     /// Creates a container named `name` with the config of `source`.
     pub fn create_like(&self, source: &Value, name: &str) -> Result<String, DockerError> {
         let path = format!("/containers/create?name={}", encode(name));
-        let (status, body) = self.client.request(Method::POST, &path, Some(&create_body_from(source)), SHORT)?;
+        let (status, body) = self
+            .client
+            .request(Method::POST, &path, Some(&create_body_from(source)), SHORT)?;
         if status != 201 {
             return Err(api_error("create", status, &body));
         }
-        body["Id"].as_str().map(str::to_string).ok_or_else(|| DockerError::Protocol {
-            reason: "create returned no Id".into(),
-        })
+        body["Id"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| DockerError::Protocol {
+                reason: "create returned no Id".into(),
+            })
     }
 
     /// Removes a container (forcefully).
@@ -241,7 +257,9 @@ impl Daemon {
         let deadline = std::time::Instant::now() + timeout;
         loop {
             match self.inspect(id)? {
-                Some((c, _)) if c.running && std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                Some((c, _)) if c.running && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
                 _ => return Ok(()),
             }
         }
@@ -280,7 +298,10 @@ pub fn runc_root_of(proc_root: &Path, init_pid: i32) -> Option<PathBuf> {
     let stat = std::fs::read_to_string(proc_root.join(format!("{init_pid}/stat"))).ok()?;
     let ppid: i32 = stat[stat.rfind(')')? + 1..].split_whitespace().nth(1)?.parse().ok()?;
     let cmdline = std::fs::read(proc_root.join(format!("{ppid}/cmdline"))).ok()?;
-    let args: Vec<String> = cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+    let args: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
     let namespace = shim_namespace(&args)?;
     let bundle = std::fs::read_link(proc_root.join(format!("{ppid}/cwd"))).ok()?;
     let options: Value = serde_json::from_slice(&std::fs::read(bundle.join("options.json")).ok()?).ok()?;
@@ -293,7 +314,9 @@ pub fn shim_namespace(args: &[String]) -> Option<String> {
     if !args.first()?.contains("containerd-shim") {
         return None;
     }
-    args.windows(2).find(|w| w[0] == "-namespace" || w[0] == "--namespace").map(|w| w[1].clone())
+    args.windows(2)
+        .find(|w| w[0] == "-namespace" || w[0] == "--namespace")
+        .map(|w| w[1].clone())
 }
 
 #[cfg(test)]
@@ -303,14 +326,20 @@ mod tests {
 
     #[test]
     fn reads_info_and_container() {
-        let info = parse_info(&json!({"DockerRootDir": "/var/lib/docker", "ExperimentalBuild": true, "ServerVersion": "26.1.5+dfsg1"})).unwrap();
+        let info = parse_info(
+            &json!({"DockerRootDir": "/var/lib/docker", "ExperimentalBuild": true, "ServerVersion": "26.1.5+dfsg1"}),
+        )
+        .unwrap();
         assert_eq!(info.root_dir, PathBuf::from("/var/lib/docker"));
         assert!(info.experimental);
         let c = parse_container(&json!({"Id": "abc", "Name": "/web", "Image": "sha256:1",
             "State": {"Running": true, "Paused": false, "Pid": 42},
             "Config": {"Tty": true}, "HostConfig": {"NetworkMode": "none"}}))
         .unwrap();
-        assert_eq!((c.name.as_str(), c.pid, c.tty, c.network_mode.as_str()), ("web", 42, true, "none"));
+        assert_eq!(
+            (c.name.as_str(), c.pid, c.tty, c.network_mode.as_str()),
+            ("web", 42, true, "none")
+        );
         assert!(parse_container(&json!({})).is_err());
     }
 
@@ -327,25 +356,36 @@ mod tests {
 
     #[test]
     fn stale_content_error_is_recognised() {
-        assert!(is_stale_content_error("failed to upload checkpoint to containerd: commit failed: content sha256:ab12: already exists"));
+        assert!(is_stale_content_error(
+            "failed to upload checkpoint to containerd: commit failed: content sha256:ab12: already exists"
+        ));
         assert!(!is_stale_content_error("container already exists"));
     }
 
     #[test]
     fn create_body_copies_config_and_host_config() {
-        let b = create_body_from(&json!({"Config": {"Image": "x", "Hostname": "abc", "NetworkDisabled": true, "Cmd": ["/bin/counter"]},
+        let b = create_body_from(
+            &json!({"Config": {"Image": "x", "Hostname": "abc", "NetworkDisabled": true, "Cmd": ["/bin/counter"]},
             "HostConfig": {"NetworkMode": "bridge"},
-            "NetworkSettings": {"Networks": {"bridge": {"IPAddress": "172.17.0.2", "MacAddress": "02:42"}}}}));
+            "NetworkSettings": {"Networks": {"bridge": {"IPAddress": "172.17.0.2", "MacAddress": "02:42"}}}}),
+        );
         assert_eq!(b["Image"], "x");
         assert!(b.get("Hostname").is_none());
         assert!(b.get("NetworkDisabled").is_none());
         assert_eq!(b["HostConfig"]["NetworkMode"], "bridge");
-        assert_eq!(b["NetworkingConfig"]["EndpointsConfig"], json!({"bridge": {}}), "networks kept, addresses not");
+        assert_eq!(
+            b["NetworkingConfig"]["EndpointsConfig"],
+            json!({"bridge": {}}),
+            "networks kept, addresses not"
+        );
     }
 
     #[test]
     fn shim_namespace_parsing() {
-        let a: Vec<String> = ["/usr/bin/containerd-shim-runc-v2", "-namespace", "moby", "-id", "x"].iter().map(|s| s.to_string()).collect();
+        let a: Vec<String> = ["/usr/bin/containerd-shim-runc-v2", "-namespace", "moby", "-id", "x"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert_eq!(shim_namespace(&a).as_deref(), Some("moby"));
         assert_eq!(shim_namespace(&["/bin/sh".to_string()]), None);
     }

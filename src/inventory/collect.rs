@@ -33,9 +33,7 @@ pub fn collect(proc_root: &Path, init_pid: i32) -> Result<Inventory, InventoryEr
     for pid in pids {
         match read_process(proc_root, pid, &mut tables) {
             Ok(process) => processes.push(process),
-            Err(err) if err.is_vanished() && pid == init_pid => {
-                return Err(no_such_process(proc_root, init_pid))
-            }
+            Err(err) if err.is_vanished() && pid == init_pid => return Err(no_such_process(proc_root, init_pid)),
             Err(err) if err.is_vanished() => {
                 debug!("process {pid} exited during the inventory; skipped")
             }
@@ -142,18 +140,13 @@ impl SocketTables {
     }
 }
 
-fn read_process(
-    proc_root: &Path,
-    pid: i32,
-    tables: &mut SocketTables,
-) -> Result<ProcessInfo, InventoryError> {
+fn read_process(proc_root: &Path, pid: i32, tables: &mut SocketTables) -> Result<ProcessInfo, InventoryError> {
     let dir = proc_root.join(pid.to_string());
     let stat_path = dir.join("stat");
-    let (stat_comm, ppid) =
-        parse_stat(&read_text(&stat_path)?).ok_or_else(|| InventoryError::Parse {
-            path: stat_path,
-            reason: "no `(comm) state ppid` fields".into(),
-        })?;
+    let (stat_comm, ppid) = parse_stat(&read_text(&stat_path)?).ok_or_else(|| InventoryError::Parse {
+        path: stat_path,
+        reason: "no `(comm) state ppid` fields".into(),
+    })?;
     let ns_pid = parse_ns_pid(&read_text(&dir.join("status"))?);
     let comm = match read_optional_text(&dir.join("comm"))? {
         Some(comm) => comm.trim_end_matches('\n').to_string(),
@@ -162,10 +155,7 @@ fn read_process(
     let cmdline = parse_cmdline(&read_text(&dir.join("cmdline"))?);
     let mount_ids = parse_mount_ids(&read_text(&dir.join("mountinfo"))?);
     let mut fds = read_fds(&dir, &mount_ids)?;
-    if fds
-        .iter()
-        .any(|fd| matches!(fd.kind, FdKind::OtherSocket { .. }))
-    {
+    if fds.iter().any(|fd| matches!(fd.kind, FdKind::OtherSocket { .. })) {
         let table = tables.for_process(&dir)?;
         for fd in &mut fds {
             if let FdKind::OtherSocket { inode } = fd.kind {
@@ -225,11 +215,7 @@ fn fill_pipe_peers(proc_root: &Path, processes: &mut [ProcessInfo]) {
     let members: BTreeSet<i32> = processes.iter().map(|p| p.pid).collect();
     let holders = pipe_holders(proc_root);
     for fd in processes.iter_mut().flat_map(|p| &mut p.fds) {
-        if let FdKind::Pipe {
-            inode,
-            peer_outside,
-        } = &mut fd.kind
-        {
+        if let FdKind::Pipe { inode, peer_outside } = &mut fd.kind {
             *peer_outside = holders
                 .get(inode)
                 .is_some_and(|pids| pids.iter().any(|pid| !members.contains(pid)));
@@ -305,10 +291,7 @@ fn fill_unix_peers(proc_root: &Path, processes: &mut [ProcessInfo]) {
                     .or_insert_with(|| match unix_peers(&ns_net, &own_ns_net) {
                         Ok(map) => Some(Rc::new(map)),
                         Err(err) => {
-                            debug!(
-                                "cannot list unix socket peers via {}: {err}",
-                                ns_net.display()
-                            );
+                            debug!("cannot list unix socket peers via {}: {err}", ns_net.display());
                             None
                         }
                     })
@@ -341,10 +324,7 @@ mod tests {
 
     #[test]
     fn cmdline_is_nul_split() {
-        assert_eq!(
-            parse_cmdline("sh\0-c\0echo hi\0"),
-            vec!["sh", "-c", "echo hi"]
-        );
+        assert_eq!(parse_cmdline("sh\0-c\0echo hi\0"), vec!["sh", "-c", "echo hi"]);
         assert!(parse_cmdline("").is_empty());
     }
 }

@@ -17,10 +17,7 @@ use std::path::Path;
 /// Reads every open fd of the process whose proc directory is `pid_dir`.
 /// `mount_ids` are the mounts of that process's mount namespace, used for
 /// [`FdInfo::outside_mount_ns`].
-pub(super) fn read_fds(
-    pid_dir: &Path,
-    mount_ids: &HashSet<u64>,
-) -> Result<Vec<FdInfo>, InventoryError> {
+pub(super) fn read_fds(pid_dir: &Path, mount_ids: &HashSet<u64>) -> Result<Vec<FdInfo>, InventoryError> {
     let fd_dir = pid_dir.join("fd");
     let mut fds = Vec::new();
     for fd in numeric_entries(&fd_dir)? {
@@ -35,8 +32,7 @@ pub(super) fn read_fds(
         };
         let (mnt_id, locks) = parse_fdinfo(&fdinfo);
         let kind = classify(&target, &link);
-        let outside_mount_ns =
-            is_path_backed(&kind) && mnt_id.is_some_and(|id| !mount_ids.contains(&id));
+        let outside_mount_ns = is_path_backed(&kind) && mnt_id.is_some_and(|id| !mount_ids.contains(&id));
         fds.push(FdInfo {
             fd,
             target,
@@ -75,10 +71,7 @@ fn parse_fdinfo(text: &str) -> (Option<u64>, Vec<String>) {
 /// that mount in the dumped mount namespace. Memfds live on an internal
 /// mount that CRIU handles by itself, so they are not path-backed here.
 fn is_path_backed(kind: &FdKind) -> bool {
-    matches!(
-        kind,
-        FdKind::File | FdKind::Dir | FdKind::Tty | FdKind::Device
-    )
+    matches!(kind, FdKind::File | FdKind::Dir | FdKind::Tty | FdKind::Device)
 }
 
 /// Classifies an fd from its link `target`; `link` is the fd's entry under
@@ -101,18 +94,13 @@ fn classify(target: &str, link: &Path) -> FdKind {
             "[timerfd]" => FdKind::TimerFd,
             "inotify" => FdKind::Inotify,
             other => FdKind::AnonInode {
-                name: other
-                    .trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .to_string(),
+                name: other.trim_start_matches('[').trim_end_matches(']').to_string(),
             },
         };
     }
     if let Some(name) = target.strip_prefix("/memfd:") {
         let name = name.strip_suffix(" (deleted)").unwrap_or(name);
-        return FdKind::Memfd {
-            name: name.to_string(),
-        };
+        return FdKind::Memfd { name: name.to_string() };
     }
     if is_tty_path(target) {
         return FdKind::Tty;
@@ -180,10 +168,7 @@ mod tests {
                 name: "io_uring".into()
             }
         );
-        assert_eq!(
-            kind("/memfd:buf (deleted)"),
-            FdKind::Memfd { name: "buf".into() }
-        );
+        assert_eq!(kind("/memfd:buf (deleted)"), FdKind::Memfd { name: "buf".into() });
         assert_eq!(kind("net:[4026531840]"), FdKind::Unknown);
     }
 

@@ -41,11 +41,7 @@ pub(super) fn numeric_entries(dir: &Path) -> Result<Vec<i32>, InventoryError> {
     let mut numbers = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|source| read_error(dir, source))?;
-        if let Some(n) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        {
+        if let Some(n) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) {
             numbers.push(n);
         }
     }

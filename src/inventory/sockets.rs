@@ -97,10 +97,7 @@ fn inet_rows(text: &str) -> impl Iterator<Item = InetRow<'_>> {
 
 fn parse_tcp(text: &str, v6: bool, table: &mut SocketTable) {
     for row in inet_rows(text) {
-        let (Some(local), Some(remote)) = (
-            format_endpoint(row.local, v6),
-            format_endpoint(row.remote, v6),
-        ) else {
+        let (Some(local), Some(remote)) = (format_endpoint(row.local, v6), format_endpoint(row.remote, v6)) else {
             continue;
         };
         let state = tcp_state_name(row.state);
@@ -176,9 +173,7 @@ fn tcp_state_name(hex: &str) -> String {
 fn parse_unix(text: &str, table: &mut SocketTable) {
     for line in text.lines().skip(1) {
         let (fields, rest) = split_fields(line, 7);
-        let (Some(state), Some(Ok(inode))) =
-            (fields.get(5), fields.get(6).map(|f| f.parse::<u64>()))
-        else {
+        let (Some(state), Some(Ok(inode))) = (fields.get(5), fields.get(6).map(|f| f.parse::<u64>())) else {
             continue;
         };
         // The path is the rest of the line, verbatim: a bound path may
@@ -230,7 +225,8 @@ fn split_fields(line: &str, n: usize) -> (Vec<&str>, &str) {
 mod tests {
     use super::*;
 
-    const TCP_HEADER: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
+    const TCP_HEADER: &str =
+        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
 
     #[cfg(target_endian = "little")]
     #[test]
@@ -251,9 +247,7 @@ mod tests {
                 remote: "192.168.0.2:54321".into(),
             }
         );
-        assert!(
-            matches!(table.kind_of(4243), FdKind::TcpSocket { ref state, .. } if state == "LISTEN")
-        );
+        assert!(matches!(table.kind_of(4243), FdKind::TcpSocket { ref state, .. } if state == "LISTEN"));
         // The TIME_WAIT row has inode 0 and must not be recorded.
         assert_eq!(table.by_inode.len(), 2);
     }
@@ -319,9 +313,7 @@ mod tests {
                 peer_outside: None
             }
         );
-        assert!(
-            matches!(table.kind_of(102), FdKind::UnixSocket { path: Some(ref p), .. } if p == "@abstract")
-        );
+        assert!(matches!(table.kind_of(102), FdKind::UnixSocket { path: Some(ref p), .. } if p == "@abstract"));
     }
 
     #[test]

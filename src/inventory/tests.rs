@@ -77,12 +77,7 @@ impl Fixture {
 
     /// An fd whose link shows `target`, with `mnt_id` in its fdinfo.
     fn fd(&self, pid: i32, fd: i32, target: &str, mnt_id: u64) -> &Self {
-        self.fd_with_info(
-            pid,
-            fd,
-            target,
-            &format!("pos:\t0\nflags:\t02\nmnt_id:\t{mnt_id}\n"),
-        )
+        self.fd_with_info(pid, fd, target, &format!("pos:\t0\nflags:\t02\nmnt_id:\t{mnt_id}\n"))
     }
 
     fn fd_with_info(&self, pid: i32, fd: i32, target: impl AsRef<Path>, fdinfo: &str) -> &Self {
@@ -102,11 +97,7 @@ fn pids(inventory: &Inventory) -> Vec<i32> {
 }
 
 fn fd_of(inventory: &Inventory, pid: i32, fd: i32) -> &FdInfo {
-    let process = inventory
-        .processes
-        .iter()
-        .find(|p| p.pid == pid)
-        .expect("process");
+    let process = inventory.processes.iter().find(|p| p.pid == pid).expect("process");
     process.fds.iter().find(|f| f.fd == fd).expect("fd")
 }
 
@@ -160,13 +151,7 @@ fn every_fd_kind_is_classified() {
         .fd(100, 12, "socket:[6000]", 8)
         .fd(100, 13, "/dev/console", DEV_MNT);
     let inv = fx.collect(100);
-    let kinds: Vec<FdKind> = inv
-        .init()
-        .unwrap()
-        .fds
-        .iter()
-        .map(|f| f.kind.clone())
-        .collect();
+    let kinds: Vec<FdKind> = inv.init().unwrap().fds.iter().map(|f| f.kind.clone()).collect();
     assert_eq!(
         kinds,
         vec![
@@ -184,9 +169,7 @@ fn every_fd_kind_is_classified() {
             FdKind::AnonInode {
                 name: "io_uring".into()
             },
-            FdKind::Memfd {
-                name: "cache".into()
-            },
+            FdKind::Memfd { name: "cache".into() },
             FdKind::File,
             FdKind::Dir,
             FdKind::OtherSocket { inode: 6000 },
@@ -208,13 +191,7 @@ fn fd_on_a_host_mount_is_outside_the_mount_namespace() {
         .fd(100, 4, "/memfd:x (deleted)", HOST_MNT)
         .fd(100, 5, "pipe:[1]", HOST_MNT);
     let inv = fx.collect(100);
-    let outside: Vec<bool> = inv
-        .init()
-        .unwrap()
-        .fds
-        .iter()
-        .map(|f| f.outside_mount_ns)
-        .collect();
+    let outside: Vec<bool> = inv.init().unwrap().fds.iter().map(|f| f.outside_mount_ns).collect();
     assert_eq!(outside, vec![true, false, true, false, false]);
 }
 
@@ -335,7 +312,11 @@ fn sockets_are_resolved_through_the_process_net_tables() {
 fn memory_comes_from_smaps_rollup_and_maps() {
     let fx = Fixture::new();
     fx.process(100, 1, CONTAINER_NS, 1)
-        .write(100, "smaps_rollup", "00-ff ---p 0 00:00 0 [rollup]\nRss:  400 kB\nAnonymous:  100 kB\n")
+        .write(
+            100,
+            "smaps_rollup",
+            "00-ff ---p 0 00:00 0 [rollup]\nRss:  400 kB\nAnonymous:  100 kB\n",
+        )
         .write(
             100,
             "maps",
@@ -358,8 +339,7 @@ fn memory_comes_from_smaps_rollup_and_maps() {
 #[test]
 fn a_process_that_vanishes_mid_scan_is_skipped() {
     let fx = Fixture::new();
-    fx.process(100, 1, CONTAINER_NS, 1)
-        .process(101, 100, CONTAINER_NS, 2);
+    fx.process(100, 1, CONTAINER_NS, 1).process(101, 100, CONTAINER_NS, 2);
     // 101 exited after its ns link was read: its other files are gone.
     std::fs::remove_file(fx.root().join("101/stat")).unwrap();
     assert_eq!(pids(&fx.collect(100)), vec![100]);
@@ -372,14 +352,7 @@ fn an_fd_closed_mid_scan_is_skipped() {
         .fd(100, 1, "/dev/null", DEV_MNT)
         .fd(100, 2, "/dev/null", DEV_MNT);
     std::fs::remove_file(fx.root().join("100/fdinfo/2")).unwrap();
-    let fds: Vec<i32> = fx
-        .collect(100)
-        .init()
-        .unwrap()
-        .fds
-        .iter()
-        .map(|f| f.fd)
-        .collect();
+    let fds: Vec<i32> = fx.collect(100).init().unwrap().fds.iter().map(|f| f.fd).collect();
     assert_eq!(fds, vec![1]);
 }
 
@@ -388,10 +361,7 @@ fn missing_init_is_no_such_process() {
     let fx = Fixture::new();
     fx.process(100, 1, CONTAINER_NS, 1);
     let err = collect(fx.root(), 999).unwrap_err();
-    assert!(
-        matches!(err, InventoryError::NoSuchProcess { pid: 999, .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, InventoryError::NoSuchProcess { pid: 999, .. }), "{err:?}");
 }
 
 #[test]
@@ -400,17 +370,13 @@ fn init_vanishing_mid_scan_is_no_such_process() {
     fx.process(100, 1, CONTAINER_NS, 1);
     std::fs::remove_file(fx.root().join("100/status")).unwrap();
     let err = collect(fx.root(), 100).unwrap_err();
-    assert!(
-        matches!(err, InventoryError::NoSuchProcess { pid: 100, .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, InventoryError::NoSuchProcess { pid: 100, .. }), "{err:?}");
 }
 
 #[test]
 fn malformed_stat_is_a_parse_error_naming_the_file() {
     let fx = Fixture::new();
-    fx.process(100, 1, CONTAINER_NS, 1)
-        .write(100, "stat", "nonsense");
+    fx.process(100, 1, CONTAINER_NS, 1).write(100, "stat", "nonsense");
     let err = collect(fx.root(), 100).unwrap_err();
     assert!(
         matches!(&err, InventoryError::Parse { path, .. } if path.ends_with("100/stat")),
@@ -431,11 +397,7 @@ fn real_proc_lists_this_process_and_its_fds() {
 
     let init = inv.init().unwrap();
     assert_eq!(init.pid, me);
-    assert!(
-        init.memory.rss > 0 && init.memory.map_count > 0,
-        "{:?}",
-        init.memory
-    );
+    assert!(init.memory.rss > 0 && init.memory.map_count > 0, "{:?}", init.memory);
     let fd = |n: i32| {
         init.fds
             .iter()
@@ -491,16 +453,7 @@ fn real_proc_sees_peers_held_outside_the_process_tree() {
     let init = inv.init().unwrap();
     let stdin = &init.fds.iter().find(|f| f.fd == 0).unwrap().kind;
     let stdout = &init.fds.iter().find(|f| f.fd == 1).unwrap().kind;
-    assert!(
-        matches!(
-            stdout,
-            FdKind::Pipe {
-                peer_outside: true,
-                ..
-            }
-        ),
-        "{stdout:?}"
-    );
+    assert!(matches!(stdout, FdKind::Pipe { peer_outside: true, .. }), "{stdout:?}");
     // sock_diag in one's own network namespace needs no privilege.
     assert!(
         matches!(

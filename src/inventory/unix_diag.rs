@@ -180,10 +180,7 @@ fn parse_messages(bytes: &[u8], peers: &mut HashMap<u64, u64>) -> io::Result<boo
         let len = u32_at(bytes, off) as usize;
         let kind = u16_at(bytes, off + 4);
         if len < NLMSG_HDRLEN || off + len > bytes.len() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "truncated netlink message",
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "truncated netlink message"));
         }
         let payload = &bytes[off + NLMSG_HDRLEN..off + len];
         match i32::from(kind) {

@@ -20,10 +20,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// in the store, sorted by container, then creation time (a foreign
 /// checkpoint's is its directory's mtime), then name. A missing store or
 /// container directory lists as empty.
-pub fn list(
-    layout: &Layout,
-    container_id: Option<&str>,
-) -> Result<Vec<CheckpointEntry>, StoreError> {
+pub fn list(layout: &Layout, container_id: Option<&str>) -> Result<Vec<CheckpointEntry>, StoreError> {
     let ids = match container_id {
         Some(id) => {
             validate_container_id(id)?;
@@ -48,11 +45,7 @@ pub fn list(
             if validate_checkpoint_name(&name).is_err() {
                 continue;
             }
-            if !entry
-                .file_type()
-                .map_err(io_err("inspect", entry.path()))?
-                .is_dir()
-            {
+            if !entry.file_type().map_err(io_err("inspect", entry.path()))?.is_dir() {
                 continue;
             }
             let meta = match read_meta(&entry.path()) {
@@ -76,9 +69,7 @@ pub fn list(
             rows.push((sort_time, row));
         }
     }
-    rows.sort_by(|(ta, a), (tb, b)| {
-        (&a.container_id, ta, &a.name).cmp(&(&b.container_id, tb, &b.name))
-    });
+    rows.sort_by(|(ta, a), (tb, b)| (&a.container_id, ta, &a.name).cmp(&(&b.container_id, tb, &b.name)));
     Ok(rows.into_iter().map(|(_, row)| row).collect())
 }
 
@@ -95,10 +86,7 @@ fn container_ids(root: &Path) -> Result<Vec<String>, StoreError> {
         let Some(id) = entry.file_name().to_str().map(str::to_string) else {
             continue;
         };
-        let is_dir = entry
-            .file_type()
-            .map_err(io_err("inspect", entry.path()))?
-            .is_dir();
+        let is_dir = entry.file_type().map_err(io_err("inspect", entry.path()))?.is_dir();
         if is_dir && validate_container_id(&id).is_ok() {
             ids.push(id);
         }
@@ -109,11 +97,7 @@ fn container_ids(root: &Path) -> Result<Vec<String>, StoreError> {
 /// Loads one published checkpoint. A `ckpt.json` that is newer than this
 /// ckpt or malformed is an error here (unlike in [`list`]); a missing one
 /// means a foreign checkpoint (`meta: None`).
-pub fn load(
-    layout: &Layout,
-    container_id: &str,
-    name: &str,
-) -> Result<CheckpointEntry, StoreError> {
+pub fn load(layout: &Layout, container_id: &str, name: &str) -> Result<CheckpointEntry, StoreError> {
     let dir = layout.checkpoint_dir(container_id, name);
     let not_found = || StoreError::NotFound {
         container: container_id.to_string(),
@@ -168,10 +152,8 @@ pub fn verify(entry: &CheckpointEntry) -> Result<(), StoreError> {
         }
     }
     for key in present.keys() {
-        let expected = meta.files.contains_key(key)
-            || key == META_FILE
-            || key == "restore.log"
-            || key.starts_with("restore-");
+        let expected =
+            meta.files.contains_key(key) || key == META_FILE || key == "restore.log" || key.starts_with("restore-");
         if !expected {
             problems.push(format!("unexpected file {key}"));
         }
@@ -220,10 +202,7 @@ fn mtime_key(dir: &Path) -> String {
 /// Formats a time as `YYYY-MM-DDTHH:MM:SSZ` (the proleptic Gregorian
 /// calendar; times before 1970 clamp to the epoch).
 fn rfc3339_utc(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
     let (y, m, d) = civil_from_days(days);
     format!(
@@ -240,8 +219,7 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468; // days since 0000-03-01
     let era = z.div_euclid(146_097);
     let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let year_of_era = (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let mp = (5 * day_of_year + 2) / 153; // month counted from March
     let day = (day_of_year - (153 * mp + 2) / 5 + 1) as u32;

@@ -30,11 +30,7 @@ impl ContainerLock {
     /// Opens (creating with mode 0600) the lock file at `path` and takes an
     /// exclusive flock on it, retrying every 50 ms for up to `wait`. Gives
     /// [`StoreError::Busy`] if another holder keeps it that long.
-    pub fn acquire(
-        path: &Path,
-        container_id: &str,
-        wait: Duration,
-    ) -> Result<ContainerLock, StoreError> {
+    pub fn acquire(path: &Path, container_id: &str, wait: Duration) -> Result<ContainerLock, StoreError> {
         let deadline = Instant::now() + wait;
         let mut file = open_lock_file(path)?;
         loop {

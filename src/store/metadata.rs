@@ -100,8 +100,8 @@ impl CheckpointMeta {
             dir: dir.to_path_buf(),
             reason,
         };
-        let version: VersionOnly = serde_json::from_str(text)
-            .map_err(|e| corrupt(format!("{META_FILE} is not valid metadata: {e}")))?;
+        let version: VersionOnly =
+            serde_json::from_str(text).map_err(|e| corrupt(format!("{META_FILE} is not valid metadata: {e}")))?;
         if version.schema_version > SCHEMA_VERSION {
             return Err(StoreError::FutureSchema {
                 dir: dir.to_path_buf(),

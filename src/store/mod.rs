@@ -61,11 +61,7 @@ pub enum StoreError {
     Corrupt { dir: PathBuf, reason: String },
     /// `ckpt.json` was written by a newer ckpt.
     #[error("{}/ckpt.json has metadata schema version {found}, this ckpt understands up to {supported}; upgrade ckpt", .dir.display())]
-    FutureSchema {
-        dir: PathBuf,
-        found: u32,
-        supported: u32,
-    },
+    FutureSchema { dir: PathBuf, found: u32, supported: u32 },
     /// The filesystem holding the store is full (or the user's quota is
     /// used up). `op` names the step, as in [`StoreError::Io`].
     #[error("no space left in the store at {root} (cannot {op} {path}); free some space or `ckpt rm` old checkpoints")]
@@ -125,11 +121,7 @@ impl Store {
     }
 
     /// Takes the per-container lock, waiting up to `wait` for it.
-    pub fn lock(
-        &self,
-        container_id: &str,
-        wait: std::time::Duration,
-    ) -> Result<ContainerLock, StoreError> {
+    pub fn lock(&self, container_id: &str, wait: std::time::Duration) -> Result<ContainerLock, StoreError> {
         names::validate_container_id(container_id)?;
         publish::ensure_private_dir(&self.layout.container_dir(container_id))?;
         let lock = ContainerLock::acquire(&self.layout.lock_path(container_id), container_id, wait)?;

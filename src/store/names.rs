@@ -35,8 +35,7 @@ fn component_problem(s: &str) -> Option<&'static str> {
 /// Checks a checkpoint name against Docker's rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`,
 /// not ending in `.`, 1 to 128 bytes.
 pub fn validate_checkpoint_name(name: &str) -> Result<(), StoreError> {
-    let reason = component_problem(name)
-        .or_else(|| name.ends_with('.').then_some("it must not end with '.'"));
+    let reason = component_problem(name).or_else(|| name.ends_with('.').then_some("it must not end with '.'"));
     match reason {
         None => Ok(()),
         Some(reason) => Err(StoreError::InvalidName {
@@ -156,6 +155,9 @@ mod tests {
         assert!(validate_docker_checkpoint_name("ab").is_ok());
         assert!(validate_docker_checkpoint_name("a").is_err());
         assert!(validate_docker_checkpoint_name("a.").is_err());
-        assert!(validate_checkpoint_name("a").is_ok(), "runc and crun allow one character");
+        assert!(
+            validate_checkpoint_name("a").is_ok(),
+            "runc and crun allow one character"
+        );
     }
 }

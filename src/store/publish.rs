@@ -74,10 +74,7 @@ impl Staging {
     pub fn write_file(&self, file: &str, bytes: &[u8]) -> Result<(), StoreError> {
         let path = self.dir.join(file);
         let mut parts = Path::new(file).components();
-        if !matches!(
-            (parts.next(), parts.next()),
-            (Some(Component::Normal(_)), None)
-        ) {
+        if !matches!((parts.next(), parts.next()), (Some(Component::Normal(_)), None)) {
             return Err(StoreError::Io {
                 op: "create",
                 path,
@@ -166,10 +163,7 @@ impl Drop for Staging {
     fn drop(&mut self) {
         if !self.published {
             if let Err(e) = fs::remove_dir_all(&self.dir) {
-                log::warn!(
-                    "cannot remove unpublished staging dir {}: {e}",
-                    self.dir.display()
-                );
+                log::warn!("cannot remove unpublished staging dir {}: {e}", self.dir.display());
             }
         }
     }
@@ -233,11 +227,7 @@ pub fn clean_stale_staging(layout: &Layout, container_id: &str) -> Result<(), St
 }
 
 /// [`clean_stale_staging`] against a given proc root (for tests).
-pub(super) fn clean_stale_staging_in(
-    layout: &Layout,
-    container_id: &str,
-    proc_root: &Path,
-) -> Result<(), StoreError> {
+pub(super) fn clean_stale_staging_in(layout: &Layout, container_id: &str, proc_root: &Path) -> Result<(), StoreError> {
     let staging_root = layout.staging_root(container_id);
     let read = match fs::read_dir(&staging_root) {
         Ok(read) => read,
@@ -260,10 +250,7 @@ pub(super) fn clean_stale_staging_in(
             _ => fs::remove_file(&path),
         };
         match removed {
-            Ok(()) => log::info!(
-                "removed stale staging dir {} of dead pid {pid}",
-                path.display()
-            ),
+            Ok(()) => log::info!("removed stale staging dir {} of dead pid {pid}", path.display()),
             Err(e) => log::warn!("cannot remove stale staging dir {}: {e}", path.display()),
         }
     }
@@ -317,11 +304,7 @@ fn nonce() -> String {
 
 /// Maps an error of a step that may fill the disk: `ENOSPC` and `EDQUOT`
 /// become [`StoreError::NoSpace`] naming the store root.
-pub(super) fn write_err(
-    root: &Path,
-    op: &'static str,
-    path: &Path,
-) -> impl FnOnce(io::Error) -> StoreError {
+pub(super) fn write_err(root: &Path, op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StoreError {
     let (root, path) = (root.to_path_buf(), path.to_path_buf());
     move |source| match source.raw_os_error() {
         Some(libc::ENOSPC | libc::EDQUOT) => StoreError::NoSpace { root, op, path },
@@ -337,14 +320,12 @@ fn write_new_file(root: &Path, path: &Path, bytes: &[u8]) -> Result<(), StoreErr
         .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
         .open(path)
         .map_err(write_err(root, "create", path))?;
-    file.write_all(bytes)
-        .map_err(write_err(root, "write", path))?;
+    file.write_all(bytes).map_err(write_err(root, "write", path))?;
     file.sync_all().map_err(write_err(root, "fsync", path))
 }
 
 fn set_mode(root: &Path, path: &Path, mode: u32) -> Result<(), StoreError> {
-    fs::set_permissions(path, fs::Permissions::from_mode(mode))
-        .map_err(write_err(root, "chmod", path))
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(write_err(root, "chmod", path))
 }
 
 pub(super) fn fsync_dir(root: &Path, dir: &Path) -> Result<(), StoreError> {

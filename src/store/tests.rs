@@ -48,13 +48,9 @@ fn new_store() -> (tempfile::TempDir, Store) {
 /// Stages and publishes a checkpoint with two images and a descriptors file.
 fn publish(store: &Store, id: &str, name: &str, created_at: &str) -> PathBuf {
     let staging = store.begin(id, name).unwrap();
-    staging
-        .write_file("core-1.img", b"core image bytes")
-        .unwrap();
+    staging.write_file("core-1.img", b"core image bytes").unwrap();
     staging.write_file("pages-1.img", &vec![7u8; 3000]).unwrap();
-    staging
-        .write_file("descriptors.json", b"[\"/dev/null\"]")
-        .unwrap();
+    staging.write_file("descriptors.json", b"[\"/dev/null\"]").unwrap();
     staging.publish(meta(id, name, created_at)).unwrap()
 }
 
@@ -75,22 +71,13 @@ fn layout_paths() {
     let l = Layout::new(Path::new("/var/lib/ckpt"));
     assert_eq!(l.root(), Path::new("/var/lib/ckpt"));
     assert_eq!(l.container_dir("web"), Path::new("/var/lib/ckpt/web"));
-    assert_eq!(
-        l.checkpoints_dir("web"),
-        Path::new("/var/lib/ckpt/web/checkpoints")
-    );
+    assert_eq!(l.checkpoints_dir("web"), Path::new("/var/lib/ckpt/web/checkpoints"));
     assert_eq!(
         l.checkpoint_dir("web", "cp1"),
         Path::new("/var/lib/ckpt/web/checkpoints/cp1")
     );
-    assert_eq!(
-        l.staging_root("web"),
-        Path::new("/var/lib/ckpt/web/.ckpt-staging")
-    );
-    assert_eq!(
-        l.lock_path("web"),
-        Path::new("/var/lib/ckpt/web/.ckpt.lock")
-    );
+    assert_eq!(l.staging_root("web"), Path::new("/var/lib/ckpt/web/.ckpt-staging"));
+    assert_eq!(l.lock_path("web"), Path::new("/var/lib/ckpt/web/.ckpt.lock"));
 }
 
 #[test]
@@ -103,10 +90,7 @@ fn publish_list_load_verify_round_trip() {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].name, "cp1");
     assert_eq!(listed[0].container_id, ID);
-    let m = listed[0]
-        .meta
-        .as_ref()
-        .expect("ckpt-made checkpoint has meta");
+    let m = listed[0].meta.as_ref().expect("ckpt-made checkpoint has meta");
     assert_eq!(m.size_bytes, 16 + 3000 + 13);
     assert_eq!(
         m.files.keys().collect::<Vec<_>>(),
@@ -127,12 +111,7 @@ fn publish_list_load_verify_round_trip() {
     store.verify(&loaded).unwrap();
     assert_eq!(store.list(Some(ID)).unwrap().len(), 1);
     // Nothing is left in staging.
-    assert_eq!(
-        fs::read_dir(store.layout().staging_root(ID))
-            .unwrap()
-            .count(),
-        0
-    );
+    assert_eq!(fs::read_dir(store.layout().staging_root(ID)).unwrap().count(), 0);
 }
 
 #[test]
@@ -140,9 +119,7 @@ fn blake3_is_the_known_digest() {
     let (_tmp, store) = new_store();
     let staging = store.begin(ID, "abc").unwrap();
     staging.write_file("x.img", b"abc").unwrap();
-    staging
-        .publish(meta(ID, "abc", "2024-01-01T00:00:00Z"))
-        .unwrap();
+    staging.publish(meta(ID, "abc", "2024-01-01T00:00:00Z")).unwrap();
     let m = store.load(ID, "abc").unwrap().meta.unwrap();
     assert_eq!(
         m.files["x.img"].blake3,
@@ -163,9 +140,7 @@ fn published_dirs_are_0700_and_files_0600_even_if_criu_wrote_0644() {
     fs::set_permissions(staging.dir().join("sub"), fs::Permissions::from_mode(0o755)).unwrap();
     fs::write(staging.dir().join("sub/extra.img"), b"x").unwrap();
     staging.write_file("descriptors.json", b"[]").unwrap();
-    let dir = staging
-        .publish(meta(ID, "cp1", "2024-01-01T00:00:00Z"))
-        .unwrap();
+    let dir = staging.publish(meta(ID, "cp1", "2024-01-01T00:00:00Z")).unwrap();
 
     let l = store.layout();
     for d in [
@@ -178,20 +153,11 @@ fn published_dirs_are_0700_and_files_0600_even_if_criu_wrote_0644() {
     ] {
         assert_eq!(mode(d), 0o700, "{}", d.display());
     }
-    for f in [
-        "pages-1.img",
-        "descriptors.json",
-        META_FILE,
-        "sub/extra.img",
-    ] {
+    for f in ["pages-1.img", "descriptors.json", META_FILE, "sub/extra.img"] {
         assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
     }
     let m = store.load(ID, "cp1").unwrap().meta.unwrap();
-    assert!(
-        m.files.contains_key("sub/extra.img"),
-        "{:?}",
-        m.files.keys()
-    );
+    assert!(m.files.contains_key("sub/extra.img"), "{:?}", m.files.keys());
     store.verify(&store.load(ID, "cp1").unwrap()).unwrap();
 }
 
@@ -202,10 +168,7 @@ fn verify_names_a_flipped_byte() {
     let mut bytes = fs::read(dir.join("pages-1.img")).unwrap();
     bytes[1234] ^= 0x01;
     fs::write(dir.join("pages-1.img"), bytes).unwrap();
-    assert_eq!(
-        corrupt_reason(&store, "cp1"),
-        "pages-1.img: checksum mismatch"
-    );
+    assert_eq!(corrupt_reason(&store, "cp1"), "pages-1.img: checksum mismatch");
 }
 
 #[test]
@@ -213,10 +176,7 @@ fn verify_names_a_truncated_file() {
     let (_tmp, store) = new_store();
     let dir = publish(&store, ID, "cp1", "2024-01-01T00:00:00Z");
     fs::write(dir.join("pages-1.img"), vec![7u8; 10]).unwrap();
-    assert_eq!(
-        corrupt_reason(&store, "cp1"),
-        "pages-1.img: size 10, expected 3000"
-    );
+    assert_eq!(corrupt_reason(&store, "cp1"), "pages-1.img: size 10, expected 3000");
 }
 
 #[test]
@@ -246,10 +206,7 @@ fn verify_reports_every_problem() {
     fs::write(dir.join("descriptors.json"), b"[\"/dev/nul!\"]").unwrap();
     let reason = corrupt_reason(&store, "cp1");
     assert!(reason.contains("core-1.img: missing"), "{reason}");
-    assert!(
-        reason.contains("descriptors.json: checksum mismatch"),
-        "{reason}"
-    );
+    assert!(reason.contains("descriptors.json: checksum mismatch"), "{reason}");
 }
 
 #[test]
@@ -257,14 +214,11 @@ fn future_schema_is_refused_by_load_and_foreign_in_list() {
     let (_tmp, store) = new_store();
     let dir = publish(&store, ID, "cp1", "2024-01-01T00:00:00Z");
     let path = dir.join(META_FILE);
-    let mut json: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    let mut json: serde_json::Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
     json["schema_version"] = (SCHEMA_VERSION + 1).into();
     fs::write(&path, json.to_string()).unwrap();
     match store.load(ID, "cp1") {
-        Err(StoreError::FutureSchema {
-            found, supported, ..
-        }) => {
+        Err(StoreError::FutureSchema { found, supported, .. }) => {
             assert_eq!((found, supported), (SCHEMA_VERSION + 1, SCHEMA_VERSION));
         }
         other => panic!("expected FutureSchema, got {other:?}"),
@@ -311,12 +265,7 @@ fn list_skips_dot_dirs_invalid_names_and_plain_files() {
     fs::create_dir(cps.join("-bad")).unwrap();
     fs::write(cps.join("file"), b"").unwrap();
     fs::create_dir(store.root().join(".not-a-container")).unwrap();
-    let names: Vec<_> = store
-        .list(None)
-        .unwrap()
-        .into_iter()
-        .map(|e| e.name)
-        .collect();
+    let names: Vec<_> = store.list(None).unwrap().into_iter().map(|e| e.name).collect();
     assert_eq!(names, ["cp1"]);
 }
 
@@ -369,24 +318,15 @@ fn missing_store_or_container_lists_empty() {
 #[test]
 fn load_of_a_missing_checkpoint_is_not_found() {
     let (_tmp, store) = new_store();
-    assert!(matches!(
-        store.load(ID, "nope"),
-        Err(StoreError::NotFound { .. })
-    ));
-    assert!(matches!(
-        store.load(ID, "../etc"),
-        Err(StoreError::InvalidName { .. })
-    ));
+    assert!(matches!(store.load(ID, "nope"), Err(StoreError::NotFound { .. })));
+    assert!(matches!(store.load(ID, "../etc"), Err(StoreError::InvalidName { .. })));
 }
 
 #[test]
 fn begin_refuses_an_existing_name() {
     let (_tmp, store) = new_store();
     publish(&store, ID, "cp1", "2024-01-01T00:00:00Z");
-    assert!(matches!(
-        store.begin(ID, "cp1"),
-        Err(StoreError::AlreadyExists { .. })
-    ));
+    assert!(matches!(store.begin(ID, "cp1"), Err(StoreError::AlreadyExists { .. })));
 }
 
 #[test]
@@ -396,14 +336,9 @@ fn publish_refuses_a_name_published_meanwhile() {
     let staging_dir = staging.dir().to_path_buf();
     publish(&store, ID, "cp1", "2024-01-01T00:00:00Z");
     staging.write_file("core-1.img", b"other").unwrap();
-    let err = staging
-        .publish(meta(ID, "cp1", "2024-01-02T00:00:00Z"))
-        .unwrap_err();
+    let err = staging.publish(meta(ID, "cp1", "2024-01-02T00:00:00Z")).unwrap_err();
     assert!(matches!(err, StoreError::AlreadyExists { .. }), "{err:?}");
-    assert!(
-        !staging_dir.exists(),
-        "failed publish leaves no staging dir"
-    );
+    assert!(!staging_dir.exists(), "failed publish leaves no staging dir");
     store.verify(&store.load(ID, "cp1").unwrap()).unwrap();
 }
 
@@ -411,13 +346,7 @@ fn publish_refuses_a_name_published_meanwhile() {
 fn staging_dir_is_named_after_checkpoint_and_pid() {
     let (_tmp, store) = new_store();
     let staging = store.begin(ID, "cp.1").unwrap();
-    let name = staging
-        .dir()
-        .file_name()
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_string();
+    let name = staging.dir().file_name().unwrap().to_str().unwrap().to_string();
     let prefix = format!("cp.1.{}.", std::process::id());
     assert!(name.starts_with(&prefix), "{name}");
     assert!(!name[prefix.len()..].contains('.'), "{name}");
@@ -494,24 +423,11 @@ fn remove_deletes_the_whole_checkpoint() {
     publish(&store, ID, "cp1", "2024-01-01T00:00:00Z");
     publish(&store, ID, "cp2", "2024-01-02T00:00:00Z");
     store.remove(ID, "cp1").unwrap();
-    let names: Vec<_> = store
-        .list(Some(ID))
-        .unwrap()
-        .into_iter()
-        .map(|e| e.name)
-        .collect();
+    let names: Vec<_> = store.list(Some(ID)).unwrap().into_iter().map(|e| e.name).collect();
     assert_eq!(names, ["cp2"]);
     assert!(!store.layout().checkpoint_dir(ID, "cp1").exists());
-    assert_eq!(
-        fs::read_dir(store.layout().staging_root(ID))
-            .unwrap()
-            .count(),
-        0
-    );
-    assert!(matches!(
-        store.remove(ID, "cp1"),
-        Err(StoreError::NotFound { .. })
-    ));
+    assert_eq!(fs::read_dir(store.layout().staging_root(ID)).unwrap().count(), 0);
+    assert!(matches!(store.remove(ID, "cp1"), Err(StoreError::NotFound { .. })));
     // The name is free again.
     publish(&store, ID, "cp1", "2024-01-03T00:00:00Z");
 }
@@ -538,16 +454,10 @@ fn world_writable_or_non_dir_root_is_refused() {
     let open_dir = tmp.path().join("open");
     fs::create_dir(&open_dir).unwrap();
     fs::set_permissions(&open_dir, fs::Permissions::from_mode(0o777)).unwrap();
-    assert!(matches!(
-        Store::open(&open_dir),
-        Err(StoreError::UnsafeStore { .. })
-    ));
+    assert!(matches!(Store::open(&open_dir), Err(StoreError::UnsafeStore { .. })));
     let file = tmp.path().join("file");
     fs::write(&file, b"").unwrap();
-    assert!(matches!(
-        Store::open(&file),
-        Err(StoreError::UnsafeStore { .. })
-    ));
+    assert!(matches!(Store::open(&file), Err(StoreError::UnsafeStore { .. })));
 }
 
 #[test]
@@ -562,11 +472,7 @@ fn open_creates_missing_parents_private() {
 
 #[test]
 fn enospc_becomes_no_space_naming_the_store_root() {
-    let map = publish::write_err(
-        Path::new("/store"),
-        "write",
-        Path::new("/store/x/pages-1.img"),
-    );
+    let map = publish::write_err(Path::new("/store"), "write", Path::new("/store/x/pages-1.img"));
     match map(std::io::Error::from_raw_os_error(libc::ENOSPC)) {
         StoreError::NoSpace { root, op, path } => {
             assert_eq!(root, Path::new("/store"));

@@ -24,8 +24,8 @@ pub struct ConsoleSocket {
 impl ConsoleSocket {
     /// Binds `path` and starts the thread that accepts one connection.
     pub fn listen(path: &Path) -> ConsoleSocket {
-        let listener = UnixListener::bind(path)
-            .unwrap_or_else(|e| panic!("bind console socket {}: {e}", path.display()));
+        let listener =
+            UnixListener::bind(path).unwrap_or_else(|e| panic!("bind console socket {}: {e}", path.display()));
         let output = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&output);
         thread::spawn(move || {
@@ -54,7 +54,10 @@ impl ConsoleSocket {
                 sink.lock().unwrap().extend_from_slice(&buf[..n]);
             }
         });
-        ConsoleSocket { path: path.to_path_buf(), output }
+        ConsoleSocket {
+            path: path.to_path_buf(),
+            output,
+        }
     }
 
     /// Where runc should connect (`--console-socket`).

@@ -94,9 +94,8 @@ impl Runtime {
             return false;
         };
         let list: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-        list.as_array().is_some_and(|a| {
-            a.iter().any(|c| c["id"] == id && c["status"] == "running")
-        })
+        list.as_array()
+            .is_some_and(|a| a.iter().any(|c| c["id"] == id && c["status"] == "running"))
     }
 
     /// Best-effort `kill ID KILL` then `delete -f ID`; never panics.
@@ -170,7 +169,10 @@ impl Builder {
             .expect("create bundle tempdir");
         let bundle = dir.path().join("bundle");
         fs::create_dir(&bundle).expect("mkdir bundle");
-        let opts = BundleOpts { terminal: self.stdio == Stdio3::Tty, ballast_mb: self.ballast_mb };
+        let opts = BundleOpts {
+            terminal: self.stdio == Stdio3::Tty,
+            ballast_mb: self.ballast_mb,
+        };
         let rootfs = build_bundle(&bundle, &opts);
         let id = unique_id();
 
@@ -271,12 +273,20 @@ pub struct Container {
 impl Container {
     /// A runc container with a piped stdout.
     pub fn runc() -> Builder {
-        Builder { runtime: Runtime::Runc, stdio: Stdio3::Pipe, ballast_mb: None }
+        Builder {
+            runtime: Runtime::Runc,
+            stdio: Stdio3::Pipe,
+            ballast_mb: None,
+        }
     }
 
     /// A crun container with a piped stdout.
     pub fn crun() -> Builder {
-        Builder { runtime: Runtime::Crun, stdio: Stdio3::Pipe, ballast_mb: None }
+        Builder {
+            runtime: Runtime::Crun,
+            stdio: Stdio3::Pipe,
+            ballast_mb: None,
+        }
     }
 
     /// Takes charge of a container someone else started (e.g. `ckpt start
@@ -296,7 +306,11 @@ impl Container {
     /// The counter's last value written to `/tmp/count`, if readable. The
     /// file is rewritten each tick, so a read can briefly see it empty.
     pub fn counter(&self) -> Option<u64> {
-        fs::read_to_string(self.rootfs.join("tmp/count")).ok()?.trim().parse().ok()
+        fs::read_to_string(self.rootfs.join("tmp/count"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     /// Polls until the counter exceeds `n`; returns the value seen, or None

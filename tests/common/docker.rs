@@ -86,7 +86,11 @@ impl DockerDaemon {
             .prefix("ckd")
             .tempdir_in("/tmp")
             .expect("create the daemon tempdir");
-        let mut d = DockerDaemon { containerd: None, dockerd: None, dir };
+        let mut d = DockerDaemon {
+            containerd: None,
+            dockerd: None,
+            dir,
+        };
         for sub in ["tmp", "cfg"] {
             fs::create_dir(d.path().join(sub)).expect("mkdir in the daemon tempdir");
         }
@@ -107,7 +111,10 @@ impl DockerDaemon {
         dockerd.arg("--config-file").arg(d.path().join("daemon.json"));
         d.dockerd = Some(d.spawn_logged(dockerd, "dockerd.log"));
         if !wait_for(READY_TIMEOUT, || d.docker(["info"]).status.success()) {
-            panic!("dockerd did not answer `docker info` within {READY_TIMEOUT:?}\n{}", d.logs());
+            panic!(
+                "dockerd did not answer `docker info` within {READY_TIMEOUT:?}\n{}",
+                d.logs()
+            );
         }
         d.import_image();
         d
@@ -134,8 +141,11 @@ impl DockerDaemon {
             "hosts": [self.host()],
             "containerd": self.path().join("containerd.sock"),
         });
-        fs::write(self.path().join("daemon.json"), serde_json::to_vec_pretty(&daemon).unwrap())
-            .expect("write daemon.json");
+        fs::write(
+            self.path().join("daemon.json"),
+            serde_json::to_vec_pretty(&daemon).unwrap(),
+        )
+        .expect("write daemon.json");
     }
 
     /// Spawns `cmd` with stdout and stderr appended to `<dir>/<log>`, in its
@@ -147,7 +157,8 @@ impl DockerDaemon {
             .stdout(f.try_clone().expect("dup log"))
             .stderr(f)
             .process_group(0);
-        cmd.spawn().unwrap_or_else(|e| panic!("spawn {:?}: {e}", cmd.get_program()))
+        cmd.spawn()
+            .unwrap_or_else(|e| panic!("spawn {:?}: {e}", cmd.get_program()))
     }
 
     /// Builds the counter rootfs and `docker import`s it as [`IMAGE`].
@@ -202,7 +213,8 @@ impl DockerDaemon {
         let mut v: Vec<PathBuf> = super::dir_entries(&self.containerd_tmp())
             .into_iter()
             .filter(|p| {
-                p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("ctrd-checkpoint"))
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("ctrd-checkpoint"))
             })
             .collect();
         v.sort();
@@ -324,9 +336,9 @@ impl DockerDaemon {
     /// The container's overlay upper dir (its writable layer on the host).
     pub fn upper_dir(&self, name: &str) -> PathBuf {
         let v = self.inspect(name).unwrap_or_else(|| panic!("no container {name}"));
-        let upper = v["GraphDriver"]["Data"]["UpperDir"].as_str().unwrap_or_else(|| {
-            panic!("container {name} has no overlay UpperDir: {}", v["GraphDriver"])
-        });
+        let upper = v["GraphDriver"]["Data"]["UpperDir"]
+            .as_str()
+            .unwrap_or_else(|| panic!("container {name} has no overlay UpperDir: {}", v["GraphDriver"]));
         PathBuf::from(upper)
     }
 
@@ -370,7 +382,11 @@ impl DockerDaemon {
             let t = fs::read_to_string(self.path().join(log)).unwrap_or_default();
             let lines: Vec<&str> = t.lines().collect();
             let tail = &lines[lines.len().saturating_sub(30)..];
-            s.push_str(&format!("--- {log} (last {} lines):\n{}\n", tail.len(), tail.join("\n")));
+            s.push_str(&format!(
+                "--- {log} (last {} lines):\n{}\n",
+                tail.len(),
+                tail.join("\n")
+            ));
         }
         s
     }
@@ -381,7 +397,12 @@ impl DockerDaemon {
         if self.dockerd.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None))) {
             let ps = bounded(self.docker_command(["ps", "-aq"]), Duration::from_secs(20));
             let ids: Vec<String> = ps
-                .map(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().map(str::to_owned).collect())
+                .map(|o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .split_whitespace()
+                        .map(str::to_owned)
+                        .collect()
+                })
                 .unwrap_or_default();
             if !ids.is_empty() {
                 let mut rm = self.docker_command(["rm", "-f"]);
@@ -517,7 +538,9 @@ fn kill_leftover_shims(sock: &Path) {
 /// Pids whose parent is `parent` (the ppid is the second field after the
 /// parenthesised command name in `/proc/<pid>/stat`).
 fn children_of(parent: i32) -> Vec<i32> {
-    let Ok(dir) = fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| {
             let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();

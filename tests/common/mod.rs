@@ -44,7 +44,11 @@ pub fn prereqs_with(extra: &[&str]) -> bool {
     }
     for bin in ["criu", "runc"].iter().chain(extra) {
         if find_in_path(bin).is_none() {
-            let where_ = if bin.starts_with('/') { "missing" } else { "not found in PATH" };
+            let where_ = if bin.starts_with('/') {
+                "missing"
+            } else {
+                "not found in PATH"
+            };
             missing.push(format!("`{bin}` {where_}"));
         }
     }
@@ -77,9 +81,7 @@ fn find_in_path(bin: &str) -> Option<PathBuf> {
         return Some(PathBuf::from(bin)).filter(|p| p.is_file());
     }
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(bin))
-        .find(|p| p.is_file())
+    std::env::split_paths(&path).map(|d| d.join(bin)).find(|p| p.is_file())
 }
 
 /// A container id unique to this test process: `ckpt-t-<pid>-<n>`.
@@ -107,7 +109,10 @@ impl Store {
 
     /// A fresh store whose commands pass `--runtime <rt>`.
     pub fn with_runtime(rt: Runtime) -> Store {
-        Store { runtime: Some(rt), ..Store::new() }
+        Store {
+            runtime: Some(rt),
+            ..Store::new()
+        }
     }
 
     /// The store directory.
@@ -256,19 +261,16 @@ pub const RESTORE_TICK: Duration = Duration::from_secs(10);
 /// and the counter keeps increasing. Returns the last value seen.
 pub fn assert_continues_from(c: &Container, saved: u64) -> u64 {
     assert!(saved > 5, "test bug: checkpoint taken too early (counter {saved})");
-    let first = c.wait_counter_change(saved, RESTORE_TICK).unwrap_or_else(|| {
-        panic!(
-            "restored counter never moved from {saved}; status {:?}",
-            c.status()
-        )
-    });
+    let first = c
+        .wait_counter_change(saved, RESTORE_TICK)
+        .unwrap_or_else(|| panic!("restored counter never moved from {saved}; status {:?}", c.status()));
     assert!(
         first > saved,
         "restored counter restarted instead of continuing: {first} after checkpoint at {saved}"
     );
-    let later = c.wait_counter_above(first, RESTORE_TICK).unwrap_or_else(|| {
-        panic!("restored counter stopped at {first}; status {:?}", c.status())
-    });
+    let later = c
+        .wait_counter_above(first, RESTORE_TICK)
+        .unwrap_or_else(|| panic!("restored counter stopped at {first}; status {:?}", c.status()));
     assert!(later > first);
     later
 }
@@ -276,7 +278,11 @@ pub fn assert_continues_from(c: &Container, saved: u64) -> u64 {
 /// Asserts the container is running, not frozen, and its counter advances:
 /// the state a refused or failed `ckpt create` must leave behind.
 pub fn assert_untouched(c: &Container, what: &str) {
-    assert!(c.is_running(), "{what}: container not running (status {:?})", c.status());
+    assert!(
+        c.is_running(),
+        "{what}: container not running (status {:?})",
+        c.status()
+    );
     assert_eq!(
         c.freezer_state().as_deref(),
         Some("THAWED"),

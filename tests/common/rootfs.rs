@@ -16,8 +16,7 @@ pub const COUNTER_SCRIPT: &str = include_str!("../fixtures/counter.sh");
 /// Busybox applets linked into `/bin`: what the counter and a debugging
 /// `runc exec` need.
 const APPLETS: &[&str] = &[
-    "sh", "ash", "sleep", "echo", "cat", "head", "tr", "ls", "ps", "mv", "rm", "mkdir", "true",
-    "false", "test", "[",
+    "sh", "ash", "sleep", "echo", "cat", "head", "tr", "ls", "ps", "mv", "rm", "mkdir", "true", "false", "test", "[",
 ];
 
 /// How the bundle's `config.json` is edited after `runc spec`.
@@ -35,13 +34,11 @@ pub fn build_rootfs(root: &Path) {
     for d in ["bin", "proc", "sys", "dev", "tmp", "etc", "root"] {
         fs::create_dir_all(root.join(d)).unwrap_or_else(|e| panic!("mkdir {d} in rootfs: {e}"));
     }
-    fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777))
-        .expect("chmod rootfs/tmp");
+    fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777)).expect("chmod rootfs/tmp");
     fs::copy("/bin/busybox", root.join("bin/busybox"))
         .expect("copy /bin/busybox into the rootfs (is busybox-static installed?)");
     for applet in APPLETS {
-        symlink("busybox", root.join("bin").join(applet))
-            .unwrap_or_else(|e| panic!("link applet {applet}: {e}"));
+        symlink("busybox", root.join("bin").join(applet)).unwrap_or_else(|e| panic!("link applet {applet}: {e}"));
     }
     let counter = root.join("bin/counter");
     fs::write(&counter, COUNTER_SCRIPT).expect("write /bin/counter");

@@ -53,7 +53,13 @@ pub fn process(pid: i32) -> Option<Proc> {
         .filter(|a| !a.is_empty())
         .map(|a| String::from_utf8_lossy(a).into_owned())
         .collect();
-    Some(Proc { pid, ppid, comm, state, cmdline })
+    Some(Proc {
+        pid,
+        ppid,
+        comm,
+        state,
+        cmdline,
+    })
 }
 
 /// Live processes called `comm` whose parent is `parent`, from the
@@ -64,7 +70,11 @@ pub fn children(parent: i32, comm: &str) -> Vec<Proc> {
     dir_entries(Path::new(&format!("/proc/{parent}/task")))
         .iter()
         .filter_map(|t| fs::read_to_string(t.join("children")).ok())
-        .flat_map(|s| s.split_whitespace().filter_map(|p| p.parse().ok()).collect::<Vec<i32>>())
+        .flat_map(|s| {
+            s.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<i32>>()
+        })
         .filter_map(process)
         .filter(|p| p.comm == comm)
         .collect()
@@ -119,7 +129,9 @@ pub fn relays_of(store: &Path) -> Vec<Proc> {
 
 fn is_ckpt_binary(pid: i32) -> bool {
     let want = fs::canonicalize(crate::common::CKPT).ok();
-    fs::read_link(format!("/proc/{pid}/exe")).ok().is_some_and(|exe| Some(exe) == want)
+    fs::read_link(format!("/proc/{pid}/exe"))
+        .ok()
+        .is_some_and(|exe| Some(exe) == want)
 }
 
 /// Number of open fds of `pid`.
@@ -130,9 +142,11 @@ pub fn fd_count(pid: i32) -> usize {
 /// The single staging dir of a create in progress
 /// (`<store>/<id>/.ckpt-staging/<name>.<pid>.<nonce>/`), if there is one.
 pub fn staging_of(store: &Store, container: &str, name: &str) -> Option<PathBuf> {
-    dir_entries(&store.staging_dir(container))
-        .into_iter()
-        .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&format!("{name}."))))
+    dir_entries(&store.staging_dir(container)).into_iter().find(|p| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(&format!("{name}.")))
+    })
 }
 
 /// Size of the largest `pages-*.img` in `dir`, None if there is none yet.
@@ -175,7 +189,11 @@ pub fn tree_snapshot(dir: &Path) -> Vec<(PathBuf, u32, u64)> {
 
 /// Asserts `ckpt verify CONTAINER NAME` exits 0.
 pub fn verify_ok(store: &Store, container: &str, name: &str) {
-    expect_code(&store.ckpt(["verify", container, name]), 0, &format!("ckpt verify {container} {name}"));
+    expect_code(
+        &store.ckpt(["verify", container, name]),
+        0,
+        &format!("ckpt verify {container} {name}"),
+    );
 }
 
 /// `ckpt --store STORE -v ARGS…` run to completion, for stores that are not
@@ -206,7 +224,10 @@ impl Mount {
 
     /// A tmpfs mounted with `opts` (`-o`).
     pub fn tmpfs_opts(opts: &str) -> Mount {
-        let dir = tempfile::Builder::new().prefix("ckpt-mnt-").tempdir().expect("mount point");
+        let dir = tempfile::Builder::new()
+            .prefix("ckpt-mnt-")
+            .tempdir()
+            .expect("mount point");
         let st = Command::new("mount")
             .args(["-t", "tmpfs", "-o", opts, "ckpt-test"])
             .arg(dir.path())
