@@ -592,6 +592,29 @@ fn ckpt_sigkilled_while_paused_mid_dump_watchdog_thaws_the_users_pause() {
     assert!(dir_entries(&store.staging_dir(&c.id)).is_empty());
 }
 
+/// Regression (issue 7, defect 4, interrupt): SIGTERM to ckpt while the
+/// user's pause blocks CRIU: ckpt ended CRIU and its guard thawed the
+/// container, so the user's pause was lost. Now ckpt exits 143 and leaves
+/// it paused, and it counts on after `runc resume`.
+#[test]
+fn sigterm_while_paused_mid_dump_thaws_the_users_pause() {
+    if !prereqs() {
+        return;
+    }
+    let store = Store::new();
+    let c = Container::runc().ballast_mb(BALLAST_MB).start();
+    let _orphans = support::KillCgroup(c.id.clone());
+    c.wait_counter_above(10, WARMUP).expect("counter warms up");
+    let child = create_and_pause_mid_dump(&store, &c, "p");
+    thread::sleep(Duration::from_millis(300));
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    let out = child.wait_with_output().unwrap();
+    expect_code(&out, 128 + 15, "ckpt create interrupted while paused mid-dump");
+    assert!(stderr(&out).contains("interrupted"), "stderr: {}", stderr(&out));
+    assert_paused_then_resumes(&c, "after SIGTERM");
+    assert_nothing_left(&store, &c, "p", "after SIGTERM");
+}
+
 // -------------------------------------------------------------- zombies --
 
 /// Zombies among the grandchildren of `init`: the workload of
