@@ -61,7 +61,7 @@ fn code_of(e: &(dyn std::error::Error + 'static)) -> Option<u8> {
     }
     if let Some(e) = e.downcast_ref::<CriuError>() {
         return Some(match e {
-            CriuError::Failed { .. } => CRIU_FAILED,
+            CriuError::Failed { .. } | CriuError::Stalled { .. } => CRIU_FAILED,
             _ => PREREQUISITE,
         });
     }
@@ -92,6 +92,7 @@ fn docker_code(e: &DockerError) -> u8 {
         }
         DockerError::BrokenRestore { .. } => REFUSED,
         DockerError::NoSuchContainer { .. } => NOT_FOUND,
+        DockerError::AmbiguousReference { .. } => USAGE,
         DockerError::Api { .. } | DockerError::Protocol { .. } => FAILURE,
     }
 }

@@ -1,14 +1,17 @@
-//! cgroup freezer: read the state, thaw, and a guard that thaws on every
-//! exit path.
+//! cgroup freezer: read the state, freeze, thaw, and a guard that leaves
+//! the container as the user wants it on every exit path.
 //!
-//! ckpt lets CRIU freeze the container (`--freeze-cgroup`): CRIU freezes,
-//! seizes the tasks and thaws again on its own error paths. A CRIU that is
-//! killed can still leave the cgroup frozen, so whoever runs CRIU holds a
-//! [`ThawGuard`]: when it is dropped (success, error, or an interrupt that
-//! unwinds), a cgroup that is frozen now but was not before is thawed.
+//! ckpt freezes the container before CRIU runs (`--freeze-cgroup` then
+//! finds it frozen, seizes the tasks, thaws, and re-freezes before it lets
+//! them go). A CRIU that is killed can leave the cgroup frozen, or thawed
+//! when the user had paused it, so whoever runs CRIU holds a
+//! [`FreezeGuard`]: when it is dropped (success, error, or an interrupt that
+//! unwinds) it thaws or re-freezes as [`crate::pause::settle`] decides, and
+//! never thaws a container the user paused.
 //! Functions take the cgroup directory, so tests use fixture trees.
 
 use crate::discovery::cgroups::{CgroupVersion, FreezerDir};
+use crate::pause::{self, Action, Will};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -144,37 +147,61 @@ pub fn pids(f: &FreezerDir) -> Result<Vec<i32>, FreezerError> {
     Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
 }
 
-/// Thaws on drop a cgroup that was not frozen when the guard was made.
+/// Leaves the cgroup, on drop, as the user wants it: paused if it was
+/// paused when the guard was made or the user paused it during the dump
+/// (see [`crate::pause`]), thawed otherwise. ckpt's own freezes and
+/// CRIU's are undone; a user's pause never is.
 #[derive(Debug)]
-pub struct ThawGuard {
+pub struct FreezeGuard {
     freezer: FreezerDir,
-    was_frozen: bool,
+    will: Will,
 }
 
-impl ThawGuard {
-    /// Records the current state. A container the user had paused stays
-    /// paused: only a freeze that happened under the guard is undone.
-    pub fn new(freezer: FreezerDir) -> Result<ThawGuard, FreezerError> {
-        let was_frozen = state(&freezer)? != State::Thawed;
-        Ok(ThawGuard { freezer, was_frozen })
+impl FreezeGuard {
+    /// Records whether the user has the container paused now.
+    pub fn new(freezer: FreezerDir) -> Result<FreezeGuard, FreezerError> {
+        let paused_before = state(&freezer)? != State::Thawed;
+        Ok(FreezeGuard {
+            freezer,
+            will: Will {
+                paused_before,
+                ..Will::default()
+            },
+        })
     }
 
-    /// Whether the cgroup was frozen before ckpt started.
-    pub fn was_frozen(&self) -> bool {
-        self.was_frozen
+    /// Whether the cgroup was frozen (paused by the user) before ckpt started.
+    pub fn paused_before(&self) -> bool {
+        self.will.paused_before
     }
 
-    /// Thaws now if needed; returns whether a thaw was necessary.
-    pub fn restore(&self) -> Result<bool, FreezerError> {
-        if self.was_frozen {
-            return Ok(false);
+    /// What ckpt knows of the user's wish, to update as the dump goes.
+    pub fn will_mut(&mut self) -> &mut Will {
+        &mut self.will
+    }
+
+    /// What ckpt knows of the user's wish.
+    pub fn will(&self) -> Will {
+        self.will
+    }
+
+    /// Thaws or re-freezes now as [`pause::settle`] says; returns what it did.
+    pub fn settle(&self) -> Result<Action, FreezerError> {
+        let frozen = match state(&self.freezer) {
+            Ok(s) => s != State::Thawed,
+            // A vanished cgroup (container stopped by the dump) has nothing to do.
+            Err(FreezerError::Io { ref source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Action::Leave)
+            }
+            Err(e) => return Err(e),
+        };
+        let action = pause::settle(&self.will, frozen);
+        match action {
+            Action::Leave => {}
+            Action::Thaw => thaw(&self.freezer, Duration::from_secs(10))?,
+            Action::Freeze => freeze(&self.freezer, Duration::from_secs(10))?,
         }
-        match state(&self.freezer) {
-            Ok(State::Thawed) => Ok(false),
-            // A vanished cgroup (container stopped by the dump) has nothing to thaw.
-            Err(FreezerError::Io { ref source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            _ => thaw(&self.freezer, Duration::from_secs(10)).map(|()| true),
-        }
+        Ok(action)
     }
 
     /// The directory guarded.
@@ -183,11 +210,15 @@ impl ThawGuard {
     }
 }
 
-impl Drop for ThawGuard {
+impl Drop for FreezeGuard {
     fn drop(&mut self) {
-        match self.restore() {
-            Ok(true) => log::warn!("thawed {} (it was left frozen)", self.freezer.dir.display()),
-            Ok(false) => {}
+        match self.settle() {
+            Ok(Action::Thaw) => log::warn!("thawed {} (it was left frozen)", self.freezer.dir.display()),
+            Ok(Action::Freeze) => log::warn!(
+                "paused {} again (the user had paused it; CRIU was stopped before it could restore the pause)",
+                self.freezer.dir.display()
+            ),
+            Ok(Action::Leave) => {}
             Err(e) => log::error!("{e}"),
         }
     }
@@ -216,7 +247,7 @@ mod tests {
     fn guard_thaws_what_it_did_not_find_frozen() {
         let d = tempfile::tempdir().unwrap();
         let f = v1(d.path(), "THAWED\n");
-        let g = ThawGuard::new(f.clone()).unwrap();
+        let g = FreezeGuard::new(f.clone()).unwrap();
         std::fs::write(d.path().join("freezer.state"), "FROZEN\n").unwrap();
         drop(g);
         // A plain file stands in for the kernel file: the write is the thaw.
@@ -227,8 +258,23 @@ mod tests {
     fn guard_leaves_a_user_paused_container_paused() {
         let d = tempfile::tempdir().unwrap();
         let f = v1(d.path(), "FROZEN\n");
-        let g = ThawGuard::new(f.clone()).unwrap();
-        assert!(g.was_frozen());
+        let g = FreezeGuard::new(f.clone()).unwrap();
+        assert!(g.paused_before());
+        drop(g);
+        assert_eq!(state(&f).unwrap(), State::Frozen);
+    }
+
+    #[test]
+    fn guard_keeps_a_pause_made_during_the_dump_and_restores_one_criu_lost() {
+        let d = tempfile::tempdir().unwrap();
+        let f = v1(d.path(), "THAWED\n");
+        let mut g = FreezeGuard::new(f.clone()).unwrap();
+        g.will_mut().observe(pause::Phase::Dumping, true, false);
+        std::fs::write(d.path().join("freezer.state"), "FROZEN\n").unwrap();
+        assert_eq!(g.settle().unwrap(), Action::Leave, "the user's pause is kept");
+        // CRIU killed while it held the thawed tasks: pause them again.
+        std::fs::write(d.path().join("freezer.state"), "THAWED\n").unwrap();
+        assert_eq!(g.settle().unwrap(), Action::Freeze);
         drop(g);
         assert_eq!(state(&f).unwrap(), State::Frozen);
     }
@@ -251,8 +297,8 @@ mod tests {
     fn vanished_cgroup_needs_no_thaw() {
         let d = tempfile::tempdir().unwrap();
         let f = v1(d.path(), "THAWED\n");
-        let g = ThawGuard::new(f).unwrap();
+        let g = FreezeGuard::new(f).unwrap();
         std::fs::remove_file(d.path().join("freezer.state")).unwrap();
-        assert!(!g.restore().unwrap());
+        assert_eq!(g.settle().unwrap(), Action::Leave);
     }
 }

@@ -29,6 +29,7 @@ fn inv(fds: Vec<FdInfo>) -> Inventory {
                 anon_rss: 10 << 20,
                 ..Default::default()
             },
+            zombie: false,
         }],
     }
 }

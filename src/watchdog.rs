@@ -3,13 +3,21 @@
 //! thaws the container, within a bounded time and with no further command.
 //!
 //! The watchdog is `ckpt __watchdog`, started in its own session with a
-//! pipe as stdin. ckpt writes `criu <pid>` when CRIU starts and `done`
-//! when nothing is frozen any more. End of file without `done` means ckpt
-//! died: the kernel closes the pipe whatever killed it.
+//! pipe as stdin. ckpt writes `log <path>` (CRIU's dump log), `criu <pid>`
+//! when CRIU starts, `paused`/`resumed` when it sees the user pause or
+//! resume the container during the dump, and `done` when nothing is
+//! frozen any more. End of file without `done` means ckpt died: the kernel
+//! closes the pipe whatever killed it.
+//!
+//! The watchdog then applies ckpt's own rules ([`crate::pause`]): a
+//! container the user paused is thawed only for as long as it takes to
+//! stop CRIU safely, and is left paused.
 
 use crate::discovery::cgroups::{CgroupVersion, FreezerDir};
+use crate::pause;
 use std::io::{BufRead, Write};
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -21,9 +29,10 @@ pub struct Watchdog {
 }
 
 impl Watchdog {
-    /// Starts a watchdog for `freezer`. With `was_frozen` (the user had
-    /// paused the container) it only kills CRIU and leaves the freezer be.
-    pub fn spawn(freezer: &FreezerDir, was_frozen: bool) -> std::io::Result<Watchdog> {
+    /// Starts a watchdog for `freezer`. With `paused_before` (the user had
+    /// paused the container) it leaves the container paused whatever else
+    /// happens.
+    pub fn spawn(freezer: &FreezerDir, paused_before: bool) -> std::io::Result<Watchdog> {
         let mut cmd = Command::new(std::env::current_exe()?);
         cmd.arg("__watchdog")
             .arg(&freezer.dir)
@@ -33,7 +42,7 @@ impl Watchdog {
             })
             .stdin(Stdio::piped())
             .stdout(Stdio::null());
-        if was_frozen {
+        if paused_before {
             cmd.arg("--leave-frozen");
         }
         // SAFETY: setsid is async-signal-safe. Its own session keeps the
@@ -51,8 +60,23 @@ impl Watchdog {
 
     /// Tells the watchdog which CRIU to kill should ckpt die.
     pub fn announce_criu(&mut self, pid: u32) {
+        self.say(&format!("criu {pid}"));
+    }
+
+    /// Tells the watchdog where CRIU logs, so that it can tell the phase
+    /// of the dump itself (see [`crate::pause::phase_of_log`]).
+    pub fn announce_log(&mut self, path: &std::path::Path) {
+        self.say(&format!("log {}", path.display()));
+    }
+
+    /// Tells the watchdog whether the user wants the container paused.
+    pub fn announce_paused(&mut self, paused: bool) {
+        self.say(if paused { "paused" } else { "resumed" });
+    }
+
+    fn say(&mut self, line: &str) {
         if let Some(p) = self.pipe.as_mut() {
-            let _ = writeln!(p, "criu {pid}");
+            let _ = writeln!(p, "{line}");
             let _ = p.flush();
         }
     }
@@ -79,6 +103,9 @@ impl Drop for Watchdog {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Heard {
     pub criu: Option<i32>,
+    pub log: Option<PathBuf>,
+    /// The last `paused`/`resumed`: whether the user paused it mid-dump.
+    pub paused: bool,
     pub done: bool,
 }
 
@@ -87,26 +114,27 @@ pub fn listen(input: impl BufRead) -> Heard {
     let mut heard = Heard::default();
     for line in input.lines().map_while(Result::ok) {
         let line = line.trim();
-        if line == "done" {
-            heard.done = true;
-        } else if let Some(pid) = line.strip_prefix("criu ").and_then(|p| p.parse().ok()) {
-            heard.criu = Some(pid);
+        match line {
+            "done" => heard.done = true,
+            "paused" => heard.paused = true,
+            "resumed" => heard.paused = false,
+            _ => {
+                if let Some(pid) = line.strip_prefix("criu ").and_then(|p| p.parse().ok()) {
+                    heard.criu = Some(pid);
+                } else if let Some(path) = line.strip_prefix("log ") {
+                    heard.log = Some(PathBuf::from(path));
+                }
+            }
         }
     }
     heard
 }
 
-/// The watchdog process's main: waits for ckpt to finish or die, then
-/// kills CRIU and thaws if ckpt died.
-pub fn run(dir: std::path::PathBuf, version: &str, leave_frozen: bool) -> anyhow::Result<()> {
+/// The watchdog process's main: waits for ckpt to finish or die; if ckpt
+/// died, stops its CRIU and leaves the container as the user wants it.
+pub fn run(dir: PathBuf, version: &str, paused_before: bool) -> anyhow::Result<()> {
     let heard = listen(std::io::stdin().lock());
     if heard.done {
-        return Ok(());
-    }
-    if let Some(pid) = heard.criu {
-        kill_criu(pid);
-    }
-    if leave_frozen {
         return Ok(());
     }
     let freezer = FreezerDir {
@@ -117,17 +145,57 @@ pub fn run(dir: std::path::PathBuf, version: &str, leave_frozen: bool) -> anyhow
             CgroupVersion::V1
         },
     };
-    match crate::freezer::state(&freezer) {
-        Ok(crate::freezer::State::Thawed) | Err(_) => Ok(()),
-        Ok(_) => {
+    let frozen = || crate::freezer::state(&freezer).map(|s| s != crate::freezer::State::Thawed);
+    let phase = || {
+        heard
+            .log
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .map(|t| pause::phase_of_log(&t))
+            .unwrap_or(pause::Phase::Seizing)
+    };
+    let mut will = pause::Will {
+        paused_before,
+        paused_during: heard.paused,
+        docker_paused: None,
+    };
+    if let Some(pid) = heard.criu.filter(|&p| is_criu(p)) {
+        let (phase, now_frozen) = (phase(), frozen().unwrap_or(false));
+        will.observe(phase, now_frozen, false);
+        if pause::thaw_before_stopping_criu(phase, now_frozen) {
+            // The user's pause stops CRIU's parasite; killing CRIU then can
+            // kill the task it was injecting into. Let the tasks (held by
+            // CRIU) get back to CRIU first.
+            let _ = crate::freezer::thaw(&freezer, Duration::from_secs(5));
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        kill_criu(pid);
+    }
+    let Ok(now_frozen) = frozen() else { return Ok(()) };
+    match pause::settle(&will, now_frozen) {
+        pause::Action::Leave => {}
+        pause::Action::Thaw => {
             crate::freezer::thaw(&freezer, Duration::from_secs(10))?;
             eprintln!(
                 "ckpt watchdog: ckpt stopped while {} was frozen; thawed it",
                 freezer.dir.display()
             );
-            Ok(())
+        }
+        pause::Action::Freeze => {
+            crate::freezer::freeze(&freezer, Duration::from_secs(10))?;
+            eprintln!(
+                "ckpt watchdog: ckpt stopped while the user had {} paused; left it paused",
+                freezer.dir.display()
+            );
         }
     }
+    Ok(())
+}
+
+fn is_criu(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|c| c.trim() == "criu")
+        .unwrap_or(false)
 }
 
 /// SIGKILLs `pid` if it is still a criu, and waits (bounded) for it to go:
@@ -135,12 +203,7 @@ pub fn run(dir: std::path::PathBuf, version: &str, leave_frozen: bool) -> anyhow
 fn kill_criu(pid: i32) {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
-    let is_criu = || {
-        std::fs::read_to_string(format!("/proc/{pid}/comm"))
-            .map(|c| c.trim() == "criu")
-            .unwrap_or(false)
-    };
-    if !is_criu() {
+    if !is_criu(pid) {
         return;
     }
     let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
@@ -164,16 +227,20 @@ mod tests {
             listen("criu 42\ndone\n".as_bytes()),
             Heard {
                 criu: Some(42),
-                done: true
+                done: true,
+                ..Heard::default()
             }
         );
         assert_eq!(
-            listen("criu 42\n".as_bytes()),
+            listen("log /s/dump.log\ncriu 42\npaused\n".as_bytes()),
             Heard {
                 criu: Some(42),
+                log: Some(PathBuf::from("/s/dump.log")),
+                paused: true,
                 done: false
             }
         );
+        assert!(!listen("paused\nresumed\n".as_bytes()).paused);
         assert_eq!(
             listen("".as_bytes()),
             Heard::default(),

@@ -257,6 +257,45 @@ fn container_found_by_name_full_id_and_unique_prefix() {
     expect_code(&out, 4, "ckpt create of an unknown container");
 }
 
+/// Regression (issue 7, defect 8): a Docker id prefix that matches several
+/// containers made ckpt exit 1 ("Docker inspect failed: multiple IDs found
+/// with provided prefix"), where usage.md documents 2 for a reference that
+/// names several containers.
+#[test]
+fn ambiguous_docker_id_prefix_exits_1() {
+    if !docker_prereqs() {
+        return;
+    }
+    let d = DockerDaemon::start();
+    // 17 ids share a first hex digit somewhere (pigeonhole); created, not
+    // started, which is all Docker's lookup needs.
+    let mut by_first: std::collections::BTreeMap<char, Vec<String>> = Default::default();
+    let mut n = 0;
+    let prefix = loop {
+        let id = d.docker_ok(["create", "--name", &format!("amb{n}"), IMAGE, "/bin/counter"]);
+        n += 1;
+        let first = id.chars().next().unwrap();
+        let ids = by_first.entry(first).or_default();
+        ids.push(id);
+        if ids.len() == 2 {
+            break first.to_string();
+        }
+    };
+    for args in [
+        vec!["inspect", prefix.as_str()],
+        vec!["create", prefix.as_str(), "cp"],
+        vec!["ls", prefix.as_str()],
+    ] {
+        let out = d.ckpt(&args);
+        expect_code(&out, 2, &format!("ckpt {args:?} with an ambiguous prefix"));
+        assert!(
+            stderr(&out).contains("prefix of several Docker containers"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+}
+
 #[test]
 fn one_character_checkpoint_names_are_refused_for_docker() {
     // Docker's own rule is [a-zA-Z0-9][a-zA-Z0-9_.-]+: a one-character

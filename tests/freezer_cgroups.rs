@@ -6,7 +6,7 @@
 //! the kernel answers the way the code expects.
 
 use ckpt::discovery::cgroups::{CgroupVersion, FreezerDir};
-use ckpt::freezer::{self, State, ThawGuard};
+use ckpt::freezer::{self, FreezeGuard, State};
 use ckpt::mountinfo;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -82,14 +82,14 @@ fn freeze_thaw_and_guard(mount: PathBuf, version: CgroupVersion) {
     assert_eq!(freezer::state(&f).unwrap(), State::Thawed);
 
     // A guard made while thawed undoes a freeze that happens under it.
-    let guard = ThawGuard::new(f.clone()).unwrap();
+    let guard = FreezeGuard::new(f.clone()).unwrap();
     freezer::freeze(&f, Duration::from_secs(5)).unwrap();
     drop(guard);
     assert_eq!(freezer::state(&f).unwrap(), State::Thawed, "the guard thawed on drop");
 
     // A guard made while frozen (a user-paused container) leaves it frozen.
     freezer::freeze(&f, Duration::from_secs(5)).unwrap();
-    let guard = ThawGuard::new(f.clone()).unwrap();
+    let guard = FreezeGuard::new(f.clone()).unwrap();
     drop(guard);
     assert_eq!(
         freezer::state(&f).unwrap(),

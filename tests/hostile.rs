@@ -185,6 +185,27 @@ mod unprivileged {
         assert!(support::walk(tmp.path()).is_empty());
     }
 
+    /// Regression (issue 7, defect 8): with `--runtime auto` an unreachable
+    /// Docker socket was silent, and a Docker container's name then got
+    /// "no container" without a word about the daemon.
+    #[test]
+    fn unreachable_docker_socket_is_silent_when_a_name_is_not_found() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = ckpt_env(
+            &tmp.path().join("store"),
+            &[("DOCKER_HOST", "unix:///nonexistent.sock")],
+            &["inspect", "web"],
+        );
+        expect_code(&out, 4, "inspect of a name with Docker unreachable");
+        let err = stderr(&out);
+        assert!(
+            err.contains("cannot reach the Docker daemon at unix:///nonexistent.sock"),
+            "does not say the daemon was unreachable: {err}"
+        );
+        assert_one_error(&out, "unreachable Docker in auto mode");
+        assert!(support::walk(tmp.path()).is_empty());
+    }
+
     #[test]
     fn symlinked_store_is_refused_with_reason() {
         let tmp = tempfile::tempdir().unwrap();
@@ -324,6 +345,63 @@ mod privileged {
         );
         expect_code(&out, 5, "rm as uid 65534");
         assert!(store.checkpoint_dir(&c.id, "good").is_dir());
+    }
+
+    /// Regression (issue 7, defect 8): with `--runtime auto`, a
+    /// `DOCKER_HOST=tcp://…` made every command exit 5, even for runc
+    /// containers. `tcp://` is now spoken (plain HTTP); a daemon that is not
+    /// there, or a form ckpt does not speak (`ssh://`), is said once as a
+    /// warning and the other runtimes are searched.
+    #[test]
+    fn docker_host_tcp_makes_every_command_exit_5() {
+        if !prereqs() {
+            return;
+        }
+        let store = Store::new();
+        let c = Container::runc().start();
+        c.wait_counter_above(3, WARMUP).expect("counter runs");
+        // A loopback port nobody listens on.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let tcp = format!("tcp://127.0.0.1:{port}");
+        for (host, needle) in [
+            (tcp.as_str(), "cannot reach the Docker daemon"),
+            ("ssh://me@host", "not supported"),
+        ] {
+            for (i, args) in [
+                vec!["inspect", c.id.as_str()],
+                vec!["ls", c.id.as_str()],
+                vec!["create", "--leave-running", c.id.as_str(), "t"],
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let out = ckpt_env(store.path(), &[("DOCKER_HOST", host)], &args);
+                expect_code(&out, 0, &format!("{args:?} with DOCKER_HOST={host}"));
+                let err = stderr(&out);
+                let warnings: Vec<&str> = err
+                    .lines()
+                    .filter(|l| l.contains("Docker containers are not searched"))
+                    .collect();
+                assert_eq!(
+                    warnings.len(),
+                    1,
+                    "{args:?} with DOCKER_HOST={host}: expected one warning:\n{err}"
+                );
+                assert!(
+                    warnings[0].contains(needle) && warnings[0].contains(host),
+                    "{}",
+                    warnings[0]
+                );
+                if i == 2 {
+                    expect_code(&ckpt_env(store.path(), &[], &["rm", &c.id, "t"]), 0, "rm t");
+                }
+            }
+        }
+        assert_untouched(&c, "after the commands");
     }
 
     #[test]

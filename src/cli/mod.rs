@@ -13,15 +13,16 @@ use std::path::PathBuf;
 ///
 /// Containers are found by id in the state directories of runc (/run/runc,
 /// Docker's and containerd's runc roots) and crun (/run/crun), and by name,
-/// id or unique id prefix through Docker's Engine API (DOCKER_HOST, default
-/// unix:///var/run/docker.sock). Docker containers' checkpoints live where
+/// id or unique id prefix through Docker's Engine API (DOCKER_HOST: unix:///path
+/// or plain-HTTP tcp://host:port, default unix:///var/run/docker.sock). Docker containers' checkpoints live where
 /// Docker keeps them (<docker-root>/containers/<id>/checkpoints/), so
 /// `docker start --checkpoint` and `docker checkpoint ls` see them.
 ///
 /// Exit codes: 0 ok, 1 failure, 2 usage or invalid name, 3 refused by the
 /// preflight (container untouched), 4 container or checkpoint not found,
-/// 5 prerequisite missing (root, criu, runtime), 6 CRIU failed (container
-/// left running), 7 corrupt checkpoint, 8 busy (another ckpt holds the
+/// 5 prerequisite missing (root, criu, runtime), 6 CRIU failed or made no
+/// progress for 60 s (container left running, or paused if the user paused
+/// it), 7 corrupt checkpoint, 8 busy (another ckpt holds the
 /// container's lock), 128+N when a signal interrupts create.
 #[derive(Debug, Parser)]
 #[command(name = "ckpt", version, propagate_version = true, max_term_width = 100)]

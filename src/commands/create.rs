@@ -11,7 +11,8 @@ use super::{require_root, Context, LOCK_WAIT};
 use crate::cli::CreateArgs;
 use crate::criu::{self, args::DUMP_LOG, Criu};
 use crate::discovery::{self, cgroups::FreezerDir, docker::DockerTarget, Container};
-use crate::freezer::{self, ThawGuard};
+use crate::dump_watch::DumpWatch;
+use crate::freezer::{self, FreezeGuard};
 use crate::interrupt::{self, Interrupted};
 use crate::inventory::{self, Inventory};
 use crate::plan::{self, DumpOptions};
@@ -98,40 +99,66 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> anyhow::Result<()> {
     staging.write_file("descriptors.json", serde_json::to_string(&descriptors)?.as_bytes())?;
     staging.write_file("inventory.json", serde_json::to_string_pretty(&inventory)?.as_bytes())?;
 
-    let guard = ThawGuard::new(freezer.clone())?;
+    let mut guard = FreezeGuard::new(freezer.clone())?;
     // From here on the container may be frozen (by ckpt or by CRIU): a
-    // watchdog thaws it should ckpt die, however it dies.
-    let mut watchdog = Watchdog::spawn(&freezer, guard.was_frozen()).context("cannot start the watchdog")?;
+    // watchdog leaves it as the user wants it should ckpt die, however it dies.
+    let mut watchdog = Watchdog::spawn(&freezer, guard.paused_before()).context("cannot start the watchdog")?;
+    let dump_log = staging.dir().join(DUMP_LOG);
+    watchdog.announce_log(&dump_log);
     let created_at = super::now_rfc3339();
     let started = Instant::now();
     let mut criu_plan = plan.clone();
     criu_plan.options.leave_running = true;
-    let frozen_at = if args.leave_running {
-        None
-    } else {
+    // ckpt freezes the container itself, with or without --leave-running:
+    // CRIU then finds it frozen and re-freezes it before it releases the
+    // tasks, on success and on its own error paths. That is what makes a
+    // user's pause during the dump safe to lend to CRIU (see `pause`).
+    if !guard.paused_before() {
         freezer::freeze(&freezer, Duration::from_secs(10))?;
-        Some(Instant::now())
-    };
+    }
+    let frozen_at = Instant::now();
     log::info!(
         "dumping {} process(es) with criu {}",
         inventory.processes.len(),
         criu.version
     );
-    let dump_log = staging.dir().join(DUMP_LOG);
     let mut progress = DirProgress::new(
         "dumping",
         staging.dir(),
         inventory.estimated_image_bytes(),
         !ctx.quiet && !args.json,
     );
-    let dumped = criu.run(
-        "dump",
-        &criu::args::dump_args(&criu_plan, staging.dir()),
-        &dump_log,
-        |pid| watchdog.announce_criu(pid),
-        || progress.tick(),
-    );
+    let (dumped, lent) = {
+        let mut watch = DumpWatch::new(
+            &container.id,
+            &freezer,
+            staging.dir().to_path_buf(),
+            dump_log.clone(),
+            &mut guard,
+            &mut watchdog,
+            &mut progress,
+        );
+        let dumped = criu.run(
+            "dump",
+            &criu::args::dump_args(&criu_plan, staging.dir()),
+            &dump_log,
+            &mut watch,
+        );
+        log::debug!("longest time the dump did not grow: {:?}", watch.longest_idle);
+        (dumped, watch.lent())
+    };
     progress.finish();
+    if let Some(d) = &docker {
+        // Docker records a pause itself; its record decides.
+        if let Ok(Some((view, _))) = d.daemon.inspect(&container.id) {
+            guard.will_mut().docker_paused = Some(view.paused);
+        }
+    }
+    let left = if guard.will().wants_paused() {
+        "is left paused, as the user left it"
+    } else {
+        "keeps running"
+    };
     if let (Err(_), Some(sig)) = (&dumped, interrupt::pending()) {
         // CRIU died of the signal ckpt forwarded: report the interrupt.
         return Err(Interrupted(sig).into());
@@ -139,26 +166,33 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> anyhow::Result<()> {
     if let Err(mut e) = dumped {
         // The staging dir (and the log in it) goes away with this error:
         // point the message at the copy that stays.
-        if let (criu::CriuError::Failed { log_path, .. }, Some(kept)) =
+        if let (criu::CriuError::Failed { log_path, .. } | criu::CriuError::Stalled { log_path, .. }, Some(kept)) =
             (&mut e, keep_failed_log(&store, &container.id, &dump_log))
         {
             *log_path = kept;
         }
-        return Err(
-            anyhow::Error::new(e).context(format!("container {} was not changed and keeps running", container.id))
-        );
+        return Err(anyhow::Error::new(e).context(format!("container {} was not changed and {left}", container.id)));
     }
     if let Some(sig) = interrupt::pending() {
         return Err(Interrupted(sig).into());
     }
+    if args.leave_running {
+        // Thaw at once (unless the user paused it): publishing takes a while.
+        guard.settle()?;
+    }
+    let frozen_ms = frozen_at.elapsed().as_millis() as u64;
+    if lent && guard.will().wants_paused() {
+        log::warn!(
+            "container {} was paused while CRIU dumped it; {}",
+            container.id,
+            if args.leave_running {
+                "it is left paused"
+            } else {
+                "it is stopped now, as asked"
+            }
+        );
+    }
     let dump_ms = started.elapsed().as_millis() as u64;
-    let stats = std::fs::read(staging.dir().join("stats-dump"))
-        .ok()
-        .and_then(|b| criu::stats::parse_dump_stats(&b));
-    let frozen_ms = match frozen_at {
-        Some(t) => t.elapsed().as_millis() as u64,
-        None => stats.map(|s| s.frozen_us / 1000).unwrap_or(dump_ms),
-    };
 
     let meta = metadata(
         &container,
@@ -176,7 +210,7 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> anyhow::Result<()> {
     let size_bytes = store.load(&container.id, &args.name).map(|e| e.size_bytes).unwrap_or(0);
 
     if !args.leave_running {
-        stop_container(&container, &freezer, &guard, docker.as_ref()).with_context(|| {
+        stop_container(&container, &freezer, docker.as_ref()).with_context(|| {
             format!(
                 "checkpoint {} is saved in {}, but container {} could not be stopped",
                 args.name,
@@ -282,12 +316,7 @@ fn metadata(
 /// Kills every task of the (frozen) container, thaws it so the kill lands,
 /// waits for init to go, and has the runtime delete the container so that
 /// its id is free for the restore (what `runc checkpoint` does too).
-fn stop_container(
-    c: &Container,
-    freezer: &FreezerDir,
-    guard: &ThawGuard,
-    docker: Option<&DockerTarget>,
-) -> anyhow::Result<()> {
+fn stop_container(c: &Container, freezer: &FreezerDir, docker: Option<&DockerTarget>) -> anyhow::Result<()> {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
     for pid in freezer::pids(freezer)? {
@@ -296,10 +325,7 @@ fn stop_container(
     let _ = kill(Pid::from_raw(c.init_pid), Signal::SIGKILL);
     // Thaw even a container the user had paused: frozen tasks do not act
     // on SIGKILL, and stopping it is what the user asked for.
-    guard.restore()?;
-    if guard.was_frozen() {
-        freezer::thaw(freezer, Duration::from_secs(10))?;
-    }
+    freezer::thaw(freezer, Duration::from_secs(10))?;
     let deadline = Instant::now() + Duration::from_secs(10);
     // Exited once gone, reaped or a zombie (its reaper is not ours to wait for).
     while discovery::liveness(std::path::Path::new("/proc"), c) == discovery::Status::Running {

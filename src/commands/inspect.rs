@@ -60,6 +60,15 @@ pub fn run(ctx: &Context, args: &InspectArgs) -> anyhow::Result<()> {
         container.bundle.display()
     );
     for p in &inventory.processes {
+        if p.zombie {
+            crate::outln!(
+                "  pid {} (ns pid {}) {}: zombie (exited, not reaped by its parent yet; dumped as a zombie)",
+                p.pid,
+                p.ns_pid.map(|n| n.to_string()).unwrap_or_else(|| "?".into()),
+                p.comm
+            );
+            continue;
+        }
         crate::outln!(
             "  pid {} (ns pid {}) {}: {} fds, rss {}, anon {}",
             p.pid,

@@ -1,4 +1,6 @@
-//! The only place that spawns `criu`.
+//! The only place that spawns `criu`. A [`Monitor`] watches the run: it
+//! forwards interrupts and bounds the wait (CRIU has no timeout of its own
+//! once it has seized the tasks).
 
 use super::log;
 use super::version::{CriuVersion, MINIMUM};
@@ -31,7 +33,39 @@ pub enum CriuError {
         errors: Vec<String>,
         hint: Option<&'static str>,
     },
+    /// The monitor gave up waiting for CRIU.
+    #[error("{reason}; log: {}", .log_path.display())]
+    Stalled { reason: String, log_path: PathBuf },
 }
+
+/// Watches a running CRIU for [`Criu::run`].
+pub trait Monitor {
+    /// CRIU runs with this pid (for the watchdog).
+    fn spawned(&mut self, pid: u32);
+    /// Called every 5 ms while CRIU runs.
+    fn tick(&mut self) -> Verdict;
+}
+
+/// What a [`Monitor`] wants done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Go,
+    /// A signal is pending: ask CRIU to stop (once).
+    Interrupt,
+    /// Stop waiting for CRIU.
+    GiveUp {
+        reason: String,
+        /// Stop CRIU (SIGALRM, its own timeout path, then SIGKILL). When
+        /// false CRIU is left running: see [`crate::pause`] for when
+        /// stopping it could kill the container.
+        stop_criu: bool,
+    },
+}
+
+/// How long CRIU gets to unwind after SIGALRM: its handler interrupts the
+/// syscall CRIU waits in and re-arms itself 5 times, 1 s apart, before
+/// CRIU gives up with BUG().
+const UNWIND: Duration = Duration::from_secs(10);
 
 fn failed_message(
     action: &str,
@@ -85,18 +119,16 @@ impl Criu {
         Ok(Criu { path, version })
     }
 
-    /// Runs `criu <args>` (a dump) and waits for it. `log_path` is where the
-    /// arguments send CRIU's log. A pending interrupt is forwarded to CRIU
-    /// as SIGTERM so that it unwinds (thaws, unseizes) itself.
-    /// `on_spawn` gets CRIU's pid as soon as it runs (for the watchdog);
-    /// `on_tick` is called while it runs (for progress).
+    /// Runs `criu <args>` (a dump) and waits for it, as `monitor` says.
+    /// `log_path` is where the arguments send CRIU's log. On an interrupt
+    /// CRIU gets SIGTERM, which ends it (the tasks it held are released by
+    /// the kernel and CRIU's parasite cures itself).
     pub fn run(
         &self,
         action: &'static str,
         args: &[OsString],
         log_path: &Path,
-        on_spawn: impl FnOnce(u32),
-        mut on_tick: impl FnMut(),
+        monitor: &mut dyn Monitor,
     ) -> Result<(), CriuError> {
         ::log::debug!(
             "running {} {}",
@@ -113,7 +145,8 @@ impl Criu {
                 path: self.path.clone(),
                 source,
             })?;
-        on_spawn(child.id());
+        monitor.spawned(child.id());
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
         let mut forwarded = false;
         let status = loop {
             match child.try_wait() {
@@ -126,14 +159,26 @@ impl Criu {
                     })
                 }
             }
-            if !forwarded && crate::interrupt::pending().is_some() {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(child.id() as i32),
-                    nix::sys::signal::Signal::SIGTERM,
-                );
-                forwarded = true;
+            match monitor.tick() {
+                Verdict::Go => {}
+                Verdict::Interrupt => {
+                    if !forwarded {
+                        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+                        forwarded = true;
+                    }
+                }
+                Verdict::GiveUp { reason, stop_criu } => {
+                    if stop_criu {
+                        stop(&mut child, pid);
+                    } else {
+                        ::log::warn!("criu (pid {pid}) is left running");
+                    }
+                    return Err(CriuError::Stalled {
+                        reason,
+                        log_path: log_path.to_path_buf(),
+                    });
+                }
             }
-            on_tick();
             std::thread::sleep(Duration::from_millis(5));
         };
         if status.success() {
@@ -161,6 +206,23 @@ impl Criu {
             errors,
         })
     }
+}
+
+/// Asks CRIU to give up the way its own timeout does (SIGALRM: the
+/// current syscall fails with EINTR and CRIU unwinds, curing its parasite
+/// and releasing the tasks), then SIGKILLs it if it is still there.
+fn stop(child: &mut std::process::Child, pid: nix::unistd::Pid) {
+    use nix::sys::signal::{kill, Signal};
+    let _ = kill(pid, Signal::SIGALRM);
+    let deadline = std::time::Instant::now() + UNWIND;
+    while std::time::Instant::now() < deadline {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = kill(pid, Signal::SIGKILL);
+    let _ = child.wait();
 }
 
 fn describe_status(status: std::process::ExitStatus) -> String {

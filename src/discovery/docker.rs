@@ -15,17 +15,46 @@ pub struct DockerTarget {
 }
 
 /// The daemon of `DOCKER_HOST` when `mode` searches Docker. The one place
-/// that decides what an unreachable daemon means: nothing in auto mode
-/// (no Docker containers here), an error when Docker was asked for.
+/// that decides what an unusable daemon means: an error when Docker was
+/// asked for (`--runtime docker`); in auto mode, no Docker containers, the
+/// other runtimes are searched, and the reason is kept for the "no
+/// container" message ([`skipped`]). A `DOCKER_HOST` the user set that is
+/// unsupported or unreachable is also said once, as a warning.
 pub fn daemon(mode: DockerMode) -> Result<Option<Daemon>, DockerError> {
     match mode {
         DockerMode::Off => Ok(None),
         DockerMode::Only => Daemon::connect().map(Some),
         DockerMode::Auto => match Daemon::connect() {
-            Err(DockerError::Unreachable { .. }) => Ok(None),
+            Err(e @ (DockerError::Unreachable { .. } | DockerError::UnsupportedHost { .. })) => {
+                note_skipped(&e);
+                Ok(None)
+            }
             other => other.map(Some),
         },
     }
+}
+
+static SKIPPED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+fn note_skipped(e: &DockerError) {
+    let first = SKIPPED.get().is_none();
+    let _ = SKIPPED.set(e.to_string());
+    if !first {
+        return;
+    }
+    // A DOCKER_HOST the user set is worth a warning; the default socket
+    // missing is the normal state of a host without Docker.
+    if matches!(e, DockerError::UnsupportedHost { .. }) || std::env::var_os("DOCKER_HOST").is_some() {
+        log::warn!("{e}; Docker containers are not searched");
+    } else {
+        log::info!("{e}; Docker containers are not searched");
+    }
+}
+
+/// Why Docker was not searched in auto mode during this command, if it was
+/// not (for "no container" messages).
+pub fn skipped() -> Option<&'static str> {
+    SKIPPED.get().map(String::as_str)
 }
 
 /// Asks the daemon (see [`daemon`]) about `reference`; `None` when Docker

@@ -228,7 +228,7 @@ pub fn find_running(
 ) -> Result<(Container, Option<docker::DockerTarget>), DiscoveryError> {
     match resolve(roots, mode, proc_root, reference)? {
         Some(Target::Oci(found)) => Ok((require_running(found, proc_root)?, None)),
-        Some(Target::Docker(t)) => Ok((docker::running_container(proc_root, &t)?, Some(t))),
+        Some(Target::Docker(t)) => Ok((docker::running_container(proc_root, &t)?, Some(*t))),
         None => Err(DiscoveryError::NotFound {
             id: reference.to_string(),
             searched: describe(roots, mode),
@@ -241,10 +241,14 @@ pub fn describe(roots: &SearchRoots, mode: DockerMode) -> String {
     let mut s = describe_roots(roots);
     if mode != DockerMode::Off {
         let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| crate::docker::client::DEFAULT_HOST.into());
+        let docker = match docker::skipped() {
+            Some(why) => format!("Docker ({host}), which could not be asked: {why}"),
+            None => format!("Docker ({host})"),
+        };
         if s.is_empty() {
-            s = format!("Docker ({host})");
+            s = docker;
         } else {
-            s.push_str(&format!(" and Docker ({host})"));
+            s.push_str(&format!(" and {docker}"));
         }
     }
     s
@@ -279,7 +283,7 @@ pub enum Target {
     /// A runc or crun container, by id.
     Oci(Found),
     /// A Docker container, by name, id or id prefix.
-    Docker(docker::DockerTarget),
+    Docker(Box<docker::DockerTarget>),
 }
 
 /// Finds `reference` among OCI runtimes and Docker. A Docker container is
@@ -311,7 +315,7 @@ pub fn resolve(
         }),
         (_, Some(d)) => {
             log::info!("{reference} is Docker container {} ({})", d.view.name, d.view.id);
-            Ok(Some(Target::Docker(d)))
+            Ok(Some(Target::Docker(Box::new(d))))
         }
         (Some(o), None) => Ok(Some(Target::Oci(o))),
         (None, None) => Ok(None),

@@ -18,10 +18,10 @@ use std::time::Duration;
 /// Errors talking to Docker.
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
-    #[error("DOCKER_HOST={host} is not supported; ckpt talks to Docker over a unix socket (unix:///path)")]
-    UnsupportedHost { host: String },
-    #[error("cannot reach the Docker daemon at {socket}: {reason} (is dockerd running? set DOCKER_HOST=unix:///path/to/docker.sock)")]
-    Unreachable { socket: PathBuf, reason: String },
+    #[error("DOCKER_HOST={host} is not supported: {why}")]
+    UnsupportedHost { host: String, why: String },
+    #[error("cannot reach the Docker daemon at {host}: {reason} (is dockerd running? set DOCKER_HOST=unix:///path/to/docker.sock or tcp://HOST:PORT)")]
+    Unreachable { host: String, reason: String },
     #[error("unexpected answer from the Docker daemon: {reason}")]
     Protocol { reason: String },
     #[error("Docker {action} failed: {message}")]
@@ -31,11 +31,15 @@ pub enum DockerError {
         message: String,
     },
     #[error("the Docker daemon at {socket} is not in experimental mode, which checkpoint/restore needs; add \"experimental\": true to /etc/docker/daemon.json and restart dockerd")]
-    NotExperimental { socket: PathBuf },
+    NotExperimental { socket: String },
     #[error("Docker {version} cannot restore containers with their own network namespace (network mode {network_mode:?}): since 28.0 it sets up the network for pid 0 (containerd#12141). Use Docker 26.0.1 to 27.x, or a container with --network host")]
     BrokenRestore { version: String, network_mode: String },
     #[error("no Docker container {reference:?}")]
     NoSuchContainer { reference: String },
+    #[error(
+        "{reference:?} is the prefix of several Docker containers' ids ({message}); give more of the id, or the name"
+    )]
+    AmbiguousReference { reference: String, message: String },
 }
 
 /// What ckpt needs to know about the daemon.
@@ -105,6 +109,16 @@ pub fn restore_blocker(version: &str, network_mode: &str) -> Option<DockerError>
         version: version.to_string(),
         network_mode: network_mode.to_string(),
     })
+}
+
+/// PURE: whether an inspect failed because the reference is the prefix of
+/// several ids (moby answers 400, "multiple IDs found with provided
+/// prefix: X"; older releases capitalise "Multiple").
+pub fn is_ambiguous_prefix(status: u16, message: &str) -> bool {
+    status == 400
+        && message
+            .to_lowercase()
+            .contains("multiple ids found with provided prefix")
 }
 
 /// PURE: whether a failed start is Docker's intermittent "content
@@ -177,7 +191,7 @@ impl Daemon {
             Ok(())
         } else {
             Err(DockerError::NotExperimental {
-                socket: self.client.socket().to_path_buf(),
+                socket: self.client.host().to_string(),
             })
         }
     }
@@ -190,6 +204,10 @@ impl Daemon {
         match status {
             200 => Ok(Some((parse_container(&body)?, body))),
             404 => Ok(None),
+            _ if is_ambiguous_prefix(status, &client::message_of(&body)) => Err(DockerError::AmbiguousReference {
+                reference: reference.to_string(),
+                message: client::message_of(&body),
+            }),
             _ => Err(api_error("inspect", status, &body)),
         }
     }
@@ -352,6 +370,14 @@ mod tests {
         assert!(restore_blocker("28.2.2", "host").is_none());
         assert!(restore_blocker("28.2.2", "container:abc").is_none());
         assert!(restore_blocker("garbage", "none").is_none());
+    }
+
+    #[test]
+    fn ambiguous_prefix_is_recognised() {
+        assert!(is_ambiguous_prefix(400, "multiple IDs found with provided prefix: a"));
+        assert!(is_ambiguous_prefix(400, "Multiple IDs found with provided prefix: a"));
+        assert!(!is_ambiguous_prefix(404, "No such container: a"));
+        assert!(!is_ambiguous_prefix(500, "multiple IDs found with provided prefix: a"));
     }
 
     #[test]

@@ -97,8 +97,8 @@ fn descendants(proc_root: &Path, init_pid: i32, all: &[i32]) -> Vec<i32> {
         let Ok(stat) = read_text(&proc_root.join(pid.to_string()).join("stat")) else {
             continue;
         };
-        if let Some((_, ppid)) = parse_stat(&stat) {
-            children.entry(ppid).or_default().push(pid);
+        if let Some(stat) = parse_stat(&stat) {
+            children.entry(stat.ppid).or_default().push(pid);
         }
     }
     let mut found = vec![init_pid];
@@ -140,51 +140,96 @@ impl SocketTables {
     }
 }
 
+/// One process. A zombie (an exited child not reaped yet, which is normal)
+/// has only `stat`, `status` and `comm` left: its `mountinfo` reads EINVAL,
+/// its `fd/` is empty and `smaps_rollup` reads ESRCH. It is listed as a
+/// zombie, which CRIU dumps as one, instead of failing the inventory; a
+/// process that turns into one while it is read is re-read as one.
 fn read_process(proc_root: &Path, pid: i32, tables: &mut SocketTables) -> Result<ProcessInfo, InventoryError> {
     let dir = proc_root.join(pid.to_string());
-    let stat_path = dir.join("stat");
-    let (stat_comm, ppid) = parse_stat(&read_text(&stat_path)?).ok_or_else(|| InventoryError::Parse {
-        path: stat_path,
-        reason: "no `(comm) state ppid` fields".into(),
-    })?;
+    let stat = read_stat(&dir)?;
     let ns_pid = parse_ns_pid(&read_text(&dir.join("status"))?);
     let comm = match read_optional_text(&dir.join("comm"))? {
         Some(comm) => comm.trim_end_matches('\n').to_string(),
-        None => stat_comm,
+        None => stat.comm.clone(),
     };
+    let zombie = ProcessInfo {
+        pid,
+        ns_pid,
+        ppid: stat.ppid,
+        comm,
+        zombie: true,
+        ..ProcessInfo::default()
+    };
+    if stat.is_zombie() {
+        return Ok(zombie);
+    }
+    match read_live(&dir, zombie.clone(), tables) {
+        Ok(process) => Ok(process),
+        Err(err) => match read_stat(&dir) {
+            Ok(now) if now.is_zombie() => Ok(zombie),
+            _ => Err(err),
+        },
+    }
+}
+
+/// `stat` parsed, or an error naming it.
+fn read_stat(dir: &Path) -> Result<Stat, InventoryError> {
+    let path = dir.join("stat");
+    parse_stat(&read_text(&path)?).ok_or_else(|| InventoryError::Parse {
+        path,
+        reason: "no `(comm) state ppid` fields".into(),
+    })
+}
+
+/// The rest of a process that has not exited: command line, fds, memory.
+fn read_live(dir: &Path, base: ProcessInfo, tables: &mut SocketTables) -> Result<ProcessInfo, InventoryError> {
     let cmdline = parse_cmdline(&read_text(&dir.join("cmdline"))?);
     let mount_ids = parse_mount_ids(&read_text(&dir.join("mountinfo"))?);
-    let mut fds = read_fds(&dir, &mount_ids)?;
+    let mut fds = read_fds(dir, &mount_ids)?;
     if fds.iter().any(|fd| matches!(fd.kind, FdKind::OtherSocket { .. })) {
-        let table = tables.for_process(&dir)?;
+        let table = tables.for_process(dir)?;
         for fd in &mut fds {
             if let FdKind::OtherSocket { inode } = fd.kind {
                 fd.kind = table.kind_of(inode);
             }
         }
     }
-    let memory = read_memory(&dir)?;
+    let memory = read_memory(dir)?;
     Ok(ProcessInfo {
-        pid,
-        ns_pid,
-        ppid,
-        comm,
         cmdline,
         fds,
         memory,
+        zombie: false,
+        ..base
     })
 }
 
-/// `(comm, ppid)` from `stat`: `pid (comm) state ppid ...`. The comm may
-/// itself contain spaces and parentheses, so it ends at the last `)`.
-fn parse_stat(text: &str) -> Option<(String, i32)> {
+/// The fields of `stat` the inventory uses.
+#[derive(Debug, PartialEq, Eq)]
+struct Stat {
+    comm: String,
+    state: char,
+    ppid: i32,
+}
+
+impl Stat {
+    /// `Z` (zombie) or `X` (dead, being reaped): nothing left to read.
+    fn is_zombie(&self) -> bool {
+        matches!(self.state, 'Z' | 'X')
+    }
+}
+
+/// `pid (comm) state ppid ...`. The comm may itself contain spaces and
+/// parentheses, so it ends at the last `)`.
+fn parse_stat(text: &str) -> Option<Stat> {
     let open = text.find('(')?;
     let close = text.rfind(')')?;
     let comm = text.get(open + 1..close)?.to_string();
     let mut rest = text.get(close + 1..)?.split_whitespace();
-    let _state = rest.next()?;
+    let state = rest.next()?.chars().next()?;
     let ppid = rest.next()?.parse().ok()?;
-    Some((comm, ppid))
+    Some(Stat { comm, state, ppid })
 }
 
 /// The innermost pid from `NSpid:` (the pid as the container sees it);
@@ -312,7 +357,16 @@ mod tests {
     #[test]
     fn stat_comm_may_hold_parens_and_spaces() {
         let stat = "1234 (my (weird) app) S 99 1234 1234 0 -1 4194560 100 0 0 0";
-        assert_eq!(parse_stat(stat), Some(("my (weird) app".to_string(), 99)));
+        assert_eq!(
+            parse_stat(stat),
+            Some(Stat {
+                comm: "my (weird) app".to_string(),
+                state: 'S',
+                ppid: 99
+            })
+        );
+        assert!(parse_stat("7 (sh) Z 6 7").unwrap().is_zombie());
+        assert!(!parse_stat("7 (sh) t 6 7").unwrap().is_zombie());
         assert_eq!(parse_stat("garbage"), None);
     }
 

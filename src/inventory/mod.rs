@@ -66,6 +66,11 @@ pub struct ProcessInfo {
     pub fds: Vec<FdInfo>,
     /// Memory usage from `smaps_rollup` / `maps`.
     pub memory: MemorySummary,
+    /// An exited process its parent has not reaped yet (state `Z`). It has
+    /// no fds, memory or mounts left to read; CRIU dumps and restores it as
+    /// a zombie.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub zombie: bool,
 }
 
 /// One open file descriptor.

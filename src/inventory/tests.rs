@@ -118,6 +118,40 @@ fn processes_are_selected_by_pid_namespace_init_first() {
     assert_eq!(init.cmdline, vec!["/bin/proc100", "--flag"]);
 }
 
+/// Regression (issue 7, defect 3): a zombie in the container made every
+/// `inspect` and `create` fail with `cannot read /proc/<pid>/mountinfo:
+/// Invalid argument`. A zombie has no mounts, fds or memory left (the
+/// fixture gives it none of those files, as the kernel gives none of their
+/// contents); it is listed as a zombie with what it still has.
+#[test]
+fn zombie_child_is_inventoried_as_a_zombie() {
+    let fx = Fixture::new();
+    fx.process(100, 1, CONTAINER_NS, 1).process(101, 100, CONTAINER_NS, 2);
+    // What the kernel still shows of an unreaped child.
+    let dir = fx.root().join("102");
+    std::fs::create_dir_all(dir.join("ns")).unwrap();
+    symlink(format!("pid:[{CONTAINER_NS}]"), dir.join("ns/pid")).unwrap();
+    fx.write(102, "stat", "102 (sh) Z 101 101 101 0 -1 4227084 67 0 0")
+        .write(102, "status", "Name:\tsh\nState:\tZ (zombie)\nNSpid:\t102\t3\n")
+        .write(102, "comm", "sh\n")
+        .write(102, "cmdline", "");
+    let inv = fx.collect(100);
+    assert_eq!(pids(&inv), vec![100, 101, 102]);
+    let z = &inv.processes[2];
+    assert!(z.zombie);
+    assert_eq!((z.ns_pid, z.ppid, z.comm.as_str()), (Some(3), 101, "sh"));
+    assert!(z.fds.is_empty() && z.cmdline.is_empty());
+    assert_eq!(z.memory, MemorySummary::default());
+    assert!(!inv.processes[0].zombie && !inv.processes[1].zombie);
+    // Old inventories without the field still read; live processes do not
+    // gain it in JSON.
+    let json = serde_json::to_value(&inv).unwrap();
+    assert_eq!(json["processes"][2]["zombie"], true);
+    assert!(json["processes"][0].get("zombie").is_none());
+    let back: Inventory = serde_json::from_value(json).unwrap();
+    assert_eq!(back, inv);
+}
+
 #[test]
 fn shared_pid_namespace_falls_back_to_descendants() {
     let fx = Fixture::new();

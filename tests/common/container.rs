@@ -138,6 +138,7 @@ pub struct Builder {
     runtime: Runtime,
     stdio: Stdio3,
     ballast_mb: Option<u32>,
+    zombie_child: bool,
 }
 
 impl Builder {
@@ -159,6 +160,13 @@ impl Builder {
         self
     }
 
+    /// Run a second process beside the counter whose own child is a
+    /// zombie that is never reaped (see `BundleOpts::zombie_child`).
+    pub fn zombie_child(mut self) -> Self {
+        self.zombie_child = true;
+        self
+    }
+
     /// Builds the bundle, starts the container detached and waits until the
     /// counter has ticked at least once. Panics with the runtime's output
     /// when it does not start.
@@ -172,6 +180,7 @@ impl Builder {
         let opts = BundleOpts {
             terminal: self.stdio == Stdio3::Tty,
             ballast_mb: self.ballast_mb,
+            zombie_child: self.zombie_child,
         };
         let rootfs = build_bundle(&bundle, &opts);
         let id = unique_id();
@@ -277,6 +286,7 @@ impl Container {
             runtime: Runtime::Runc,
             stdio: Stdio3::Pipe,
             ballast_mb: None,
+            zombie_child: false,
         }
     }
 
@@ -286,6 +296,7 @@ impl Container {
             runtime: Runtime::Crun,
             stdio: Stdio3::Pipe,
             ballast_mb: None,
+            zombie_child: false,
         }
     }
 

@@ -26,6 +26,9 @@ pub struct BundleOpts {
     pub terminal: bool,
     /// `BALLAST_MB` for the counter: MiB held in memory before counting.
     pub ballast_mb: Option<u32>,
+    /// Start a child beside the counter that leaves a zombie of its own
+    /// (it forks a shell that exits, then execs `sleep`, which never reaps).
+    pub zombie_child: bool,
 }
 
 /// Populates `root` with busybox, applet links, empty mount points and
@@ -73,7 +76,16 @@ pub fn build_bundle(dir: &Path, opts: &BundleOpts) -> PathBuf {
 fn edit_spec(spec: &mut Value, opts: &BundleOpts) {
     let process = &mut spec["process"];
     process["terminal"] = Value::Bool(opts.terminal);
-    process["args"] = serde_json::json!(["/bin/counter"]);
+    process["args"] = if opts.zombie_child {
+        // The init still becomes /bin/counter (exec), as restores check.
+        serde_json::json!([
+            "/bin/sh",
+            "-c",
+            "(sh -c 'exit 0' & exec sleep 100000) & exec /bin/counter"
+        ])
+    } else {
+        serde_json::json!(["/bin/counter"])
+    };
     if let Some(mb) = opts.ballast_mb {
         let env = process["env"].as_array_mut().expect("process.env is an array");
         env.push(Value::String(format!("BALLAST_MB={mb}")));
