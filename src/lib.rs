@@ -17,6 +17,7 @@ pub mod freezer;
 pub mod interrupt;
 pub mod inventory;
 pub mod mountinfo;
+pub mod mounts;
 pub mod output;
 pub mod plan;
 pub mod plugin;

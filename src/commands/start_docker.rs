@@ -94,7 +94,11 @@ pub fn run(ctx: &Context, args: &StartArgs, t: DockerTarget) -> anyhow::Result<(
     for leftover in checkpoint_copies(&temp_dirs).difference(&before) {
         if image_signature(leftover) == ours {
             log::info!("removing containerd's leftover copy {}", leftover.display());
-            let _ = std::fs::remove_dir_all(leftover);
+            // containerd's plain copy has no mounts; should one be there,
+            // remove_tree stops at it instead of deleting what it shows.
+            if let Err(e) = crate::mounts::remove_tree(leftover) {
+                log::warn!("cannot remove {}: {e}", leftover.display());
+            }
         }
     }
     let retries = match result {
