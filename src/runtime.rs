@@ -22,6 +22,13 @@ pub enum RuntimeError {
         #[source]
         source: std::io::Error,
     },
+    #[error("refusing to run `{runtime} delete --force {id}`")]
+    MountsBelow {
+        runtime: &'static str,
+        id: String,
+        #[source]
+        source: crate::mounts::MountError,
+    },
     #[error("`{runtime} {action} {id}` failed: {message}")]
     Failed {
         runtime: &'static str,
@@ -120,7 +127,22 @@ impl Runtime {
     }
 
     /// `delete --force ID`: removes a stopped container's state and cgroups.
+    ///
+    /// The runtime removes `<root>/<id>` recursively, and a restore killed
+    /// part-way leaves the container's rootfs bind-mounted at
+    /// `<root>/<id>/criu-root` (runc): that delete would empty the rootfs.
+    /// So whatever is mounted below the state dir (only a runtime's or
+    /// CRIU's leftover can be: the dir is going away) is lazily unmounted
+    /// first, and the delete is refused while anything stays mounted there.
     pub fn delete(&self, id: &str) -> Result<(), RuntimeError> {
+        crate::mounts::detach_below(Path::new(crate::mounts::SELF_MOUNTINFO), &self.root.join(id)).map_err(
+            |source| RuntimeError::MountsBelow {
+                runtime: self.kind.name(),
+                id: id.to_string(),
+                source,
+            },
+        )?;
+        // Safe: nothing is mounted below <root>/<id> (checked just above).
         self.run_quiet("delete", id, &["delete".into(), "--force".into(), id.into()])
     }
 
