@@ -161,13 +161,16 @@ impl Runtime {
         let log_file = req.work_dir.join("runtime.log");
         let mut cmd = self.command();
         cmd.arg("--log").arg(&log_file).arg("--log-format").arg("json");
-        let status = cmd
+        let mut child = cmd
             .args(&args)
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(std::fs::File::from(stdio))
-            .status()
+            .spawn()
             .map_err(spawn_err)?;
+        // Drop the Command: it holds copies of the stdio pipe's write end.
+        drop(cmd);
+        let status = wait_through_interrupts(&mut child, self.kind.name(), req.id).map_err(spawn_err)?;
         if status.success() {
             return Ok(());
         }
@@ -188,6 +191,29 @@ impl Runtime {
             id: req.id.to_string(),
             message,
         })
+    }
+}
+
+/// Waits for the runtime to exit. A SIGINT, SIGTERM or SIGHUP that ckpt
+/// receives meanwhile does not stop the wait: a runtime killed mid-restore
+/// leaves mounts and half-restored processes behind, and one left alone
+/// finishes as an orphan nobody reports on. The caller decides, once the
+/// runtime is done, whether to keep or undo the restore.
+fn wait_through_interrupts(
+    child: &mut std::process::Child,
+    runtime: &str,
+    id: &str,
+) -> std::io::Result<std::process::ExitStatus> {
+    let mut told = false;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        if let (false, Some(sig)) = (told, crate::interrupt::pending()) {
+            log::warn!("got signal {sig}: letting {runtime} finish the restore of {id}, then undoing it");
+            told = true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
 

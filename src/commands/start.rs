@@ -2,8 +2,10 @@
 //!
 //! Nothing is touched until the checkpoint has passed every check (schema,
 //! checksums, CRIU version, bundle and bind-mount sources). A restore that
-//! fails is undone whole ([`crate::cleanup::undo_restore`]): the target is
-//! then stopped and the checkpoint can be restored again.
+//! fails, or that SIGINT, SIGTERM or SIGHUP interrupts, is undone whole
+//! ([`crate::cleanup::undo_restore`]): the target is then stopped and the
+//! checkpoint can be restored again. ckpt never dies of those signals while
+//! the runtime restores: it lets the runtime finish, then undoes.
 
 use super::{require_root, CommandError, Context, LOCK_WAIT};
 use crate::cleanup::{self, RestoreSite};
@@ -39,6 +41,9 @@ pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
     let target = args.name.clone().unwrap_or_else(|| args.container.clone());
     names::validate_container_id(&target)?;
     require_root("start")?;
+    // From here a signal is remembered, not fatal: the restore below must
+    // finish or be undone, never be abandoned half-way.
+    interrupt::install();
     let criu = Criu::locate()?;
     let store = Store::open(&ctx.store_root)?;
     // Look before locking: the lock would create the container's directory.
