@@ -548,6 +548,22 @@ fn killed_restore_keeps_rootfs(victim: Victim, point: RestorePoint) {
         // then the container must be whole. Stop it to restore once more.
         assert_eq!(point, RestorePoint::Late, "{what}: container runs");
         assert_continues_from(&c, saved);
+        // A start of a running container is refused and changes nothing;
+        // it warns of a criu-root that runc, killed, left mounted.
+        let state_dir = Runtime::Runc.state_root().join(&c.id);
+        let left = support::mounts_under(&state_dir);
+        let refused = store.ckpt(["start", "--checkpoint", "saved", &c.id]);
+        expect_code(&refused, 3, &format!("start of the running container, {what}"));
+        assert!(
+            left.is_empty() || stderr(&refused).contains(&left[0]),
+            "{what}: {left:?} stay mounted and the refusal does not warn of it: {}",
+            stderr(&refused)
+        );
+        assert_eq!(
+            support::mounts_under(&state_dir),
+            left,
+            "{what}: a refused start changed the mounts"
+        );
         drop(state_mounts);
         Runtime::Runc.destroy(&c.id);
         support::assert_manifest(&c.rootfs, &before, VOLATILE, &format!("{what}, stopped by hand"));

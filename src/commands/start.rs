@@ -105,6 +105,7 @@ pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
     let found = discovery::lookup(&roots, &ctx.proc_root, &target)?;
     if let Some(found) = &found {
         if found.status != Status::Stopped {
+            warn_of_leftover_mounts(&runtime_root.join(&target), &target, kind);
             return Err(CommandError::TargetRunning { id: target }.into());
         }
     }
@@ -311,6 +312,31 @@ fn spawn_relay(output_log: &Path) -> anyhow::Result<std::os::fd::OwnedFd> {
     }
     cmd.spawn().context("cannot start the output relay")?;
     Ok(write)
+}
+
+/// A restore whose ckpt and runtime were killed together just after CRIU
+/// resumed the tasks runs on, but the runtime never unmounted the rootfs
+/// from below its state dir; a `runc delete --force` of the container
+/// would then delete the rootfs through that mount. A refused start
+/// changes nothing, so it only says so (ckpt's own deletes unmount first).
+fn warn_of_leftover_mounts(state_dir: &Path, id: &str, kind: RuntimeKind) {
+    let mounts = crate::mountinfo::parse(&std::fs::read_to_string(crate::mounts::SELF_MOUNTINFO).unwrap_or_default());
+    let Ok(dir) = std::fs::canonicalize(state_dir) else {
+        return;
+    };
+    if let Err(left) = crate::mounts::delete_verdict(&mounts, &dir) {
+        let first = left[0].display();
+        log::warn!(
+            "{id} runs, but an interrupted restore left {} mounted below {}: `{} delete --force {id}` would \
+             delete the files it shows (the container's root filesystem); unmount it first (umount -l {first})",
+            left.iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            dir.display(),
+            kind.name(),
+        );
+    }
 }
 
 /// The restore's work directory, removed on drop. Never a plain
