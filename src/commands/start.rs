@@ -396,3 +396,46 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .open(path)?;
     f.write_all(bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn explained(restore_failed: bool, sig: Option<i32>, cleanup_failed: bool) -> (u8, String) {
+        let restore_error = restore_failed.then(|| anyhow::anyhow!("runc restore failed"));
+        let undone = if cleanup_failed {
+            Err(cleanup::CleanupError::RootfsChanged {
+                rootfs: "/b/rootfs".into(),
+                lost: vec!["bin".into()],
+            })
+        } else {
+            Ok(())
+        };
+        let e = explain_undo(restore_error, sig, undone, "c1", "s1", Path::new("/s/c1/restore.log"));
+        (crate::exit::code_for(&e), format!("{e:#}"))
+    }
+
+    /// (restore failed, signal, cleanup failed, exit code, phrases in the message)
+    type Case = (bool, Option<i32>, bool, u8, &'static [&'static str]);
+
+    #[test]
+    fn undo_is_explained_with_the_right_exit_code() {
+        #[rustfmt::skip]
+        let cases: &[Case] = &[
+            (true, None, false, 1, &["nothing was started; restore log kept at /s/c1/restore.log", "runc restore failed"]),
+            (true, None, true, 1, &["nothing was started, but cleaning up after it failed", "/b/rootfs", "runc restore failed"]),
+            (false, Some(15), false, 143, &["the restore was undone: container c1 is stopped", "checkpoint s1 is unchanged", "interrupted by signal 15"]),
+            (true, Some(2), false, 130, &["the restore was undone", "interrupted by signal 2"]),
+            (false, Some(1), true, 129, &["the restore was interrupted, but cleaning up after it failed", "/b/rootfs"]),
+        ];
+        for (failed, sig, cleanup_failed, code, phrases) in cases {
+            let (got, text) = explained(*failed, *sig, *cleanup_failed);
+            assert_eq!(got, *code, "{text}");
+            for p in *phrases {
+                assert!(text.contains(p), "{p:?} not in {text:?}");
+            }
+        }
+        let (_, text) = explained(false, Some(15), true);
+        assert!(!text.contains("undone"), "a failed cleanup is not an undo: {text}");
+    }
+}
