@@ -181,6 +181,8 @@ fn import_checkpoint(store: &Store, src: &Path, id: &str, name: &str) -> anyhow:
     let staging_root = store.layout().staging_root(id);
     crate::store::publish::ensure_private_dir(&staging_root)?;
     // `<name>.<pid>.<nonce>` so a copy left by a killed ckpt is cleaned.
+    // A TempDir's drop is a plain remove_dir_all, safe here: ckpt only
+    // copies files into it and nothing ever mounts below it.
     let tmp = tempfile::Builder::new()
         .prefix(&format!("import.{}.", std::process::id()))
         .tempdir_in(&staging_root)?;
