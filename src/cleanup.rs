@@ -1,13 +1,155 @@
-//! Undoing a failed restore completely. When CRIU dies part-way through a
-//! `runc restore`, runc forgets the container, but CRIU may already have
-//! restored processes into the container's cgroups and left its own mounts
-//! (`.criu.cgyard.*`) under the work directory. Both are removed here, so
-//! that a failed start leaves nothing running and nothing mounted.
+//! Undoing a failed, killed or interrupted restore completely. When CRIU
+//! or the runtime dies part-way through a `runc restore`, runc forgets the
+//! container, but CRIU may already have restored processes into the
+//! container's cgroups, and both leave mounts behind: runc its bind mount
+//! of the rootfs at `<runc-root>/<id>/criu-root` (crun at
+//! `<bundle>/criu-root`), CRIU its cgroup yard (`.criu.cgyard.*`) under
+//! the work directory. [`undo_restore`] kills what runs, unmounts what is
+//! mounted, and only then lets the runtime delete its state, so that a
+//! failed start leaves nothing running, nothing mounted, and the rootfs
+//! exactly as it was; it checks the rootfs afterwards.
+//!
+//! It must never delete through a mount (see [`crate::mounts`]) nor kill a
+//! process that is not the container's or a CRIU working for its restore.
 
 use crate::discovery::cgroups::{parse_proc_cgroup, Membership};
+use crate::discovery::RuntimeKind;
 use crate::mountinfo::{self, Mount};
+use crate::mounts::{self, MountError};
+use crate::runtime::{Runtime, RuntimeError};
+use std::collections::BTreeSet;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+/// Errors of undoing a restore.
+#[derive(Debug, thiserror::Error)]
+pub enum CleanupError {
+    #[error("cannot remove the runtime's state of the container")]
+    Delete(#[source] RuntimeError),
+    #[error("cannot unmount what the restore left")]
+    Mounts(#[source] MountError),
+    #[error(
+        "the root filesystem {rootfs} lost {lost:?} while ckpt cleaned up after a restore; \
+         this must never happen: please report it, and restore {rootfs} from a backup"
+    )]
+    RootfsChanged { rootfs: PathBuf, lost: Vec<OsString> },
+}
+
+/// Where a restore of a container ran, for [`undo_restore`].
+#[derive(Debug, Clone, Copy)]
+pub struct RestoreSite<'a> {
+    pub runtime: &'a Runtime,
+    pub id: &'a str,
+    pub bundle: &'a Path,
+    /// The restore's work directory, or the staging root that holds the
+    /// work directories of earlier restores of this id.
+    pub work_area: &'a Path,
+    pub proc_root: &'a Path,
+}
+
+/// Removes every trace of a restore of `site.id` that did not complete,
+/// or that is being undone: kills the CRIU still working in the work area
+/// and everything in the container's cgroups, unmounts what CRIU and the
+/// runtime left, has the runtime delete its state (which refuses while a
+/// mount is below it), and checks that the rootfs lost nothing.
+pub fn undo_restore(site: &RestoreSite) -> Result<(), CleanupError> {
+    let spec = read_spec(site.bundle);
+    let rootfs = spec.as_ref().and_then(|s| rootfs_path(site.bundle, s));
+    let before = rootfs.as_deref().and_then(top_level);
+    // CRIU first: alive, it could mount or restore more while we clean.
+    kill_criu_working_in(site.proc_root, site.work_area);
+    let mountinfo = Path::new(mounts::SELF_MOUNTINFO);
+    mounts::detach_below(mountinfo, site.work_area).map_err(CleanupError::Mounts)?;
+    if site.runtime.kind == RuntimeKind::Crun {
+        // crun mounts the rootfs at <bundle>/criu-root and refuses to
+        // restore while that directory exists.
+        let criu_root = site.bundle.join("criu-root");
+        mounts::detach_at(mountinfo, &criu_root).map_err(CleanupError::Mounts)?;
+        let _ = std::fs::remove_dir(&criu_root);
+    }
+    site.runtime.delete(site.id).map_err(CleanupError::Delete)?;
+    let cgroups_path = spec.as_ref().and_then(|s| s["linux"]["cgroupsPath"].as_str());
+    kill_restored_leftovers(site.id, cgroups_path);
+    if let (Some(rootfs), Some(before)) = (rootfs, before) {
+        let lost = lost_entries(&before, &top_level(&rootfs).unwrap_or_default());
+        if !lost.is_empty() {
+            return Err(CleanupError::RootfsChanged { rootfs, lost });
+        }
+    }
+    Ok(())
+}
+
+fn read_spec(bundle: &Path) -> Option<serde_json::Value> {
+    serde_json::from_slice(&std::fs::read(bundle.join("config.json")).ok()?).ok()
+}
+
+/// PURE: the rootfs a bundle's spec names (`root.path`, relative to the
+/// bundle unless absolute).
+pub fn rootfs_path(bundle: &Path, spec: &serde_json::Value) -> Option<PathBuf> {
+    let p = Path::new(spec["root"]["path"].as_str()?);
+    Some(if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        bundle.join(p)
+    })
+}
+
+/// The names at the top of a directory: the cheap witness that a
+/// recursive delete did not go through it (it would empty it).
+fn top_level(dir: &Path) -> Option<BTreeSet<OsString>> {
+    Some(std::fs::read_dir(dir).ok()?.flatten().map(|e| e.file_name()).collect())
+}
+
+/// PURE: what was in `before` and is not in `after`.
+pub fn lost_entries(before: &BTreeSet<OsString>, after: &BTreeSet<OsString>) -> Vec<OsString> {
+    before.difference(after).cloned().collect()
+}
+
+/// PURE: the pids of `criu` processes whose working directory is at or
+/// below `area` (CRIU works in the restore's work directory), from
+/// `(pid, comm, cwd)` triples.
+pub fn criu_pids_working_in(procs: &[(i32, String, PathBuf)], area: &Path) -> Vec<i32> {
+    procs
+        .iter()
+        .filter(|(_, comm, cwd)| comm == "criu" && cwd.starts_with(area))
+        .map(|(pid, _, _)| *pid)
+        .collect()
+}
+
+/// SIGKILLs the CRIU processes working in `area` (an orphan of a killed
+/// runtime, still restoring) and waits up to 5 s for them to go.
+fn kill_criu_working_in(proc_root: &Path, area: &Path) {
+    let Ok(area) = std::fs::canonicalize(area) else {
+        return;
+    };
+    let scan = || -> Vec<i32> {
+        let procs: Vec<(i32, String, PathBuf)> = std::fs::read_dir(proc_root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+                let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
+                let cwd = std::fs::read_link(e.path().join("cwd")).ok()?;
+                Some((pid, comm.trim().to_string(), cwd))
+            })
+            .collect();
+        criu_pids_working_in(&procs, &area)
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let pids = scan();
+        if pids.is_empty() || Instant::now() > deadline {
+            return;
+        }
+        for pid in pids {
+            log::warn!("killing criu {pid}, left working in {}", area.display());
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
 
 /// PURE: the cgroup directories a runtime may have used for container `id`:
 /// under every hierarchy, either the spec's `cgroupsPath`, or `/<id>` below
@@ -102,18 +244,6 @@ pub fn kill_restored_leftovers(id: &str, cgroups_path: Option<&str>) {
     }
 }
 
-/// Lazily unmounts every mount at or below `dir`, deepest first.
-pub fn unmount_below(dir: &Path) {
-    let mounts = mountinfo::parse(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default());
-    let mut below: Vec<&Mount> = mounts.iter().filter(|m| m.mount_point.starts_with(dir)).collect();
-    below.sort_by_key(|m| std::cmp::Reverse(m.mount_point.components().count()));
-    for m in below {
-        if let Err(e) = nix::mount::umount2(&m.mount_point, nix::mount::MntFlags::MNT_DETACH) {
-            log::warn!("cannot unmount {} left by CRIU: {e}", m.mount_point.display());
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,5 +291,53 @@ mod tests {
             "c1",
         );
         assert!(d.contains(&PathBuf::from("/sys/fs/cgroup/freezer/c1")));
+    }
+
+    #[test]
+    fn rootfs_path_cases() {
+        #[rustfmt::skip]
+        let cases: &[(serde_json::Value, Option<&str>)] = &[
+            (serde_json::json!({"root": {"path": "rootfs"}}), Some("/b/rootfs")),
+            (serde_json::json!({"root": {"path": "/var/lib/x/merged"}}), Some("/var/lib/x/merged")),
+            (serde_json::json!({"root": {}}), None),
+            (serde_json::json!({}), None),
+        ];
+        for (spec, want) in cases {
+            assert_eq!(rootfs_path(Path::new("/b"), spec), want.map(PathBuf::from), "{spec}");
+        }
+    }
+
+    #[test]
+    fn lost_entries_are_what_disappeared() {
+        let set = |v: &[&str]| v.iter().map(OsString::from).collect::<BTreeSet<_>>();
+        let before = set(&["bin", "etc", "tmp"]);
+        assert!(lost_entries(&before, &before).is_empty());
+        assert!(lost_entries(&before, &set(&["bin", "etc", "tmp", "new"])).is_empty());
+        assert_eq!(
+            lost_entries(&before, &set(&["tmp"])),
+            vec![OsString::from("bin"), "etc".into()]
+        );
+        assert_eq!(lost_entries(&before, &set(&[])).len(), 3, "emptied");
+    }
+
+    #[test]
+    fn criu_working_in_the_area_only() {
+        let p = |pid, comm: &str, cwd: &str| (pid, comm.to_string(), PathBuf::from(cwd));
+        let procs = [
+            p(10, "criu", "/s/c1/.ckpt-staging/restore.5.x"),
+            p(11, "criu", "/s/c1/.ckpt-staging/restore.5.x (deleted)"),
+            p(12, "criu", "/s/c10/.ckpt-staging/restore.5.x"),
+            p(13, "counter", "/s/c1/.ckpt-staging/restore.5.x"),
+            p(14, "criu", "/"),
+        ];
+        assert_eq!(
+            criu_pids_working_in(&procs, Path::new("/s/c1/.ckpt-staging")),
+            vec![10, 11]
+        );
+        assert_eq!(
+            criu_pids_working_in(&procs, Path::new("/s/c1/.ckpt-staging/restore.5.x")),
+            vec![10]
+        );
+        assert!(criu_pids_working_in(&procs, Path::new("/s/c2")).is_empty());
     }
 }

@@ -18,6 +18,7 @@ pub mod freezer;
 pub mod interrupt;
 pub mod inventory;
 pub mod mountinfo;
+pub mod mounts;
 pub mod output;
 pub mod pause;
 pub mod plan;

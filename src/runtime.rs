@@ -22,6 +22,13 @@ pub enum RuntimeError {
         #[source]
         source: std::io::Error,
     },
+    #[error("refusing to run `{runtime} delete --force {id}`")]
+    MountsBelow {
+        runtime: &'static str,
+        id: String,
+        #[source]
+        source: crate::mounts::MountError,
+    },
     #[error("`{runtime} {action} {id}` failed: {message}")]
     Failed {
         runtime: &'static str,
@@ -120,7 +127,22 @@ impl Runtime {
     }
 
     /// `delete --force ID`: removes a stopped container's state and cgroups.
+    ///
+    /// The runtime removes `<root>/<id>` recursively, and a restore killed
+    /// part-way leaves the container's rootfs bind-mounted at
+    /// `<root>/<id>/criu-root` (runc): that delete would empty the rootfs.
+    /// So whatever is mounted below the state dir (only a runtime's or
+    /// CRIU's leftover can be: the dir is going away) is lazily unmounted
+    /// first, and the delete is refused while anything stays mounted there.
     pub fn delete(&self, id: &str) -> Result<(), RuntimeError> {
+        crate::mounts::detach_below(Path::new(crate::mounts::SELF_MOUNTINFO), &self.root.join(id)).map_err(
+            |source| RuntimeError::MountsBelow {
+                runtime: self.kind.name(),
+                id: id.to_string(),
+                source,
+            },
+        )?;
+        // Safe: nothing is mounted below <root>/<id> (checked just above).
         self.run_quiet("delete", id, &["delete".into(), "--force".into(), id.into()])
     }
 
@@ -139,13 +161,16 @@ impl Runtime {
         let log_file = req.work_dir.join("runtime.log");
         let mut cmd = self.command();
         cmd.arg("--log").arg(&log_file).arg("--log-format").arg("json");
-        let status = cmd
+        let mut child = cmd
             .args(&args)
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(std::fs::File::from(stdio))
-            .status()
+            .spawn()
             .map_err(spawn_err)?;
+        // Drop the Command: it holds copies of the stdio pipe's write end.
+        drop(cmd);
+        let status = wait_through_interrupts(&mut child, self.kind.name(), req.id).map_err(spawn_err)?;
         if status.success() {
             return Ok(());
         }
@@ -166,6 +191,29 @@ impl Runtime {
             id: req.id.to_string(),
             message,
         })
+    }
+}
+
+/// Waits for the runtime to exit. A SIGINT, SIGTERM or SIGHUP that ckpt
+/// receives meanwhile does not stop the wait: a runtime killed mid-restore
+/// leaves mounts and half-restored processes behind, and one left alone
+/// finishes as an orphan nobody reports on. The caller decides, once the
+/// runtime is done, whether to keep or undo the restore.
+fn wait_through_interrupts(
+    child: &mut std::process::Child,
+    runtime: &str,
+    id: &str,
+) -> std::io::Result<std::process::ExitStatus> {
+    let mut told = false;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        if let (false, Some(sig)) = (told, crate::interrupt::pending()) {
+            log::warn!("got signal {sig}: letting {runtime} finish the restore of {id}, then undoing it");
+            told = true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
 

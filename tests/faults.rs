@@ -29,6 +29,7 @@ mod support;
 
 use std::fs;
 use std::io::Write;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -227,6 +228,83 @@ fn restore_log(store: &Store, id: &str) -> Option<String> {
         .find_map(|d| fs::read_to_string(d.join("restore.log")).ok())
 }
 
+/// What a kill during a restore hits.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Victim {
+    /// ckpt's whole process group (ckpt, runc, CRIU; the relay has its own
+    /// session), as a terminal or `kill -9 -PGID` does.
+    CkptGroup,
+    /// Only the `runc restore` child of ckpt.
+    Runc,
+    /// Only the `criu swrk` child of runc.
+    Criu,
+}
+
+/// Runs `ckpt start --checkpoint saved <c>` in a process group of its own
+/// and SIGKILLs `victim` at `point` of the restore. The late point
+/// ("Restore finished successfully") lasts only milliseconds before CRIU
+/// exits; when the restore wins that race it simply succeeded, so the
+/// container is stopped and the start tried again (up to 5 times).
+/// Returns ckpt's output and what was killed; panics if the point was
+/// never reached.
+fn start_and_kill(store: &Store, c: &Container, point: RestorePoint, victim: Victim) -> (Output, String) {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut child = store
+            .command(["start", "--checkpoint", "saved", &c.id])
+            .process_group(0)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ckpt");
+        let ckpt_pid = child.id() as i32;
+        let mut killed = None;
+        let mut last_lines = 0;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while killed.is_none() && child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+            if let (Some(criu), Some(log)) = (criu_restore_child(child.id()), restore_log(store, &c.id)) {
+                last_lines = log.lines().count();
+                let fire = match point {
+                    RestorePoint::Early => !log.contains("pie:"),
+                    RestorePoint::MidPages => log.contains("Preadv") && !log.contains("Restore finished"),
+                    RestorePoint::Late => log.contains("Restore finished successfully"),
+                };
+                if fire {
+                    killed = match victim {
+                        Victim::CkptGroup => kill(Pid::from_raw(-ckpt_pid), Signal::SIGKILL)
+                            .is_ok()
+                            .then(|| format!("ckpt's process group {ckpt_pid}")),
+                        Victim::Runc => support::children(ckpt_pid, "runc")
+                            .first()
+                            .filter(|r| sigkill(r.pid))
+                            .map(|r| format!("runc {}", r.pid)),
+                        Victim::Criu => sigkill(criu.pid).then(|| format!("criu {}", criu.pid)),
+                    };
+                }
+            }
+            thread::sleep(Duration::from_millis(1));
+        }
+        if killed.is_none() {
+            let _ = child.kill();
+        }
+        let out = child.wait_with_output().unwrap();
+        if killed.is_none() && out.status.success() && attempt < 5 {
+            Runtime::Runc.destroy(&c.id);
+            continue;
+        }
+        let killed = killed.unwrap_or_else(|| {
+            panic!(
+                "never reached {point:?} of the restore to kill {victim:?} in {attempt} attempts \
+                 (last log had {last_lines} lines); ckpt: {:?}\n{}",
+                out.status,
+                stderr(&out)
+            )
+        });
+        return (out, killed);
+    }
+}
+
 fn criu_sigkilled_during_restore(point: RestorePoint) {
     if !prereqs() {
         return;
@@ -240,46 +318,7 @@ fn criu_sigkilled_during_restore(point: RestorePoint) {
     expect_code(&store.ckpt(["create", &c.id, "saved"]), 0, "create");
     let saved = c.counter().expect("counter after the dump");
 
-    // The late point ("Restore finished successfully") lasts only
-    // milliseconds before CRIU exits; when the restore wins that race it
-    // simply succeeded, so stop the container and try again.
-    let mut attempt = 0;
-    let (out, killed, last_lines) = loop {
-        attempt += 1;
-        let mut child = spawn(&store, &["start", "--checkpoint", "saved", &c.id]);
-        let mut killed = None;
-        let mut last_lines = 0;
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while killed.is_none() && child.try_wait().unwrap().is_none() && Instant::now() < deadline {
-            if let (Some(criu), Some(log)) = (criu_restore_child(child.id()), restore_log(&store, &c.id)) {
-                last_lines = log.lines().count();
-                let fire = match point {
-                    RestorePoint::Early => !log.contains("pie:"),
-                    RestorePoint::MidPages => log.contains("Preadv") && !log.contains("Restore finished"),
-                    RestorePoint::Late => log.contains("Restore finished successfully"),
-                };
-                if fire && sigkill(criu.pid) {
-                    killed = Some(criu.pid);
-                }
-            }
-            thread::sleep(Duration::from_millis(1));
-        }
-        if killed.is_none() {
-            let _ = child.kill();
-        }
-        let out = child.wait_with_output().unwrap();
-        if killed.is_none() && out.status.success() && attempt < 5 {
-            Runtime::Runc.destroy(&c.id);
-            continue;
-        }
-        break (out, killed, last_lines);
-    };
-    assert!(
-        killed.is_some(),
-        "never reached {point:?} of the restore (last log had {last_lines} lines); ckpt: {:?}\n{}",
-        out.status,
-        stderr(&out)
-    );
+    let (out, _killed) = start_and_kill(&store, &c, point, Victim::Criu);
 
     if out.status.success() {
         // Only possible late: CRIU had handed the tree over. Then it must
@@ -440,6 +479,294 @@ fn criu_sigkilled_mid_page_restore_leaves_container_stopped() {
 #[test]
 fn criu_sigkilled_just_before_restore_exit_leaves_container_stopped_or_whole() {
     criu_sigkilled_during_restore(RestorePoint::Late);
+}
+
+// ------------------------------------- a killed restore keeps the rootfs --
+
+/// Files of the counter's rootfs that the workload itself rewrites.
+const VOLATILE: &[&str] = &["tmp/count"];
+
+/// Asserts that no mount is left under the store or the container's runc
+/// state dir, and no runc or criu of the restore still runs.
+fn assert_no_mounts_or_orphans(store: &Store, c: &Container, what: &str) {
+    let state_dir = Runtime::Runc.state_root().join(&c.id);
+    let mounts: Vec<String> = support::mounts_under(store.path())
+        .into_iter()
+        .chain(support::mounts_under(&state_dir))
+        .collect();
+    assert!(mounts.is_empty(), "{what}: mounts left on the host: {mounts:?}");
+    let store_s = store.path().display().to_string();
+    assert!(
+        wait_until(Duration::from_secs(5), || criu_processes_mentioning(&store_s)
+            .is_empty()
+            && support::runc_processes_mentioning(&c.id).is_empty()),
+        "{what}: orphans left: criu {:?}, runc {:?}",
+        criu_processes_mentioning(&store_s),
+        support::runc_processes_mentioning(&c.id)
+    );
+}
+
+/// Regression (issue 7, defect 1): a `runc restore` killed part-way leaves
+/// its bind mount of the rootfs at `/run/runc/<id>/criu-root`, and ckpt's
+/// `runc delete --force` (in the same start's failure cleanup, or in the
+/// next start's "leftover state" cleanup) deleted the rootfs through it;
+/// every later start then failed with "container with given ID already
+/// exists". Whatever is killed, whenever: the rootfs stays byte-for-byte
+/// what it was, and the next start restores the checkpoint.
+fn killed_restore_keeps_rootfs(victim: Victim, point: RestorePoint) {
+    if !prereqs() {
+        return;
+    }
+    let store = Store::new();
+    let _unmount = support::UnmountUnder(store.path().to_path_buf());
+    let c = Container::runc().ballast_mb(BALLAST_MB).start();
+    let _orphans = support::KillCgroup(c.id.clone());
+    // Dropped before the container, whose `runc delete -f` must not meet a
+    // criu-root mount the code under test failed to remove.
+    let state_mounts = support::UnmountUnder(Runtime::Runc.state_root().join(&c.id));
+    c.wait_counter_above(10, WARMUP).expect("counter warms up");
+    expect_code(&store.ckpt(["create", &c.id, "saved"]), 0, "create");
+    let saved = c.counter().expect("counter after the dump");
+    let before = support::manifest(&c.rootfs, VOLATILE);
+    assert!(
+        before.len() > 20,
+        "test bug: rootfs manifest has {} entries",
+        before.len()
+    );
+
+    let (out, killed) = start_and_kill(&store, &c, point, victim);
+    let what = format!("after SIGKILL of {killed} ({victim:?}, {point:?} in the restore)");
+    support::assert_manifest(&c.rootfs, &before, VOLATILE, &what);
+    if victim != Victim::CkptGroup && !out.status.success() {
+        // ckpt survived and cleaned up at once.
+        assert!(stderr(&out).contains("nothing was started"), "{what}: {}", stderr(&out));
+        assert_cleanly_stopped(&c, &what);
+        assert_no_mounts_or_orphans(&store, &c, &what);
+    }
+    if c.is_running() {
+        // The restore got through before the kill mattered (late only):
+        // then the container must be whole. Stop it to restore once more.
+        assert_eq!(point, RestorePoint::Late, "{what}: container runs");
+        assert_continues_from(&c, saved);
+        // A start of a running container is refused and changes nothing;
+        // it warns of a criu-root that runc, killed, left mounted.
+        let state_dir = Runtime::Runc.state_root().join(&c.id);
+        let left = support::mounts_under(&state_dir);
+        let refused = store.ckpt(["start", "--checkpoint", "saved", &c.id]);
+        expect_code(&refused, 3, &format!("start of the running container, {what}"));
+        assert!(
+            left.is_empty() || stderr(&refused).contains(&left[0]),
+            "{what}: {left:?} stay mounted and the refusal does not warn of it: {}",
+            stderr(&refused)
+        );
+        assert_eq!(
+            support::mounts_under(&state_dir),
+            left,
+            "{what}: a refused start changed the mounts"
+        );
+        drop(state_mounts);
+        Runtime::Runc.destroy(&c.id);
+        support::assert_manifest(&c.rootfs, &before, VOLATILE, &format!("{what}, stopped by hand"));
+    }
+
+    let next = store.ckpt(["start", "--checkpoint", "saved", &c.id]);
+    expect_code(&next, 0, &format!("the next start, {what}"));
+    assert_continues_from(&c, saved);
+    support::assert_manifest(&c.rootfs, &before, VOLATILE, &format!("{what}, then a start"));
+    assert_no_mounts_or_orphans(&store, &c, &format!("{what}, then a start"));
+    let staging = dir_entries(&store.staging_dir(&c.id));
+    assert!(
+        staging.is_empty(),
+        "{what}: staging left after the next start: {staging:?}"
+    );
+    verify_ok(&store, &c.id, "saved");
+}
+
+#[test]
+fn restore_killed_ckpt_group_early_keeps_rootfs_and_next_start_restores() {
+    killed_restore_keeps_rootfs(Victim::CkptGroup, RestorePoint::Early);
+}
+
+#[test]
+fn restore_killed_ckpt_group_mid_keeps_rootfs_and_next_start_restores() {
+    killed_restore_keeps_rootfs(Victim::CkptGroup, RestorePoint::MidPages);
+}
+
+#[test]
+fn restore_killed_ckpt_group_late_keeps_rootfs_and_next_start_restores() {
+    killed_restore_keeps_rootfs(Victim::CkptGroup, RestorePoint::Late);
+}
+
+#[test]
+fn restore_killed_runc_early_keeps_rootfs_and_next_start_restores() {
+    killed_restore_keeps_rootfs(Victim::Runc, RestorePoint::Early);
+}
+
+#[test]
+fn restore_killed_runc_mid_keeps_rootfs_and_next_start_restores() {
+    killed_restore_keeps_rootfs(Victim::Runc, RestorePoint::MidPages);
+}
+
+#[test]
+fn restore_killed_runc_late_keeps_rootfs_and_next_start_restores() {
+    killed_restore_keeps_rootfs(Victim::Runc, RestorePoint::Late);
+}
+
+#[test]
+fn restore_killed_criu_early_keeps_rootfs_and_next_start_restores() {
+    killed_restore_keeps_rootfs(Victim::Criu, RestorePoint::Early);
+}
+
+#[test]
+fn restore_killed_criu_mid_keeps_rootfs_and_next_start_restores() {
+    killed_restore_keeps_rootfs(Victim::Criu, RestorePoint::MidPages);
+}
+
+#[test]
+fn restore_killed_criu_late_keeps_rootfs_and_next_start_restores() {
+    killed_restore_keeps_rootfs(Victim::Criu, RestorePoint::Late);
+}
+
+/// ckpt's own deletes never go through a mount: a bind mount (of the same
+/// filesystem, which a device-number check would miss) below a directory
+/// stops `remove_tree` before it touches what the mount shows, and
+/// `remove_leftover_tree` unmounts it first.
+#[test]
+fn remove_tree_stops_at_a_bind_mount_instead_of_deleting_through_it() {
+    if !prereqs() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let _unmount = support::UnmountUnder(t.path().to_path_buf());
+    let precious = t.path().join("precious");
+    fs::create_dir(&precious).unwrap();
+    fs::write(precious.join("data"), "keep me").unwrap();
+    let victim = t.path().join("victim");
+    fs::create_dir_all(victim.join("a/criu-root")).unwrap();
+    fs::write(victim.join("a/file"), "x").unwrap();
+    let st = std::process::Command::new("mount")
+        .args(["--bind"])
+        .arg(&precious)
+        .arg(victim.join("a/criu-root"))
+        .status()
+        .unwrap();
+    assert!(st.success(), "mount --bind");
+
+    let e = ckpt::mounts::remove_tree(&victim).unwrap_err();
+    assert!(e.to_string().contains("criu-root"), "{e}");
+    assert_eq!(fs::read_to_string(precious.join("data")).unwrap(), "keep me");
+    let info = std::path::Path::new(ckpt::mounts::SELF_MOUNTINFO);
+    ckpt::mounts::remove_leftover_tree(info, &victim).unwrap();
+    assert!(!victim.exists());
+    assert_eq!(fs::read_to_string(precious.join("data")).unwrap(), "keep me");
+    assert!(support::mounts_under(t.path()).is_empty());
+}
+
+// ------------------------------------------------ start and its signals --
+
+/// Regression (issue 7, defect 6): `ckpt start` died of SIGINT, SIGTERM
+/// and SIGHUP with no message and no cleanup, runc finishing the restore
+/// as an orphan. Now the signal is remembered, runc finishes, the restore
+/// is undone, ckpt says so and exits 128+N; the container is cleanly
+/// stopped and the next start restores it.
+fn start_interrupted_mid_restore(sig: Signal, to_group: bool) {
+    if !prereqs() {
+        return;
+    }
+    let store = Store::new();
+    let _unmount = support::UnmountUnder(store.path().to_path_buf());
+    let c = Container::runc().ballast_mb(BALLAST_MB).start();
+    let _orphans = support::KillCgroup(c.id.clone());
+    let _state_mounts = support::UnmountUnder(Runtime::Runc.state_root().join(&c.id));
+    c.wait_counter_above(10, WARMUP).expect("counter warms up");
+    expect_code(&store.ckpt(["create", &c.id, "saved"]), 0, "create");
+    let saved = c.counter().expect("counter after the dump");
+    let before = support::manifest(&c.rootfs, VOLATILE);
+
+    let what = format!(
+        "{sig:?} to {} mid-restore",
+        if to_group { "ckpt's group" } else { "ckpt" }
+    );
+    // On a busy host the window can be missed; the restore then simply
+    // succeeded: stop the container and try again.
+    let mut attempt = 0;
+    let out = loop {
+        attempt += 1;
+        let mut child = store
+            .command(["start", "--checkpoint", "saved", &c.id])
+            .process_group(0)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ckpt");
+        let ckpt_pid = child.id() as i32;
+        let hit = support::poll(Duration::from_secs(120), Duration::from_millis(1), || {
+            if child.try_wait().unwrap().is_some() {
+                return Some(false);
+            }
+            criu_restore_child(child.id())?;
+            let log = restore_log(&store, &c.id)?;
+            (log.contains("Preadv") && !log.contains("Restore finished")).then(|| {
+                let to = if to_group { -ckpt_pid } else { ckpt_pid };
+                kill(Pid::from_raw(to), sig).is_ok()
+            })
+        });
+        let out = child.wait_with_output().unwrap();
+        if hit == Some(true) {
+            break out;
+        }
+        assert!(
+            out.status.success() && attempt < 5,
+            "{what}: never caught the restore mid-way ({attempt} attempts): {}",
+            stderr(&out)
+        );
+        Runtime::Runc.destroy(&c.id);
+    };
+    expect_code(&out, 128 + sig as i32, &what);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("interrupted by signal {}", sig as i32)) && err.contains("undone"),
+        "{what}: stderr does not say it was interrupted and undone: {err}"
+    );
+    assert_eq!(err.matches("ckpt: error:").count(), 1, "{what}: {err}");
+    assert_cleanly_stopped(&c, &what);
+    assert!(!Runtime::Runc.list_shows_running(&c.id));
+    let left = support::cgroup_pids(&c.id);
+    assert!(
+        left.is_empty(),
+        "{what}: processes {left:?} remain in the container's cgroup"
+    );
+    assert_no_mounts_or_orphans(&store, &c, &what);
+    let staging = dir_entries(&store.staging_dir(&c.id));
+    assert!(staging.is_empty(), "{what}: restore work dir left behind: {staging:?}");
+    assert!(
+        wait_until(Duration::from_secs(5), || relays_of(store.path()).is_empty()),
+        "{what}: output relays left: {:?}",
+        relays_of(store.path())
+    );
+    support::assert_manifest(&c.rootfs, &before, VOLATILE, &what);
+
+    expect_code(
+        &store.ckpt(["start", "--checkpoint", "saved", &c.id]),
+        0,
+        &format!("start after {what}"),
+    );
+    assert_continues_from(&c, saved);
+}
+
+#[test]
+fn sigint_to_start_group_mid_restore_exits_130_and_undoes_the_restore() {
+    start_interrupted_mid_restore(Signal::SIGINT, true);
+}
+
+#[test]
+fn sigterm_to_start_mid_restore_exits_143_and_undoes_the_restore() {
+    start_interrupted_mid_restore(Signal::SIGTERM, false);
+}
+
+#[test]
+fn sighup_to_start_group_mid_restore_exits_129_and_undoes_the_restore() {
+    start_interrupted_mid_restore(Signal::SIGHUP, true);
 }
 
 // -------------------------------------------------------------- pauses --

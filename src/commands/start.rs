@@ -1,12 +1,18 @@
 //! `ckpt start`: load → verify → restore through the runtime → confirm.
 //!
 //! Nothing is touched until the checkpoint has passed every check (schema,
-//! checksums, CRIU version, bundle and bind-mount sources).
+//! checksums, CRIU version, bundle and bind-mount sources). A restore that
+//! fails, or that SIGINT, SIGTERM or SIGHUP interrupts, is undone whole
+//! ([`crate::cleanup::undo_restore`]): the target is then stopped and the
+//! checkpoint can be restored again. ckpt never dies of those signals while
+//! the runtime restores: it lets the runtime finish, then undoes.
 
 use super::{require_root, CommandError, Context, LOCK_WAIT};
+use crate::cleanup::{self, RestoreSite};
 use crate::cli::StartArgs;
 use crate::criu::{Criu, CriuVersion};
 use crate::discovery::{self, RuntimeKind, SearchRoots, Status};
+use crate::interrupt::{self, Interrupted};
 use crate::restore;
 use crate::runtime::{RestoreRequest, Runtime};
 use crate::store::{names, CheckpointMeta, Store, StoreError};
@@ -35,6 +41,9 @@ pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
     let target = args.name.clone().unwrap_or_else(|| args.container.clone());
     names::validate_container_id(&target)?;
     require_root("start")?;
+    // From here a signal is remembered, not fatal: the restore below must
+    // finish or be undone, never be abandoned half-way.
+    interrupt::install();
     let criu = Criu::locate()?;
     let store = Store::open(&ctx.store_root)?;
     // Look before locking: the lock would create the container's directory.
@@ -85,42 +94,68 @@ pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
     let roots = SearchRoots {
         roots: vec![(kind, runtime_root.clone())],
     };
-    if let Some(found) = discovery::lookup(&roots, &ctx.proc_root, &target)? {
+    let staging_root = store.layout().staging_root(&target);
+    let site = |work_area| RestoreSite {
+        runtime: &runtime,
+        id: &target,
+        bundle: &bundle,
+        work_area,
+        proc_root: &ctx.proc_root,
+    };
+    let found = discovery::lookup(&roots, &ctx.proc_root, &target)?;
+    if let Some(found) = &found {
         if found.status != Status::Stopped {
+            warn_of_leftover_mounts(&runtime_root.join(&target), &target, kind);
             return Err(CommandError::TargetRunning { id: target }.into());
         }
-        log::info!("deleting the stopped container {target} so it can be restored");
-        runtime.delete(&target)?;
-    } else if runtime_root.join(&target).exists() {
-        // A state dir without a state file: the leftover of an earlier
-        // failed create or restore. The runtime refuses the id until it goes.
-        log::info!("removing the leftover state of {target} in {}", runtime_root.display());
-        let _ = runtime.delete(&target);
+    }
+    if let Some(sig) = interrupt::pending() {
+        return Err(anyhow::Error::new(Interrupted(sig)).context("nothing was started or changed"));
+    }
+    if found.is_some() || runtime_root.join(&target).exists() {
+        // A stopped container, or a state dir without a state file: the
+        // leftover of an earlier failed or killed create or restore, which
+        // may still have CRIU's and the runtime's mounts (the rootfs among
+        // them) below it. The runtime refuses the id until it goes.
+        log::info!(
+            "removing the stopped or leftover container {target} in {}",
+            runtime_root.display()
+        );
+        cleanup::undo_restore(&site(&staging_root)).with_context(|| {
+            format!(
+                "cannot remove the leftover state of {target} in {}; nothing was restored",
+                runtime_root.display()
+            )
+        })?;
+    }
+    if let Some(sig) = interrupt::pending() {
+        return Err(anyhow::Error::new(Interrupted(sig)).context("nothing was started"));
     }
 
     // 3. Restore.
-    let work = tempfile::Builder::new()
-        // `<name>.<pid>.<nonce>` like every staging entry, so that a work
-        // dir left by a killed ckpt is cleaned by the next command.
-        .prefix(&format!("restore.{}.", std::process::id()))
-        .tempdir_in(
-            crate::store::publish::ensure_private_dir(&store.layout().staging_root(&target))
-                .map(|()| store.layout().staging_root(&target))?,
-        )
-        .map_err(|source| CommandError::Io {
-            op: "create a work directory in",
-            path: store.layout().staging_root(&target),
-            source,
-        })?;
+    crate::store::publish::ensure_private_dir(&staging_root)?;
+    let work = WorkDir(
+        tempfile::Builder::new()
+            // `<name>.<pid>.<nonce>` like every staging entry, so that a work
+            // dir left by a killed ckpt is cleaned by the next command.
+            .prefix(&format!("restore.{}.", std::process::id()))
+            .tempdir_in(&staging_root)
+            .map_err(|source| CommandError::Io {
+                op: "create a work directory in",
+                path: staging_root.clone(),
+                source,
+            })?
+            .keep(),
+    );
     let output_log = store.layout().container_dir(&target).join("output.log");
     let started = std::time::Instant::now();
     let pipe_write = spawn_relay(&output_log)?;
-    let pid_file = work.path().join("pid");
+    let pid_file = work.0.join("pid");
     let req = RestoreRequest {
         id: &target,
         bundle: &bundle,
         images: &entry.dir,
-        work_dir: work.path(),
+        work_dir: &work.0,
         pid_file: &pid_file,
         options: crate::plan::DumpOptions {
             leave_running: meta.options.leave_running,
@@ -131,19 +166,19 @@ pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
     };
     log::info!("restoring {} from {} with {}", target, entry.dir.display(), kind.name());
     let restored = runtime.restore(&req, pipe_write);
-    let restore_log_text = std::fs::read_to_string(work.path().join("restore.log")).unwrap_or_default();
+    let restore_log_text = std::fs::read_to_string(work.0.join("restore.log")).unwrap_or_default();
     let kept_log = store.layout().container_dir(&target).join("restore.log");
     let _ = write_private(&kept_log, restore_log_text.as_bytes());
-    // CRIU killed part-way leaves its cgroup yard mounted under the work dir.
-    crate::cleanup::unmount_below(work.path());
-    if restored.is_err() {
-        // Leave no half-created container behind to block the next attempt,
-        // and nothing running that the runtime no longer knows about.
-        let _ = runtime.delete(&target);
-        let cgroups_path = bundle_cgroups_path(&bundle);
-        crate::cleanup::kill_restored_leftovers(&target, cgroups_path.as_deref());
+    let undo = |restore_error: Option<anyhow::Error>| {
+        let sig = interrupt::pending();
+        let undone = cleanup::undo_restore(&site(&work.0));
+        explain_undo(restore_error, sig, undone, &target, &args.checkpoint, &kept_log)
+    };
+    match restored {
+        Err(e) => return Err(undo(Some(e.into()))),
+        Ok(()) if interrupt::pending().is_some() => return Err(undo(None)),
+        Ok(()) => {}
     }
-    restored.with_context(|| format!("nothing was started; restore log kept at {}", kept_log.display()))?;
     let restore_ms = started.elapsed().as_millis() as u64;
 
     // 4. Did the saved processes come back?
@@ -159,6 +194,11 @@ pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
         id: target.clone(),
         reason,
     })?;
+    // The last moment to honour a signal: past it, success is reported.
+    if interrupt::pending().is_some() {
+        return Err(undo(None));
+    }
+    drop(work);
 
     let started = Started {
         container: target,
@@ -274,10 +314,74 @@ fn spawn_relay(output_log: &Path) -> anyhow::Result<std::os::fd::OwnedFd> {
     Ok(write)
 }
 
-/// `linux.cgroupsPath` of the bundle's spec, if any.
-fn bundle_cgroups_path(bundle: &Path) -> Option<String> {
-    let spec: serde_json::Value = serde_json::from_slice(&std::fs::read(bundle.join("config.json")).ok()?).ok()?;
-    spec["linux"]["cgroupsPath"].as_str().map(str::to_string)
+/// A restore whose ckpt and runtime were killed together just after CRIU
+/// resumed the tasks runs on, but the runtime never unmounted the rootfs
+/// from below its state dir; a `runc delete --force` of the container
+/// would then delete the rootfs through that mount. A refused start
+/// changes nothing, so it only says so (ckpt's own deletes unmount first).
+fn warn_of_leftover_mounts(state_dir: &Path, id: &str, kind: RuntimeKind) {
+    let mounts = crate::mountinfo::parse(&std::fs::read_to_string(crate::mounts::SELF_MOUNTINFO).unwrap_or_default());
+    let Ok(dir) = std::fs::canonicalize(state_dir) else {
+        return;
+    };
+    if let Err(left) = crate::mounts::delete_verdict(&mounts, &dir) {
+        let first = left[0].display();
+        log::warn!(
+            "{id} runs, but an interrupted restore left {} mounted below {}: `{} delete --force {id}` would \
+             delete the files it shows (the container's root filesystem); unmount it first (umount -l {first})",
+            left.iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            dir.display(),
+            kind.name(),
+        );
+    }
+}
+
+/// The restore's work directory, removed on drop. Never a plain
+/// `remove_dir_all`: CRIU killed part-way leaves its cgroup yard (every
+/// cgroup hierarchy of the host) mounted in it.
+struct WorkDir(PathBuf);
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let mountinfo = Path::new(crate::mounts::SELF_MOUNTINFO);
+        if let Err(e) = crate::mounts::remove_leftover_tree(mountinfo, &self.0) {
+            log::warn!("cannot remove the restore work directory {}: {e}", self.0.display());
+        }
+    }
+}
+
+/// The error of a start whose restore failed or was interrupted and has
+/// been undone (or failed to be): why, and in which state it left things.
+fn explain_undo(
+    restore_error: Option<anyhow::Error>,
+    sig: Option<i32>,
+    undone: Result<(), cleanup::CleanupError>,
+    target: &str,
+    checkpoint: &str,
+    kept_log: &Path,
+) -> anyhow::Error {
+    // The cleanup's failure is told in the same sentence: it says what is
+    // left behind, which matters more than why the restore failed.
+    let failed_cleanup = undone.err().map(|e| format!("{:#}", anyhow::Error::new(e)));
+    let cleanup = failed_cleanup
+        .as_ref()
+        .map(|e| format!(", but cleaning up after it failed: {e}"))
+        .unwrap_or_default();
+    let log = kept_log.display();
+    match (sig, restore_error) {
+        (Some(sig), _) if failed_cleanup.is_none() => anyhow::Error::new(Interrupted(sig)).context(format!(
+            "the restore was undone: container {target} is stopped, and checkpoint {checkpoint} is unchanged \
+             and can be restored again; restore log kept at {log}"
+        )),
+        (Some(sig), _) => anyhow::Error::new(Interrupted(sig)).context(format!(
+            "the restore was interrupted{cleanup}; restore log kept at {log}"
+        )),
+        (None, Some(e)) => e.context(format!("nothing was started{cleanup}; restore log kept at {log}")),
+        (None, None) => anyhow::anyhow!("nothing was started{cleanup}; restore log kept at {log}"),
+    }
 }
 
 /// Writes a file readable by root only (logs can name secrets in paths).
@@ -291,4 +395,47 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .mode(0o600)
         .open(path)?;
     f.write_all(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn explained(restore_failed: bool, sig: Option<i32>, cleanup_failed: bool) -> (u8, String) {
+        let restore_error = restore_failed.then(|| anyhow::anyhow!("runc restore failed"));
+        let undone = if cleanup_failed {
+            Err(cleanup::CleanupError::RootfsChanged {
+                rootfs: "/b/rootfs".into(),
+                lost: vec!["bin".into()],
+            })
+        } else {
+            Ok(())
+        };
+        let e = explain_undo(restore_error, sig, undone, "c1", "s1", Path::new("/s/c1/restore.log"));
+        (crate::exit::code_for(&e), format!("{e:#}"))
+    }
+
+    /// (restore failed, signal, cleanup failed, exit code, phrases in the message)
+    type Case = (bool, Option<i32>, bool, u8, &'static [&'static str]);
+
+    #[test]
+    fn undo_is_explained_with_the_right_exit_code() {
+        #[rustfmt::skip]
+        let cases: &[Case] = &[
+            (true, None, false, 1, &["nothing was started; restore log kept at /s/c1/restore.log", "runc restore failed"]),
+            (true, None, true, 1, &["nothing was started, but cleaning up after it failed", "/b/rootfs", "runc restore failed"]),
+            (false, Some(15), false, 143, &["the restore was undone: container c1 is stopped", "checkpoint s1 is unchanged", "interrupted by signal 15"]),
+            (true, Some(2), false, 130, &["the restore was undone", "interrupted by signal 2"]),
+            (false, Some(1), true, 129, &["the restore was interrupted, but cleaning up after it failed", "/b/rootfs"]),
+        ];
+        for (failed, sig, cleanup_failed, code, phrases) in cases {
+            let (got, text) = explained(*failed, *sig, *cleanup_failed);
+            assert_eq!(got, *code, "{text}");
+            for p in *phrases {
+                assert!(text.contains(p), "{p:?} not in {text:?}");
+            }
+        }
+        let (_, text) = explained(false, Some(15), true);
+        assert!(!text.contains("undone"), "a failed cleanup is not an undo: {text}");
+    }
 }

@@ -94,7 +94,11 @@ pub fn run(ctx: &Context, args: &StartArgs, t: DockerTarget) -> anyhow::Result<(
     for leftover in checkpoint_copies(&temp_dirs).difference(&before) {
         if image_signature(leftover) == ours {
             log::info!("removing containerd's leftover copy {}", leftover.display());
-            let _ = std::fs::remove_dir_all(leftover);
+            // containerd's plain copy has no mounts; should one be there,
+            // remove_tree stops at it instead of deleting what it shows.
+            if let Err(e) = crate::mounts::remove_tree(leftover) {
+                log::warn!("cannot remove {}: {e}", leftover.display());
+            }
         }
     }
     let retries = match result {
@@ -177,6 +181,8 @@ fn import_checkpoint(store: &Store, src: &Path, id: &str, name: &str) -> anyhow:
     let staging_root = store.layout().staging_root(id);
     crate::store::publish::ensure_private_dir(&staging_root)?;
     // `<name>.<pid>.<nonce>` so a copy left by a killed ckpt is cleaned.
+    // A TempDir's drop is a plain remove_dir_all, safe here: ckpt only
+    // copies files into it and nothing ever mounts below it.
     let tmp = tempfile::Builder::new()
         .prefix(&format!("import.{}.", std::process::id()))
         .tempdir_in(&staging_root)?;

@@ -162,7 +162,10 @@ impl Staging {
 impl Drop for Staging {
     fn drop(&mut self) {
         if !self.published {
-            if let Err(e) = fs::remove_dir_all(&self.dir) {
+            // CRIU killed mid-dump may leave mounts in its work dir (this
+            // one): unmount them rather than delete through them.
+            let mountinfo = Path::new(crate::mounts::SELF_MOUNTINFO);
+            if let Err(e) = crate::mounts::remove_leftover_tree(mountinfo, &self.dir) {
                 log::warn!("cannot remove unpublished staging dir {}: {e}", self.dir.display());
             }
         }
@@ -245,10 +248,9 @@ pub(super) fn clean_stale_staging_in(layout: &Layout, container_id: &str, proc_r
             continue;
         }
         let path = entry.path();
-        let removed = match entry.file_type() {
-            Ok(t) if t.is_dir() => fs::remove_dir_all(&path),
-            _ => fs::remove_file(&path),
-        };
+        // A dead restore's work dir may hold CRIU's cgroup yard (the host's
+        // cgroup hierarchies): unmount what is below, never delete through it.
+        let removed = crate::mounts::remove_leftover_tree(&proc_root.join("self/mountinfo"), &path);
         match removed {
             Ok(()) => log::info!("removed stale staging dir {} of dead pid {pid}", path.display()),
             Err(e) => log::warn!("cannot remove stale staging dir {}: {e}", path.display()),
@@ -286,7 +288,13 @@ pub fn remove(layout: &Layout, container_id: &str, name: &str) -> Result<(), Sto
     let trash = staging_root.join(format!("{name}.rm.{}.{}", std::process::id(), nonce()));
     fs::rename(&dir, &trash).map_err(write_err(root, "rename", &dir))?;
     fsync_dir(root, &layout.checkpoints_dir(container_id))?;
-    fs::remove_dir_all(&trash).map_err(io_err("remove", &trash))?;
+    // A checkpoint never has mounts below it; should one be there, this
+    // stops at it instead of deleting what it shows.
+    crate::mounts::remove_tree(&trash).map_err(|e| StoreError::Io {
+        op: "remove",
+        path: trash.clone(),
+        source: std::io::Error::other(e),
+    })?;
     log::info!("removed checkpoint {name} of {container_id}");
     Ok(())
 }

@@ -337,3 +337,69 @@ pub fn poll<T>(timeout: Duration, every: Duration, mut f: impl FnMut() -> Option
         std::thread::sleep(every);
     }
 }
+
+/// A manifest of a directory tree: for every entry below `root` (not
+/// following symlinks), its type, mode, and the BLAKE3 digest of its
+/// contents (a symlink's target). Entries named in `volatile` (relative
+/// paths, e.g. the counter's `tmp/count`) keep their type and mode but not
+/// their contents, which a running workload rewrites.
+pub fn manifest(root: &Path, volatile: &[&str]) -> std::collections::BTreeMap<PathBuf, String> {
+    walk(root)
+        .into_iter()
+        .map(|p| {
+            let rel = p.strip_prefix(root).unwrap().to_path_buf();
+            let m = fs::symlink_metadata(&p).expect("stat a manifest entry");
+            let kind = m.file_type();
+            let what = if kind.is_symlink() {
+                format!("link -> {}", fs::read_link(&p).unwrap().display())
+            } else if kind.is_dir() {
+                "dir".to_owned()
+            } else if volatile.iter().any(|v| rel == Path::new(v)) {
+                "file (volatile)".to_owned()
+            } else if kind.is_file() {
+                format!(
+                    "file {}",
+                    blake3::hash(&fs::read(&p).expect("read a manifest file")).to_hex()
+                )
+            } else {
+                "other".to_owned()
+            };
+            (rel, format!("{:o} {what}", m.permissions().mode()))
+        })
+        .collect()
+}
+
+/// Asserts that `root` still matches `before` (see [`manifest`]), naming
+/// every entry missing, changed or added.
+pub fn assert_manifest(
+    root: &Path,
+    before: &std::collections::BTreeMap<PathBuf, String>,
+    volatile: &[&str],
+    what: &str,
+) {
+    let now = manifest(root, volatile);
+    let missing: Vec<_> = before.keys().filter(|k| !now.contains_key(*k)).collect();
+    let changed: Vec<_> = before
+        .iter()
+        .filter(|(k, v)| now.get(*k).is_some_and(|n| n != *v))
+        .map(|(k, _)| k)
+        .collect();
+    let added: Vec<_> = now.keys().filter(|k| !before.contains_key(*k)).collect();
+    assert!(
+        missing.is_empty() && changed.is_empty() && added.is_empty(),
+        "{what}: the root filesystem {} is no longer what it was ({} entries before, {} now): \
+         missing {missing:?}, changed {changed:?}, added {added:?}",
+        root.display(),
+        before.len(),
+        now.len()
+    );
+}
+
+/// Live `runc` processes whose command line mentions `needle` (e.g. a
+/// container id): orphans a killed ckpt may leave behind.
+pub fn runc_processes_mentioning(needle: &str) -> Vec<Proc> {
+    processes()
+        .into_iter()
+        .filter(|p| p.comm == "runc" && p.cmdline.iter().any(|a| a.contains(needle)))
+        .collect()
+}
