@@ -337,3 +337,24 @@ pub fn poll<T>(timeout: Duration, every: Duration, mut f: impl FnMut() -> Option
         std::thread::sleep(every);
     }
 }
+
+/// What identifies every entry under `dir` (recursively, not following
+/// symlinks): its path, mode, and the BLAKE3 of a file's bytes, the target
+/// of a symlink, or `dir`. Two equal manifests mean nothing under `dir`
+/// was written, created, deleted or re-pointed.
+pub fn manifest(dir: &Path) -> Vec<(PathBuf, u32, String)> {
+    walk(dir)
+        .into_iter()
+        .filter_map(|p| {
+            let m = fs::symlink_metadata(&p).ok()?;
+            let what = if m.file_type().is_symlink() {
+                format!("-> {}", fs::read_link(&p).ok()?.display())
+            } else if m.is_dir() {
+                "dir".to_owned()
+            } else {
+                blake3::hash(&fs::read(&p).ok()?).to_hex().to_string()
+            };
+            Some((p, m.permissions().mode(), what))
+        })
+        .collect()
+}
