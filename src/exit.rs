@@ -56,6 +56,7 @@ fn code_of(e: &(dyn std::error::Error + 'static)) -> Option<u8> {
     if e.downcast_ref::<Refused>().is_some()
         || e.downcast_ref::<crate::commands::inspect::NotCheckpointable>()
             .is_some()
+        || e.downcast_ref::<crate::restore::BundleRefusal>().is_some()
     {
         return Some(REFUSED);
     }

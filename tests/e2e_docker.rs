@@ -217,6 +217,14 @@ fn ckpt_start_same_container_then_copy_with_name() {
     d.wait_counter_above("c2", first, RESTORE_TICK)
         .expect("c2 keeps counting");
     assert!(docker_ps_shows_up(&d, "c2"), "docker ps does not show c2 Up");
+    // The copy's ckpt.json names c2 and carries a seal of its own.
+    let out = d.ckpt(["verify", "c2", "two"]);
+    expect_code(&out, 0, "ckpt verify of the copy");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("every checksum matches") && !said.contains("no checksum"),
+        "{said}"
+    );
     // The source is untouched by the copy.
     let now = d.counter_now("c1");
     assert!(d.is_running("c1") && d.wait_counter_above("c1", now, Duration::from_secs(5)).is_some());

@@ -19,11 +19,13 @@ use std::path::PathBuf;
 /// `docker start --checkpoint` and `docker checkpoint ls` see them.
 ///
 /// Exit codes: 0 ok, 1 failure, 2 usage or invalid name, 3 refused by the
-/// preflight (container untouched), 4 container or checkpoint not found,
-/// 5 prerequisite missing (root, criu, runtime), 6 CRIU failed or made no
-/// progress for 60 s (container left running, or paused if the user paused
-/// it), 7 corrupt checkpoint, 8 busy (another ckpt holds the
-/// container's lock), 128+N when a signal interrupts create.
+/// preflight (container untouched) or by start (target running, bundle
+/// changed since the dump), 4 container or checkpoint not found,
+/// 5 prerequisite missing (root, criu, runtime, an unsafe store), 6 CRIU
+/// failed or made no progress for 60 s (container left running, or paused
+/// if the user paused it), 7 corrupt checkpoint, 8 busy (another ckpt
+/// holds the container's lock), 128+N when a signal interrupts create or
+/// start.
 #[derive(Debug, Parser)]
 #[command(name = "ckpt", version, propagate_version = true, max_term_width = 100)]
 pub struct Cli {

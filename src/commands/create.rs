@@ -346,9 +346,12 @@ fn stop_container(c: &Container, freezer: &FreezerDir, docker: Option<&DockerTar
 }
 
 /// Copies a failed dump's log next to the container's checkpoints so it
-/// survives the removal of the staging directory.
+/// survives the removal of the staging directory. Written by the store
+/// (0600, renamed into place), never through a symlink planted there.
 fn keep_failed_log(store: &Store, id: &str, log: &std::path::Path) -> Option<std::path::PathBuf> {
-    let dest = store.layout().container_dir(id).join("dump-failed.log");
-    std::fs::copy(log, &dest).ok()?;
-    Some(dest)
+    let kept = std::fs::read(log)
+        .map_err(anyhow::Error::from)
+        .and_then(|text| Ok(store.replace_file(id, "dump-failed.log", &text)?));
+    kept.map_err(|e| log::warn!("cannot keep CRIU's log of the failed dump: {e:#}"))
+        .ok()
 }

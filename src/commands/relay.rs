@@ -4,25 +4,37 @@
 //! would make the next checkpoint fail with "Can't lookup mount"), and
 //! something has to read that pipe after ckpt exits. This tiny process,
 //! started in its own session by `ckpt start`, is that reader.
+//!
+//! FILE is opened like every file in the store: never through a symlink,
+//! and only if it is a regular file (made 0600). If it cannot be, or a
+//! write fails, the relay still reads to EOF, discarding: exiting early
+//! would kill the container's next write with SIGPIPE. It then exits with
+//! the error.
 
 use crate::cli::RelayArgs;
 use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 
 pub fn run(args: &RelayArgs) -> anyhow::Result<()> {
-    let mut out = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(&args.output)?;
+    let (mut sink, mut failed) = match crate::store::open_append_private(&args.output) {
+        Ok(file) => (Some(file), None),
+        Err(e) => (None, Some(anyhow::Error::new(e))),
+    };
     let mut stdin = std::io::stdin().lock();
     let mut buf = [0u8; 64 * 1024];
     loop {
-        match stdin.read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => out.write_all(&buf[..n])?,
+        let n = match stdin.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e.into()),
+        };
+        if let Some(Err(e)) = sink.as_mut().map(|f| f.write_all(&buf[..n])) {
+            sink = None;
+            failed = Some(anyhow::Error::new(e).context(format!(
+                "cannot append to {}; the rest of the output was discarded",
+                args.output.display()
+            )));
         }
     }
+    failed.map_or(Ok(()), Err)
 }

@@ -1,11 +1,15 @@
 //! `ckpt start`: load → verify → restore through the runtime → confirm.
 //!
-//! Nothing is touched until the checkpoint has passed every check (schema,
-//! checksums, CRIU version, bundle and bind-mount sources). A restore that
-//! fails, or that SIGINT, SIGTERM or SIGHUP interrupts, is undone whole
-//! ([`crate::cleanup::undo_restore`]): the target is then stopped and the
-//! checkpoint can be restored again. ckpt never dies of those signals while
-//! the runtime restores: it lets the runtime finish, then undoes.
+//! Nothing is written until every check has passed (schema, checksums,
+//! CRIU version, the bundle and its rootfs, bind-mount sources, the
+//! target's files, the target not running), and all of it under the locks
+//! of the source and the target: a refused start changes nothing, and of
+//! two starts into one target the second sees what the first did. A
+//! restore that fails, or that SIGINT, SIGTERM or SIGHUP interrupts, is
+//! undone whole ([`crate::cleanup::undo_restore`]): the target is then
+//! stopped and the checkpoint can be restored again. ckpt never dies of
+//! those signals while the runtime restores: it lets the runtime finish,
+//! then undoes.
 
 use super::{require_root, CommandError, Context, LOCK_WAIT};
 use crate::cleanup::{self, RestoreSite};
@@ -14,8 +18,9 @@ use crate::criu::{Criu, CriuVersion};
 use crate::discovery::{self, RuntimeKind, SearchRoots, Status};
 use crate::interrupt::{self, Interrupted};
 use crate::restore;
+use crate::restore::{BundleChoice, BundleRefusal};
 use crate::runtime::{RestoreRequest, Runtime};
-use crate::store::{names, CheckpointMeta, Store, StoreError};
+use crate::store::{names, CheckpointMeta, ContainerLock, Store, StoreError};
 use anyhow::Context as _;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -58,12 +63,7 @@ pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
         }
         .into());
     }
-    let _lock = store.lock(&args.container, LOCK_WAIT)?;
-    let _target_lock = if target != args.container {
-        Some(store.lock(&target, LOCK_WAIT)?)
-    } else {
-        None
-    };
+    let _locks = lock_in_order(&store, &args.container, &target)?;
 
     // 1. Is the checkpoint whole and ours?
     let entry = store.load(&args.container, &args.checkpoint)?;
@@ -88,19 +88,14 @@ pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| kind.default_roots()[0].clone());
     let runtime = Runtime::locate(kind, &runtime_root)?;
 
-    // 2. Where will it go?
-    let bundle = prepare_bundle(&store, &meta, &target, args.name.is_some())?;
+    // 2. Where will it go? Decided in full before anything is written.
+    let bundle_choice = choose_bundle(&meta, &entry.dir, args.name.is_some())?;
     check_bind_sources(&meta.spec)?;
+    // What this start writes into the target's directory must be ckpt's
+    // own files, not symlinks planted there.
+    store.check_no_symlinks(&target, TARGET_FILES)?;
     let roots = SearchRoots {
         roots: vec![(kind, runtime_root.clone())],
-    };
-    let staging_root = store.layout().staging_root(&target);
-    let site = |work_area| RestoreSite {
-        runtime: &runtime,
-        id: &target,
-        bundle: &bundle,
-        work_area,
-        proc_root: &ctx.proc_root,
     };
     let found = discovery::lookup(&roots, &ctx.proc_root, &target)?;
     if let Some(found) = &found {
@@ -112,6 +107,17 @@ pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
     if let Some(sig) = interrupt::pending() {
         return Err(anyhow::Error::new(Interrupted(sig)).context("nothing was started or changed"));
     }
+
+    // Every check has passed: from here on, ckpt writes.
+    let bundle = write_bundle(&store, &target, bundle_choice)?;
+    let staging_root = store.layout().staging_root(&target);
+    let site = |work_area| RestoreSite {
+        runtime: &runtime,
+        id: &target,
+        bundle: &bundle,
+        work_area,
+        proc_root: &ctx.proc_root,
+    };
     if found.is_some() || runtime_root.join(&target).exists() {
         // A stopped container, or a state dir without a state file: the
         // leftover of an earlier failed or killed create or restore, which
@@ -168,7 +174,7 @@ pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
     let restored = runtime.restore(&req, pipe_write);
     let restore_log_text = std::fs::read_to_string(work.0.join("restore.log")).unwrap_or_default();
     let kept_log = store.layout().container_dir(&target).join("restore.log");
-    let _ = write_private(&kept_log, restore_log_text.as_bytes());
+    let _ = store.replace_file(&target, "restore.log", restore_log_text.as_bytes());
     let undo = |restore_error: Option<anyhow::Error>| {
         let sig = interrupt::pending();
         let undone = cleanup::undo_restore(&site(&work.0));
@@ -235,38 +241,88 @@ pub fn check_criu_version(meta: &CheckpointMeta, criu: &Criu) -> Result<(), Comm
     }
 }
 
-/// The bundle to restore into: the original one for the same id when its
-/// config.json is still there; otherwise a bundle in the store made from
-/// the checkpoint's saved spec.
-fn prepare_bundle(store: &Store, meta: &CheckpointMeta, target: &str, new_id: bool) -> anyhow::Result<PathBuf> {
-    if !new_id {
-        if let Some(b) = &meta.bundle {
-            if b.join("config.json").is_file() {
-                return Ok(b.clone());
-            }
-        }
-    }
-    let rootfs = meta.rootfs.clone().ok_or(CommandError::MissingPath {
-        what: "root filesystem",
-        path: PathBuf::from("(not recorded)"),
-    })?;
-    if !rootfs.is_dir() {
-        return Err(CommandError::MissingPath {
+/// The files `start` writes below `<store>/<target>/` (and their dirs).
+const TARGET_FILES: &[&str] = &[
+    "output.log",
+    "restore.log",
+    ".ckpt-staging",
+    "bundle",
+    "bundle/config.json",
+];
+
+/// Takes the locks of `source` and, when it is another id, of `target`,
+/// always in the order of the ids: two starts crossing the same two ids
+/// (`--name B A` and `--name A B`) then never each hold one lock while
+/// waiting for the other. A target unknown to the store gets a directory
+/// for its lock, which goes again if the start writes nothing there.
+fn lock_in_order(store: &Store, source: &str, target: &str) -> Result<Vec<ContainerLock>, StoreError> {
+    let mut ids = vec![source, target];
+    ids.sort_unstable();
+    ids.dedup();
+    ids.into_iter().map(|id| store.lock(id, LOCK_WAIT)).collect()
+}
+
+/// Decides the bundle to restore into (see [`restore::choose_bundle`]) and
+/// checks that a generated one's rootfs exists. Reads, never writes.
+fn choose_bundle(meta: &CheckpointMeta, dir: &Path, new_id: bool) -> anyhow::Result<BundleChoice> {
+    let original = match (&meta.bundle, new_id) {
+        (Some(bundle), false) => read_spec(&bundle.join("config.json"))?,
+        _ => None,
+    };
+    let choice = restore::choose_bundle(meta, new_id, original.as_ref()).map_err(|r| match r {
+        BundleRefusal::Inconsistent(reason) => anyhow::Error::new(StoreError::Corrupt {
+            dir: dir.to_path_buf(),
+            reason: format!("{}: {reason}", crate::store::metadata::META_FILE),
+        }),
+        BundleRefusal::NoRootfs => CommandError::MissingPath {
             what: "root filesystem",
-            path: rootfs,
+            path: PathBuf::from("(not recorded)"),
         }
-        .into());
-    }
-    let dir = store.layout().container_dir(target).join("bundle");
-    crate::store::publish::ensure_private_dir(&dir)?;
-    let spec = restore::spec_for_new_container(&meta.spec, &rootfs);
-    let path = dir.join("config.json");
-    std::fs::write(&path, serde_json::to_vec_pretty(&spec)?).map_err(|source| CommandError::Io {
-        op: "write",
-        path: path.clone(),
-        source,
+        .into(),
+        changed => changed.into(),
     })?;
-    Ok(dir)
+    if let (BundleChoice::Generated(_), Some(rootfs)) = (&choice, &meta.rootfs) {
+        if !rootfs.is_dir() {
+            return Err(CommandError::MissingPath {
+                what: "root filesystem",
+                path: rootfs.clone(),
+            }
+            .into());
+        }
+    }
+    Ok(choice)
+}
+
+/// The parsed OCI spec at `path`; `None` if there is no file there.
+fn read_spec(path: &Path) -> anyhow::Result<Option<serde_json::Value>> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(CommandError::Io {
+                op: "read",
+                path: path.to_path_buf(),
+                source,
+            }
+            .into())
+        }
+    };
+    let spec =
+        serde_json::from_slice(&bytes).with_context(|| format!("cannot parse the OCI spec {}", path.display()))?;
+    Ok(Some(spec))
+}
+
+/// Puts the chosen bundle in place: the original as it is, or the
+/// generated spec as `<store>/<target>/bundle/config.json`, written by the
+/// store (0600, fsynced, renamed into place). Returns the bundle dir.
+fn write_bundle(store: &Store, target: &str, choice: BundleChoice) -> anyhow::Result<PathBuf> {
+    match choice {
+        BundleChoice::Original(dir) => Ok(dir),
+        BundleChoice::Generated(spec) => {
+            let path = store.replace_file(target, "bundle/config.json", &serde_json::to_vec_pretty(&spec)?)?;
+            Ok(path.parent().expect("a file in bundle/").to_path_buf())
+        }
+    }
 }
 
 /// Every bind mount's source must exist, or CRIU fails half-way.
@@ -382,19 +438,6 @@ fn explain_undo(
         (None, Some(e)) => e.context(format!("nothing was started{cleanup}; restore log kept at {log}")),
         (None, None) => anyhow::anyhow!("nothing was started{cleanup}; restore log kept at {log}"),
     }
-}
-
-/// Writes a file readable by root only (logs can name secrets in paths).
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(bytes)
 }
 
 #[cfg(test)]

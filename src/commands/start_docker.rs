@@ -75,7 +75,7 @@ pub fn run(ctx: &Context, args: &StartArgs, t: DockerTarget) -> anyhow::Result<(
                 "created Docker container {new} ({id}) with the config of {}",
                 t.view.name
             );
-            if let Err(e) = import_checkpoint(&store, &entry.dir, &id, &args.checkpoint) {
+            if let Err(e) = import_checkpoint(&store, &entry, &id) {
                 let _ = daemon.remove(&id);
                 return Err(e);
             }
@@ -175,9 +175,12 @@ pub fn require_images(dir: &Path) -> Result<(), StoreError> {
 /// Copies a checkpoint into another container's checkpoint directory:
 /// files 0600 into a staging dir, then one rename, as for any checkpoint.
 /// A ckpt.json is rewritten to name its new container (it is not among the
-/// checksummed files), so the copy can be restored into that container.
-fn import_checkpoint(store: &Store, src: &Path, id: &str, name: &str) -> anyhow::Result<()> {
+/// checksummed files), so the copy can be restored into that container,
+/// and sealed again if it was sealed: the source's seal was checked when
+/// it was loaded, and its files verified, just before.
+fn import_checkpoint(store: &Store, entry: &crate::store::CheckpointEntry, id: &str) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
+    let (src, name) = (&entry.dir, &entry.name);
     let staging_root = store.layout().staging_root(id);
     crate::store::publish::ensure_private_dir(&staging_root)?;
     // `<name>.<pid>.<nonce>` so a copy left by a killed ckpt is cleaned.
@@ -191,11 +194,22 @@ fn import_checkpoint(store: &Store, src: &Path, id: &str, name: &str) -> anyhow:
         if !e.file_type()?.is_file() {
             continue;
         }
+        if e.file_name() == crate::store::metadata::SEAL_FILE {
+            continue; // written with the new ckpt.json below
+        }
         let dest = tmp.path().join(e.file_name());
         if e.file_name() == crate::store::metadata::META_FILE {
-            let mut meta = crate::store::CheckpointMeta::from_json(src, &std::fs::read_to_string(e.path())?)?;
+            // The metadata as loaded (and its seal checked), not the file again.
+            let Some(mut meta) = entry.meta.clone() else { continue };
             meta.container_id = id.to_string();
-            std::fs::write(&dest, meta.to_json())?;
+            let json = meta.to_json();
+            std::fs::write(&dest, &json)?;
+            if meta.is_sealed() {
+                let seal = tmp.path().join(crate::store::metadata::SEAL_FILE);
+                std::fs::write(&seal, crate::store::metadata::seal_of(json.as_bytes()))?;
+                std::fs::set_permissions(&seal, std::fs::Permissions::from_mode(0o600))?;
+                std::fs::File::open(&seal)?.sync_all()?;
+            }
         } else {
             std::fs::copy(e.path(), &dest)?;
         }

@@ -13,6 +13,8 @@ struct Verified {
     files: usize,
     size_bytes: u64,
     made_by: &'static str,
+    /// Whether `ckpt.json` itself is covered by a checksum (schema 2 on).
+    metadata_checksummed: bool,
     intact: bool,
 }
 
@@ -32,6 +34,7 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> anyhow::Result<()> {
     }
     let store = Store::open(&root)?;
     let entry = store.load(&id, &args.name)?;
+    let sealed = entry.meta.as_ref().is_some_and(|m| m.is_sealed());
     let (files, made_by) = match &entry.meta {
         Some(meta) => {
             store.verify(&entry)?;
@@ -57,17 +60,23 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> anyhow::Result<()> {
         files,
         size_bytes: entry.size_bytes,
         made_by,
+        metadata_checksummed: sealed,
         intact: true,
     };
     if args.json {
         crate::outln!("{}", serde_json::to_string_pretty(&v)?);
     } else if made_by == "ckpt" {
         ctx.say(format!(
-            "checkpoint {} of {} is intact: {} files, {}, every checksum matches",
+            "checkpoint {} of {} is intact: {} files, {}, every checksum matches{}",
             v.name,
             v.container,
             v.files,
-            human_bytes(v.size_bytes)
+            human_bytes(v.size_bytes),
+            if sealed {
+                ""
+            } else {
+                " (ckpt.json itself has no checksum: metadata schema 1)"
+            }
         ));
     } else {
         ctx.say(format!(

@@ -2,12 +2,16 @@
 //!
 //! Promises: only directories under `checkpoints/` with a valid name are
 //! reported; one whose `ckpt.json` is missing or unreadable is reported as
-//! foreign (`meta: None`) by [`list`], never guessed at. [`verify`] compares
-//! every byte against the checksums in `ckpt.json`.
+//! foreign (`meta: None`) by [`list`], never guessed at. [`load`] trusts a
+//! `ckpt.json` only if its seal matches and it names the container and
+//! checkpoint whose directory it lies in. [`verify`] compares every byte
+//! against the checksums in `ckpt.json`.
 //!
-//! Never writes, and never follows a symlink inside the store.
-use super::files::{digest_open_file, open_no_follow, walk, EntryKind};
-use super::metadata::META_FILE;
+//! Never writes, and never follows a symlink inside the store: every
+//! directory on the way is checked with `real_dir`, every file opened
+//! `O_NOFOLLOW`.
+use super::files::{digest_open_file, open_no_follow, real_dir, walk, EntryKind, SYMLINK};
+use super::metadata::{META_FILE, SEAL_FILE};
 use super::names::{validate_checkpoint_name, validate_container_id};
 use super::{io_err, CheckpointEntry, CheckpointMeta, Layout, StoreError};
 use std::collections::BTreeMap;
@@ -31,11 +35,10 @@ pub fn list(layout: &Layout, container_id: Option<&str>) -> Result<Vec<Checkpoin
     let mut rows = Vec::new();
     for id in ids {
         let dir = layout.checkpoints_dir(&id);
-        let read = match fs::read_dir(&dir) {
-            Ok(read) => read,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(io_err("read", &dir)(e)),
-        };
+        if !real_dir(layout.root(), &dir)? {
+            continue;
+        }
+        let read = fs::read_dir(&dir).map_err(io_err("read", &dir))?;
         for entry in read {
             let entry = entry.map_err(io_err("read", &dir))?;
             let Some(name) = entry.file_name().to_str().map(str::to_string) else {
@@ -48,7 +51,7 @@ pub fn list(layout: &Layout, container_id: Option<&str>) -> Result<Vec<Checkpoin
             if !entry.file_type().map_err(io_err("inspect", entry.path()))?.is_dir() {
                 continue;
             }
-            let meta = match read_meta(&entry.path()) {
+            let meta = match read_meta(&entry.path(), &id, &name) {
                 Ok(meta) => meta,
                 Err(e) => {
                     log::debug!("listing {} as foreign: {e}", entry.path().display());
@@ -103,13 +106,22 @@ pub fn load(layout: &Layout, container_id: &str, name: &str) -> Result<Checkpoin
         container: container_id.to_string(),
         name: name.to_string(),
     };
+    if !real_dir(layout.root(), &layout.checkpoints_dir(container_id))? {
+        return Err(not_found());
+    }
     match fs::symlink_metadata(&dir) {
+        Ok(m) if m.file_type().is_symlink() => {
+            return Err(StoreError::UnsafeStore {
+                path: dir,
+                reason: SYMLINK,
+            })
+        }
         Ok(m) if m.is_dir() => {}
         Ok(_) => return Err(not_found()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(not_found()),
         Err(e) => return Err(io_err("inspect", &dir)(e)),
     }
-    let meta = read_meta(&dir)?;
+    let meta = read_meta(&dir, container_id, name)?;
     Ok(CheckpointEntry {
         container_id: container_id.to_string(),
         name: name.to_string(),
@@ -120,8 +132,9 @@ pub fn load(layout: &Layout, container_id: &str, name: &str) -> Result<Checkpoin
 }
 
 /// Checks a ckpt-made checkpoint against its `ckpt.json`: every listed file
-/// present with its size and BLAKE3 digest, and nothing else but `ckpt.json` and
-/// restore logs (`restore.log`, `restore-*`). All problems are reported in
+/// present with its size and BLAKE3 digest, and nothing else but `ckpt.json`,
+/// its seal and restore logs (`restore.log`, `restore-*`). (The seal itself
+/// was checked by [`load`].) All problems are reported in
 /// one [`StoreError::Corrupt`], each naming its file. A foreign checkpoint
 /// (`meta: None`) has nothing to check against and passes.
 pub fn verify(entry: &CheckpointEntry) -> Result<(), StoreError> {
@@ -152,8 +165,11 @@ pub fn verify(entry: &CheckpointEntry) -> Result<(), StoreError> {
         }
     }
     for key in present.keys() {
-        let expected =
-            meta.files.contains_key(key) || key == META_FILE || key == "restore.log" || key.starts_with("restore-");
+        let expected = meta.files.contains_key(key)
+            || key == META_FILE
+            || key == SEAL_FILE
+            || key == "restore.log"
+            || key.starts_with("restore-");
         if !expected {
             problems.push(format!("unexpected file {key}"));
         }
@@ -168,15 +184,47 @@ pub fn verify(entry: &CheckpointEntry) -> Result<(), StoreError> {
     }
 }
 
-/// `Some(meta)` if `dir/ckpt.json` exists and parses; `None` if it is absent.
-fn read_meta(dir: &Path) -> Result<Option<CheckpointMeta>, StoreError> {
-    let path = dir.join(META_FILE);
-    let text = match fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_err("read", &path)(e)),
+/// `Some(meta)` if `dir/ckpt.json` exists, matches its seal, parses, and
+/// names `container_id` and `name`; `None` if it is absent.
+fn read_meta(dir: &Path, container_id: &str, name: &str) -> Result<Option<CheckpointMeta>, StoreError> {
+    let Some(json) = read_small(&dir.join(META_FILE))? else {
+        return Ok(None);
     };
-    CheckpointMeta::from_json(dir, &text).map(Some)
+    let seal = read_small(&dir.join(SEAL_FILE))?;
+    let meta = CheckpointMeta::from_sealed(dir, &json, seal.as_deref())?;
+    // `publish` writes the directory's own names; anything else was
+    // edited, or copied from another checkpoint.
+    for (field, found, want) in [
+        ("container_id", &meta.container_id, container_id),
+        ("name", &meta.name, name),
+    ] {
+        if found != want {
+            return Err(StoreError::Corrupt {
+                dir: dir.to_path_buf(),
+                reason: format!("{META_FILE}: {field} {found:?} does not match the directory's {want:?}"),
+            });
+        }
+    }
+    Ok(Some(meta))
+}
+
+/// The bytes of a file opened `O_NOFOLLOW`, `None` if it does not exist.
+fn read_small(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
+    use std::io::Read;
+    let mut file = match open_no_follow(path) {
+        Ok(file) => file,
+        Err(StoreError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if !file.metadata().map_err(io_err("inspect", path))?.is_file() {
+        return Err(StoreError::UnsafeStore {
+            path: path.to_path_buf(),
+            reason: "it is not a regular file",
+        });
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(io_err("read", path))?;
+    Ok(Some(bytes))
 }
 
 /// Total bytes of the regular files under `dir`.

@@ -1,8 +1,16 @@
-//! `ckpt.json`: the versioned metadata of a ckpt-made checkpoint.
+//! `ckpt.json`: the versioned metadata of a ckpt-made checkpoint, and its
+//! seal `ckpt.json.blake3`.
 //!
 //! The file starts with `schema_version`. Readers accept every version up to
 //! [`SCHEMA_VERSION`] and refuse newer ones by name ([`StoreError::FutureSchema`]),
 //! so an old ckpt never misreads a checkpoint made by a newer one.
+//!
+//! `ckpt.json` holds the checksums of every other file, and what a restore
+//! acts on (spec with its hooks, rootfs, bundle, runtime root), so from
+//! schema 2 on it has a checksum of its own: `ckpt.json.blake3` holds the
+//! BLAKE3 of its exact bytes, in `b3sum`'s format (`<hex>  ckpt.json`).
+//! [`CheckpointMeta::from_sealed`] checks it before trusting any field.
+//! Schema 1 had no seal; such checkpoints stay readable (see docs/format.md).
 
 use super::StoreError;
 use serde::{Deserialize, Serialize};
@@ -10,10 +18,17 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The schema version this ckpt writes, and the newest it reads.
-pub const SCHEMA_VERSION: u32 = 1;
+/// 2: `ckpt.json` is sealed by [`SEAL_FILE`]. 1: no seal.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The first schema version whose `ckpt.json` must have a seal.
+pub const SEALED_SINCE: u32 = 2;
 
 /// The metadata file's name inside a checkpoint directory.
 pub const META_FILE: &str = "ckpt.json";
+
+/// The seal of [`META_FILE`]: its BLAKE3, as `b3sum` prints it.
+pub const SEAL_FILE: &str = "ckpt.json.blake3";
 
 /// Metadata of one checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,36 +103,87 @@ pub struct FileDigest {
     pub blake3: String,
 }
 
+/// The seal of `ckpt.json` bytes: the line `b3sum` prints for the file.
+pub fn seal_of(json: &[u8]) -> String {
+    format!("{}  {META_FILE}\n", blake3::hash(json).to_hex())
+}
+
+/// `schema_version` of `ckpt.json` text, if it has a readable one.
+fn schema_version_of(text: &str) -> Result<u32, serde_json::Error> {
+    #[derive(Deserialize)]
+    struct VersionOnly {
+        schema_version: u32,
+    }
+    serde_json::from_str::<VersionOnly>(text).map(|v| v.schema_version)
+}
+
 impl CheckpointMeta {
     /// Parses `ckpt.json` text. Checks `schema_version` before anything else
-    /// so that a future file is refused as such, not as malformed.
+    /// so that a future file is refused as such, not as malformed. Checks no
+    /// seal: see [`CheckpointMeta::from_sealed`].
     pub fn from_json(dir: &Path, text: &str) -> Result<CheckpointMeta, StoreError> {
-        #[derive(Deserialize)]
-        struct VersionOnly {
-            schema_version: u32,
-        }
         let corrupt = |reason: String| StoreError::Corrupt {
             dir: dir.to_path_buf(),
             reason,
         };
-        let version: VersionOnly =
-            serde_json::from_str(text).map_err(|e| corrupt(format!("{META_FILE} is not valid metadata: {e}")))?;
-        if version.schema_version > SCHEMA_VERSION {
+        let version =
+            schema_version_of(text).map_err(|e| corrupt(format!("{META_FILE} is not valid metadata: {e}")))?;
+        if version > SCHEMA_VERSION {
             return Err(StoreError::FutureSchema {
                 dir: dir.to_path_buf(),
-                found: version.schema_version,
+                found: version,
                 supported: SCHEMA_VERSION,
             });
         }
-        if version.schema_version == 0 {
+        if version == 0 {
             return Err(corrupt(format!("{META_FILE} has schema_version 0")));
         }
         serde_json::from_str(text).map_err(|e| corrupt(format!("{META_FILE} is not valid metadata: {e}")))
     }
 
+    /// Parses `ckpt.json` bytes after checking them against `seal` (the
+    /// contents of [`SEAL_FILE`], `None` if it is absent). The rules, in
+    /// order: a newer schema is [`StoreError::FutureSchema`] (its seal may
+    /// be of a kind this ckpt does not know); a seal that is present must
+    /// match, whatever the schema; from [`SEALED_SINCE`] on a missing seal
+    /// is corrupt; then [`CheckpointMeta::from_json`].
+    pub fn from_sealed(dir: &Path, json: &[u8], seal: Option<&[u8]>) -> Result<CheckpointMeta, StoreError> {
+        let corrupt = |reason: String| StoreError::Corrupt {
+            dir: dir.to_path_buf(),
+            reason,
+        };
+        let text = std::str::from_utf8(json);
+        let version = text.ok().and_then(|t| schema_version_of(t).ok());
+        if let Some(found) = version.filter(|&v| v > SCHEMA_VERSION) {
+            return Err(StoreError::FutureSchema {
+                dir: dir.to_path_buf(),
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        match seal {
+            Some(seal) if seal != seal_of(json).as_bytes() => {
+                return Err(corrupt(format!("{META_FILE}: checksum mismatch")));
+            }
+            Some(_) => {}
+            None if version.is_some_and(|v| v >= SEALED_SINCE) => {
+                return Err(corrupt(format!("{SEAL_FILE}: missing")));
+            }
+            None => {}
+        }
+        let text = text.map_err(|_| corrupt(format!("{META_FILE} is not valid metadata: not UTF-8")))?;
+        CheckpointMeta::from_json(dir, text)
+    }
+
     /// Serialises as pretty JSON (schema_version first: struct field order).
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("metadata always serialises")
+    }
+
+    /// Whether this metadata was covered by a seal when read: true from
+    /// [`SEALED_SINCE`] on (reading refuses an unsealed one).
+    pub fn is_sealed(&self) -> bool {
+        self.schema_version >= SEALED_SINCE
     }
 }
 

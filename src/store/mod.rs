@@ -12,8 +12,12 @@
 //!         dump.log                               CRIU's log of the dump
 //!         inventory.json                         the preflight inventory
 //!         ckpt.json                              metadata, schema-versioned, checksums
+//!         ckpt.json.blake3                       the checksum of ckpt.json (schema 2)
+//!     output.log, restore.log, dump-failed.log   logs of the latest restore / failed dump
+//!     bundle/config.json                         a bundle generated for a restore
 //! ```
-//! Every file is 0600: images hold process memory.
+//! Every file is 0600: images hold process memory. Nothing in the store is
+//! ever reached through a symlink: a planted one is refused by name.
 //!
 //! A checkpoint is written into a staging directory on the same filesystem
 //! and published by `rename(2)`, so readers ([`Store::list`], [`Store::load`])
@@ -31,6 +35,7 @@ pub mod metadata;
 pub mod names;
 pub mod publish;
 
+pub use files::open_append_private;
 pub use layout::Layout;
 pub use lock::ContainerLock;
 pub use metadata::{CheckpointMeta, FileDigest, InventorySummary, SCHEMA_VERSION};
@@ -120,14 +125,57 @@ impl Store {
         &self.layout
     }
 
-    /// Takes the per-container lock, waiting up to `wait` for it.
+    /// Takes the per-container lock, waiting up to `wait` for it. When the
+    /// container's directory had to be created for it, the lock removes
+    /// the directory again on drop if the command put nothing else there
+    /// (so a refused command leaves no trace).
     pub fn lock(&self, container_id: &str, wait: std::time::Duration) -> Result<ContainerLock, StoreError> {
         names::validate_container_id(container_id)?;
-        publish::ensure_private_dir(&self.layout.container_dir(container_id))?;
-        let lock = ContainerLock::acquire(&self.layout.lock_path(container_id), container_id, wait)?;
+        let dir = self.layout.container_dir(container_id);
+        let path = self.layout.lock_path(container_id);
+        let deadline = std::time::Instant::now() + wait;
+        let lock = loop {
+            let created = publish::create_private_dir_in(self.root(), &dir)?;
+            match ContainerLock::try_acquire(&path, container_id, deadline)? {
+                lock::Acquired::Locked(lock) if created => break lock.removing_dir_if_unused(),
+                lock::Acquired::Locked(lock) => break lock,
+                // Its last holder removed the directory it had created.
+                lock::Acquired::Gone => continue,
+            }
+        };
         // Whoever holds the lock may clean what dead ckpt processes left.
         publish::clean_stale_staging(&self.layout, container_id)?;
         Ok(lock)
+    }
+
+    /// Refuses (as [`StoreError::UnsafeStore`], naming the path) a symlink
+    /// at `<root>/<id>` or at any of `rels` below it (or on their way), and
+    /// anything there that is neither a file nor a directory. Missing paths
+    /// are fine. Changes nothing: for checking, before a command writes
+    /// anything, that the files it will write are its own.
+    pub fn check_no_symlinks(&self, container_id: &str, rels: &[&str]) -> Result<(), StoreError> {
+        names::validate_container_id(container_id)?;
+        let dir = self.layout.container_dir(container_id);
+        if !files::real_dir(self.root(), &dir)? {
+            return Ok(());
+        }
+        for rel in rels {
+            let path = dir.join(rel);
+            if let Some(parent) = path.parent() {
+                if !files::real_dir(self.root(), parent)? {
+                    continue;
+                }
+            }
+            files::not_a_link(&path)?;
+        }
+        Ok(())
+    }
+
+    /// Replaces `<root>/<id>/<rel>` atomically with a 0600 file holding
+    /// `bytes` (see [`publish::replace_file`]); returns its path.
+    pub fn replace_file(&self, container_id: &str, rel: &str, bytes: &[u8]) -> Result<PathBuf, StoreError> {
+        names::validate_container_id(container_id)?;
+        publish::replace_file(&self.layout, container_id, rel, bytes)
     }
 
     /// Starts writing checkpoint `name` of `container_id`. Fails if the name

@@ -7,10 +7,18 @@
 //! Removal renames the checkpoint out of `checkpoints/` first, so a crash
 //! never leaves half a checkpoint listed.
 //!
-//! Never follows a symlink inside the store and never removes anything
-//! outside a container's `.ckpt-staging/` except through [`remove`].
-use super::files::{digest_open_file, open_no_follow, walk, EntryKind};
-use super::metadata::{FileDigest, META_FILE};
+//! [`replace_file`] is the one way ckpt writes a file of its own outside a
+//! checkpoint (the generated bundle, logs): a new 0600 file written and
+//! fsynced under a staging name, then renamed over the old one, so a
+//! reader sees the old file or the new one, and a symlink there is never
+//! written through.
+//!
+//! Never follows a symlink inside the store (each directory on the way is
+//! checked with `real_dir`, each file opened `O_NOFOLLOW`), and never
+//! removes anything outside a container's `.ckpt-staging/` except through
+//! [`remove`].
+use super::files::{digest_open_file, open_no_follow, real_dir, walk, EntryKind, SYMLINK};
+use super::metadata::{seal_of, FileDigest, META_FILE, SEAL_FILE};
 use super::{io_err, CheckpointMeta, Layout, StoreError};
 use std::collections::BTreeMap;
 use std::fs::{self, DirBuilder, File, Metadata, OpenOptions};
@@ -100,13 +108,13 @@ impl Staging {
                     set_mode(&root, &entry.path, DIR_MODE)?;
                     fsync_dir(&root, &entry.path)?;
                 }
-                EntryKind::File(_) if entry.key == META_FILE => {
+                EntryKind::File(_) if entry.key == META_FILE || entry.key == SEAL_FILE => {
                     return Err(StoreError::Io {
                         op: "publish",
                         path: entry.path.clone(),
                         source: io::Error::new(
                             io::ErrorKind::AlreadyExists,
-                            "ckpt.json is written by publish, not by the caller",
+                            "ckpt.json and its seal are written by publish, not by the caller",
                         ),
                     });
                 }
@@ -127,7 +135,13 @@ impl Staging {
         meta.name = self.name.clone();
         meta.files = files;
         meta.size_bytes = total;
-        write_new_file(&root, &self.dir.join(META_FILE), meta.to_json().as_bytes())?;
+        let json = meta.to_json();
+        write_new_file(&root, &self.dir.join(META_FILE), json.as_bytes())?;
+        // Only a schema that promises a seal gets one (a copy of a schema-1
+        // checkpoint stays unsealed: nothing vouched for its ckpt.json).
+        if meta.is_sealed() {
+            write_new_file(&root, &self.dir.join(SEAL_FILE), seal_of(json.as_bytes()).as_bytes())?;
+        }
         fsync_dir(&root, &self.dir)?;
 
         ensure_private_dir_in(&root, &self.checkpoints_dir)?;
@@ -162,6 +176,11 @@ impl Staging {
 impl Drop for Staging {
     fn drop(&mut self) {
         if !self.published {
+            // Not through a `.ckpt-staging` swapped for a symlink meanwhile.
+            if let Err(e) = real_dir(&self.root, &self.staging_root) {
+                log::warn!("leaving unpublished staging dir {}: {e}", self.dir.display());
+                return;
+            }
             // CRIU killed mid-dump may leave mounts in its work dir (this
             // one): unmount them rather than delete through them.
             let mountinfo = Path::new(crate::mounts::SELF_MOUNTINFO);
@@ -180,10 +199,21 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), StoreError> {
     ensure_private_dir_in(dir, dir)
 }
 
-/// [`ensure_private_dir`], naming `root` if the filesystem is full.
+/// [`ensure_private_dir`] for a `dir` below the store `root`, naming `root`
+/// if the filesystem is full. Every directory between `root` and `dir`
+/// must be a real directory too (missing ones are created).
 pub(super) fn ensure_private_dir_in(root: &Path, dir: &Path) -> Result<(), StoreError> {
+    create_private_dir_in(root, dir).map(drop)
+}
+
+/// [`ensure_private_dir_in`], saying whether this call created `dir`
+/// (false if it existed, or another process created it meanwhile).
+pub(super) fn create_private_dir_in(root: &Path, dir: &Path) -> Result<bool, StoreError> {
+    if let Some(parent) = dir.parent().filter(|_| dir != root && dir.starts_with(root)) {
+        real_dir(root, parent)?;
+    }
     match fs::symlink_metadata(dir) {
-        Ok(m) => return check_private_dir(dir, &m),
+        Ok(m) => return check_private_dir(dir, &m).map(|()| false),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(io_err("inspect", dir)(e)),
     }
@@ -193,11 +223,11 @@ pub(super) fn ensure_private_dir_in(root: &Path, dir: &Path) -> Result<(), Store
         }
     }
     match DirBuilder::new().mode(DIR_MODE).create(dir) {
-        Ok(()) => set_mode(root, dir, DIR_MODE),
+        Ok(()) => set_mode(root, dir, DIR_MODE).map(|()| true),
         // Someone else created it meanwhile: judge theirs like any existing dir.
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
             let m = fs::symlink_metadata(dir).map_err(io_err("inspect", dir))?;
-            check_private_dir(dir, &m)
+            check_private_dir(dir, &m).map(|()| false)
         }
         Err(e) => Err(write_err(root, "create", dir)(e)),
     }
@@ -232,11 +262,12 @@ pub fn clean_stale_staging(layout: &Layout, container_id: &str) -> Result<(), St
 /// [`clean_stale_staging`] against a given proc root (for tests).
 pub(super) fn clean_stale_staging_in(layout: &Layout, container_id: &str, proc_root: &Path) -> Result<(), StoreError> {
     let staging_root = layout.staging_root(container_id);
-    let read = match fs::read_dir(&staging_root) {
-        Ok(read) => read,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(io_err("read", &staging_root)(e)),
-    };
+    // A symlinked `.ckpt-staging` would make "dead pids' entries" of
+    // whatever it points to.
+    if !real_dir(layout.root(), &staging_root)? {
+        return Ok(());
+    }
+    let read = fs::read_dir(&staging_root).map_err(io_err("read", &staging_root))?;
     for entry in read {
         let entry = entry.map_err(io_err("read", &staging_root))?;
         let file_name = entry.file_name();
@@ -273,14 +304,24 @@ fn staging_pid(entry: &str) -> Option<u32> {
 pub fn remove(layout: &Layout, container_id: &str, name: &str) -> Result<(), StoreError> {
     let root = layout.root();
     let dir = layout.checkpoint_dir(container_id, name);
+    let not_found = || StoreError::NotFound {
+        container: container_id.to_string(),
+        name: name.to_string(),
+    };
+    // Through a symlinked `checkpoints/` (or container dir) the rename and
+    // delete below would act on whatever it points to.
+    if !real_dir(root, &layout.checkpoints_dir(container_id))? {
+        return Err(not_found());
+    }
     match fs::symlink_metadata(&dir) {
-        Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(StoreError::NotFound {
-                container: container_id.to_string(),
-                name: name.to_string(),
+        Ok(m) if m.file_type().is_symlink() => {
+            return Err(StoreError::UnsafeStore {
+                path: dir,
+                reason: SYMLINK,
             })
         }
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(not_found()),
         Err(e) => return Err(io_err("inspect", &dir)(e)),
     }
     let staging_root = layout.staging_root(container_id);
@@ -318,6 +359,43 @@ pub(super) fn write_err(root: &Path, op: &'static str, path: &Path) -> impl FnOn
         Some(libc::ENOSPC | libc::EDQUOT) => StoreError::NoSpace { root, op, path },
         _ => StoreError::Io { op, path, source },
     }
+}
+
+/// Replaces `<root>/<id>/<rel>` (`rel` a relative path chosen by ckpt, e.g.
+/// `bundle/config.json`) with `bytes`: written 0600 and fsynced as
+/// `.ckpt-staging/<file name>.<pid>.<nonce>` (so a crash leaves only a stale
+/// staging entry, cleaned like any other), renamed into place, and the
+/// directory fsynced. Missing directories on the way are created 0700;
+/// symlinks on the way are refused. A symlink at `rel` itself is replaced,
+/// never written through.
+pub fn replace_file(layout: &Layout, container_id: &str, rel: &str, bytes: &[u8]) -> Result<PathBuf, StoreError> {
+    let root = layout.root();
+    let path = layout.container_dir(container_id).join(rel);
+    let (Some(dir), Some(file_name)) = (path.parent(), path.file_name()) else {
+        return Err(StoreError::Io {
+            op: "write",
+            path,
+            source: io::Error::new(io::ErrorKind::InvalidInput, "not a file path"),
+        });
+    };
+    ensure_private_dir_in(root, dir)?;
+    let staging_root = layout.staging_root(container_id);
+    ensure_private_dir_in(root, &staging_root)?;
+    let tmp = staging_root.join(format!(
+        "{}.{}.{}",
+        file_name.to_string_lossy(),
+        std::process::id(),
+        nonce()
+    ));
+    let written = write_new_file(root, &tmp, bytes)
+        .and_then(|()| fs::rename(&tmp, &path).map_err(write_err(root, "rename", &path)));
+    if let Err(e) = written {
+        // A full disk must not leave a half-written staging entry behind.
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    fsync_dir(root, dir)?;
+    Ok(path)
 }
 
 fn write_new_file(root: &Path, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {

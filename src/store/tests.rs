@@ -1,9 +1,9 @@
 //! Tests of the store through its public API, each in its own temp store.
 //! None needs root.
-use super::metadata::{DumpOptionsRecord, META_FILE};
+use super::metadata::{DumpOptionsRecord, META_FILE, SEAL_FILE};
 use super::*;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::time::Duration;
 
 const ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -104,7 +104,8 @@ fn publish_list_load_verify_round_trip() {
         .chars()
         .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)));
     let json_len = fs::metadata(dir.join(META_FILE)).unwrap().len();
-    assert_eq!(listed[0].size_bytes, m.size_bytes + json_len);
+    let seal_len = fs::metadata(dir.join(SEAL_FILE)).unwrap().len();
+    assert_eq!(listed[0].size_bytes, m.size_bytes + json_len + seal_len);
 
     let loaded = store.load(ID, "cp1").unwrap();
     assert_eq!(loaded.meta, listed[0].meta);
@@ -153,7 +154,7 @@ fn published_dirs_are_0700_and_files_0600_even_if_criu_wrote_0644() {
     ] {
         assert_eq!(mode(d), 0o700, "{}", d.display());
     }
-    for f in ["pages-1.img", "descriptors.json", META_FILE, "sub/extra.img"] {
+    for f in ["pages-1.img", "descriptors.json", META_FILE, SEAL_FILE, "sub/extra.img"] {
         assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
     }
     let m = store.load(ID, "cp1").unwrap().meta.unwrap();
@@ -486,4 +487,287 @@ fn enospc_becomes_no_space_naming_the_store_root() {
         map(std::io::Error::from_raw_os_error(libc::EIO)),
         StoreError::Io { op: "write", .. }
     ));
+}
+
+// ------------------------------------------------- ckpt.json's seal --
+
+/// Rewrites `ckpt.json` of `cp1` through `edit` (leaving the seal as is).
+fn edit_meta(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let path = dir.join(META_FILE);
+    let mut v: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    edit(&mut v);
+    fs::write(&path, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+}
+
+#[test]
+fn seal_is_the_b3sum_line_of_ckpt_json() {
+    let (_tmp, store) = new_store();
+    let dir = publish(&store, ID, "cp1", "2024-01-01T00:00:00Z");
+    let json = fs::read(dir.join(META_FILE)).unwrap();
+    let seal = fs::read_to_string(dir.join(SEAL_FILE)).unwrap();
+    assert_eq!(seal, format!("{}  ckpt.json\n", blake3::hash(&json).to_hex()));
+    assert!(store.load(ID, "cp1").unwrap().meta.unwrap().is_sealed());
+}
+
+#[test]
+fn schema_2_without_seal_is_corrupt() {
+    let (_tmp, store) = new_store();
+    let dir = publish(&store, ID, "cp1", "2024-01-01T00:00:00Z");
+    fs::remove_file(dir.join(SEAL_FILE)).unwrap();
+    assert_eq!(load_corrupt_reason(&store), "ckpt.json.blake3: missing");
+}
+
+#[test]
+fn seal_that_does_not_match_is_corrupt() {
+    let (_tmp, store) = new_store();
+    let dir = publish(&store, ID, "cp1", "2024-01-01T00:00:00Z");
+    fs::write(dir.join(SEAL_FILE), format!("{}  ckpt.json\n", "0".repeat(64))).unwrap();
+    assert_eq!(load_corrupt_reason(&store), "ckpt.json: checksum mismatch");
+    // An edit of ckpt.json with the seal left as it was.
+    let dir = publish(&store, ID, "cp2", "2024-01-01T00:00:00Z");
+    edit_meta(&dir, |v| v["rootfs"] = "/".into());
+    match store.load(ID, "cp2") {
+        Err(StoreError::Corrupt { reason, .. }) => assert_eq!(reason, "ckpt.json: checksum mismatch"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn schema_1_without_seal_stays_readable_and_verifiable() {
+    let (_tmp, store) = new_store();
+    let dir = publish(&store, ID, "cp1", "2024-01-01T00:00:00Z");
+    fs::remove_file(dir.join(SEAL_FILE)).unwrap();
+    edit_meta(&dir, |v| v["schema_version"] = 1.into());
+    let entry = store.load(ID, "cp1").unwrap();
+    let meta = entry.meta.as_ref().unwrap();
+    assert_eq!(meta.schema_version, 1);
+    assert!(!meta.is_sealed());
+    store.verify(&entry).unwrap();
+}
+
+#[test]
+fn seal_of_a_schema_1_file_is_checked_when_present() {
+    let (_tmp, store) = new_store();
+    let dir = publish(&store, ID, "cp1", "2024-01-01T00:00:00Z");
+    edit_meta(&dir, |v| v["schema_version"] = 1.into());
+    assert_eq!(load_corrupt_reason(&store), "ckpt.json: checksum mismatch");
+}
+
+#[test]
+fn ckpt_json_must_name_its_own_directory() {
+    let (_tmp, store) = new_store();
+    let dir = publish(&store, ID, "cp1", "2024-01-01T00:00:00Z");
+    for (field, reason) in [
+        (
+            "container_id",
+            format!("ckpt.json: container_id \"other\" does not match the directory's \"{ID}\""),
+        ),
+        (
+            "name",
+            "ckpt.json: name \"other\" does not match the directory's \"cp1\"".to_string(),
+        ),
+    ] {
+        let original = fs::read(dir.join(META_FILE)).unwrap();
+        edit_meta(&dir, |v| v[field] = "other".into());
+        let json = fs::read(dir.join(META_FILE)).unwrap();
+        let seal = fs::read(dir.join(SEAL_FILE)).unwrap();
+        fs::write(dir.join(SEAL_FILE), metadata::seal_of(&json)).unwrap();
+        assert_eq!(load_corrupt_reason(&store), reason);
+        // ls lists it, as for any unreadable ckpt.json, as not ckpt's.
+        assert!(store.list(Some(ID)).unwrap()[0].meta.is_none());
+        fs::write(dir.join(META_FILE), original).unwrap();
+        fs::write(dir.join(SEAL_FILE), seal).unwrap();
+    }
+    store.load(ID, "cp1").unwrap();
+}
+
+#[test]
+fn publish_refuses_a_seal_written_by_the_caller() {
+    let (_tmp, store) = new_store();
+    let staging = store.begin(ID, "cp1").unwrap();
+    staging.write_file(SEAL_FILE, b"x").unwrap();
+    assert!(matches!(
+        staging.publish(meta(ID, "cp1", "2024-01-01T00:00:00Z")),
+        Err(StoreError::Io { op: "publish", .. })
+    ));
+}
+
+#[test]
+fn a_schema_1_copy_is_published_unsealed() {
+    let (_tmp, store) = new_store();
+    let staging = store.begin(ID, "cp1").unwrap();
+    staging.write_file("core-1.img", b"x").unwrap();
+    let mut m = meta(ID, "cp1", "2024-01-01T00:00:00Z");
+    m.schema_version = 1;
+    let dir = staging.publish(m).unwrap();
+    assert!(!dir.join(SEAL_FILE).exists());
+    assert!(!store.load(ID, "cp1").unwrap().meta.unwrap().is_sealed());
+}
+
+fn load_corrupt_reason(store: &Store) -> String {
+    match store.load(ID, "cp1") {
+        Err(StoreError::Corrupt { reason, .. }) => reason,
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+// ------------------------------------------- symlinks inside the store --
+
+#[test]
+fn symlinked_checkpoint_dir_or_container_dir_is_refused_by_name() {
+    let (tmp, store) = new_store();
+    publish(&store, ID, "cp1", "2024-01-01T00:00:00Z");
+    let cps = store.layout().checkpoints_dir(ID);
+    let outside = tmp.path().join("outside-cp");
+    fs::rename(cps.join("cp1"), &outside).unwrap();
+    std::os::unix::fs::symlink(&outside, cps.join("cp1")).unwrap();
+    for result in [store.load(ID, "cp1").map(drop), store.remove(ID, "cp1")] {
+        match result {
+            Err(StoreError::UnsafeStore { path, reason }) => {
+                assert_eq!((path, reason), (cps.join("cp1"), "it is a symlink"))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(outside.join(META_FILE).exists());
+    // The container dir itself.
+    let other = store.root().join("linked");
+    std::os::unix::fs::symlink(store.layout().container_dir(ID), &other).unwrap();
+    match store.list(Some("linked")) {
+        Err(StoreError::UnsafeStore { path, .. }) => assert_eq!(path, other),
+        other => panic!("{other:?}"),
+    }
+    assert!(store.lock("linked", Duration::ZERO).is_err());
+}
+
+#[test]
+fn replace_file_writes_0600_and_never_through_a_symlink() {
+    let (tmp, store) = new_store();
+    let outside = tmp.path().join("outside");
+    fs::write(&outside, b"not ckpt's").unwrap();
+    let dir = store.layout().container_dir(ID);
+    fs::create_dir(&dir).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+    let log = dir.join("restore.log");
+    fs::write(&log, b"old").unwrap();
+    fs::set_permissions(&log, fs::Permissions::from_mode(0o644)).unwrap();
+    assert_eq!(store.replace_file(ID, "restore.log", b"new").unwrap(), log);
+    assert_eq!((fs::read(&log).unwrap(), mode(&log)), (b"new".to_vec(), 0o600));
+    // A link there is replaced by the file, its target left alone...
+    std::os::unix::fs::symlink(&outside, dir.join("dump-failed.log")).unwrap();
+    store.replace_file(ID, "dump-failed.log", b"log").unwrap();
+    assert_eq!(fs::read(&outside).unwrap(), b"not ckpt's");
+    assert!(fs::symlink_metadata(dir.join("dump-failed.log")).unwrap().is_file());
+    // ...and a missing dir on the way is created 0700; a linked one refused.
+    store.replace_file(ID, "bundle/config.json", b"{}").unwrap();
+    assert_eq!(mode(&dir.join("bundle")), 0o700);
+    assert_eq!(mode(&dir.join("bundle/config.json")), 0o600);
+    fs::remove_dir_all(dir.join("bundle")).unwrap();
+    std::os::unix::fs::symlink(tmp.path(), dir.join("bundle")).unwrap();
+    assert!(matches!(
+        store.replace_file(ID, "bundle/config.json", b"{}"),
+        Err(StoreError::UnsafeStore { .. })
+    ));
+    assert!(!tmp.path().join("config.json").exists());
+    // No temp file is left in staging.
+    assert_eq!(fs::read_dir(store.layout().staging_root(ID)).unwrap().count(), 0);
+}
+
+#[test]
+fn check_no_symlinks_names_the_first_link() {
+    let (tmp, store) = new_store();
+    let rels = ["output.log", "bundle/config.json"];
+    store.check_no_symlinks(ID, &rels).unwrap(); // nothing there yet
+    let dir = store.layout().container_dir(ID);
+    fs::create_dir_all(dir.join("bundle")).unwrap();
+    store.check_no_symlinks(ID, &rels).unwrap();
+    std::os::unix::fs::symlink(tmp.path(), dir.join("bundle/config.json")).unwrap();
+    match store.check_no_symlinks(ID, &rels) {
+        Err(StoreError::UnsafeStore { path, .. }) => assert_eq!(path, dir.join("bundle/config.json")),
+        other => panic!("{other:?}"),
+    }
+    fs::remove_file(dir.join("bundle/config.json")).unwrap();
+    nix::unistd::mkfifo(&dir.join("output.log"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    assert!(matches!(
+        store.check_no_symlinks(ID, &rels),
+        Err(StoreError::UnsafeStore { .. })
+    ));
+}
+
+#[test]
+fn append_private_refuses_links_and_fifos_and_fixes_the_mode() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("output.log");
+    fs::write(&file, b"a").unwrap();
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+    use std::io::Write;
+    open_append_private(&file).unwrap().write_all(b"b").unwrap();
+    assert_eq!((fs::read(&file).unwrap(), mode(&file)), (b"ab".to_vec(), 0o600));
+    let link = tmp.path().join("link");
+    std::os::unix::fs::symlink(&file, &link).unwrap();
+    assert!(matches!(
+        open_append_private(&link),
+        Err(StoreError::UnsafeStore {
+            reason: "it is a symlink",
+            ..
+        })
+    ));
+    // A fifo would block a plain open until a reader came.
+    let fifo = tmp.path().join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let _reader = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    assert!(matches!(
+        open_append_private(&fifo),
+        Err(StoreError::UnsafeStore {
+            reason: "it is not a regular file",
+            ..
+        })
+    ));
+}
+
+// ------------------------------------------------ locks of new dirs --
+
+#[test]
+fn lock_of_a_container_the_store_did_not_know_leaves_nothing_when_unused() {
+    let (_tmp, store) = new_store();
+    let dir = store.layout().container_dir("new");
+    let lock = store.lock("new", Duration::ZERO).unwrap();
+    assert!(store.layout().lock_path("new").exists());
+    drop(lock);
+    assert!(!dir.exists(), "left {:?}", fs::read_dir(&dir).map(|d| d.count()));
+    // Written into: the dir is kept, the lock file goes.
+    let lock = store.lock("new", Duration::ZERO).unwrap();
+    store.replace_file("new", "restore.log", b"log").unwrap();
+    drop(lock);
+    assert!(dir.join("restore.log").exists());
+    assert!(!store.layout().lock_path("new").exists());
+    // Known before: kept even when the command wrote nothing.
+    fs::remove_file(dir.join("restore.log")).unwrap();
+    fs::remove_dir(store.layout().staging_root("new")).unwrap();
+    drop(store.lock("new", Duration::ZERO).unwrap());
+    assert!(dir.is_dir());
+}
+
+#[test]
+fn waiter_whose_lock_file_was_removed_starts_over() {
+    let (_tmp, store) = new_store();
+    let first = store.lock("new", Duration::ZERO).unwrap();
+    let store2 = store.clone();
+    let waiter = std::thread::spawn(move || {
+        let lock = store2.lock("new", Duration::from_secs(5)).unwrap();
+        // It holds the lock of the file now at the path, not of the
+        // removed one: a third acquirer is busy.
+        assert!(matches!(
+            store2.lock("new", Duration::from_millis(100)),
+            Err(StoreError::Busy { .. })
+        ));
+        drop(lock);
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    drop(first); // removes the dir and lock file it created
+    waiter.join().unwrap();
 }
