@@ -186,7 +186,9 @@ fn read_stat(dir: &Path) -> Result<Stat, InventoryError> {
 fn read_live(dir: &Path, base: ProcessInfo, tables: &mut SocketTables) -> Result<ProcessInfo, InventoryError> {
     let cmdline = parse_cmdline(&read_text(&dir.join("cmdline"))?);
     let mount_ids = parse_mount_ids(&read_text(&dir.join("mountinfo"))?);
-    let mut fds = read_fds(dir, &mount_ids)?;
+    // `dir` is `<proc_root>/<pid>`; ckpt's own entry is `<proc_root>/self`.
+    let own_dir = dir.parent().unwrap_or(dir).join("self");
+    let mut fds = read_fds(dir, &mount_ids, &own_dir)?;
     if fds.iter().any(|fd| matches!(fd.kind, FdKind::OtherSocket { .. })) {
         let table = tables.for_process(dir)?;
         for fd in &mut fds {

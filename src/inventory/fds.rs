@@ -16,22 +16,23 @@ use std::path::Path;
 
 /// Reads every open fd of the process whose proc directory is `pid_dir`.
 /// `mount_ids` are the mounts of that process's mount namespace, used for
-/// [`FdInfo::outside_mount_ns`].
-pub(super) fn read_fds(pid_dir: &Path, mount_ids: &HashSet<u64>) -> Result<Vec<FdInfo>, InventoryError> {
+/// [`FdInfo::outside_mount_ns`]; `own_dir` is ckpt's own proc directory
+/// (`<proc_root>/self`), where [`read_fd`] reads its pinned copies.
+pub(super) fn read_fds(
+    pid_dir: &Path,
+    mount_ids: &HashSet<u64>,
+    own_dir: &Path,
+) -> Result<Vec<FdInfo>, InventoryError> {
     let fd_dir = pid_dir.join("fd");
     let mut fds = Vec::new();
     for fd in numeric_entries(&fd_dir)? {
         let link = fd_dir.join(fd.to_string());
-        let target = match read_link_text(&link) {
-            Ok(target) => target,
-            Err(err) if err.is_vanished() => continue,
-            Err(err) => return Err(err),
-        };
-        let Some(fdinfo) = read_optional_text(&pid_dir.join("fdinfo").join(fd.to_string()))? else {
+        let Some(read) = read_fd(&link, &pid_dir.join("fdinfo").join(fd.to_string()), own_dir)? else {
             continue;
         };
-        let (mnt_id, locks) = parse_fdinfo(&fdinfo);
-        let kind = classify(&target, &link);
+        let (_, locks) = parse_fdinfo(&read.fdinfo);
+        let (target, mnt_id) = (read.target, read.mnt_id);
+        let kind = classify(&target, read.meta.as_ref());
         let outside_mount_ns = is_path_backed(&kind) && mnt_id.is_some_and(|id| !mount_ids.contains(&id));
         fds.push(FdInfo {
             fd,
@@ -45,11 +46,87 @@ pub(super) fn read_fds(pid_dir: &Path, mount_ids: &HashSet<u64>) -> Result<Vec<F
     Ok(fds)
 }
 
+/// One fd as read: its link target, its `fdinfo` text (for the locks), and
+/// the open file's mount id and metadata (see [`read_fd`]).
+struct FdRead {
+    target: String,
+    fdinfo: String,
+    mnt_id: Option<u64>,
+    meta: Option<std::fs::Metadata>,
+}
+
+/// Reads an fd's link target, its mount and its metadata so that they
+/// describe the same open file. A running shell rebinds fds all the time
+/// (`echo $n >/tmp/count` points fd 1 at the file, then back at the pipe),
+/// and a file's target paired with the *next* file's `mnt_id` (the pipe's)
+/// made the preflight refuse the file as "outside the container's mounts".
+/// So a path target is pinned first: an `O_PATH` open of the fd's magic
+/// link holds the very file the fd named at that instant (without opening
+/// it for I/O: no FIFO blocks, no device is opened), and the target, the
+/// mount id and the metadata are all read from ckpt's own copy, which
+/// nothing else can rebind. Other targets (pipes, sockets, anonymous
+/// inodes) are not judged by their mount and are read as they are. `None`
+/// when the fd was closed meanwhile.
+fn read_fd(link: &Path, fdinfo_path: &Path, own_dir: &Path) -> Result<Option<FdRead>, InventoryError> {
+    let target = match read_link_text(link) {
+        Ok(target) => target,
+        Err(err) if err.is_vanished() => return Ok(None),
+        Err(err) => return Err(err),
+    };
+    // The pinned read, for paths; where it cannot be made (a fixture tree,
+    // whose links name no real file) the plain reads below stand.
+    let pinned = if target.starts_with('/') {
+        pinned(link, own_dir)
+    } else {
+        None
+    };
+    // The fd's own fdinfo still gives its locks.
+    let Some(fdinfo) = read_optional_text(fdinfo_path)? else {
+        return Ok(None);
+    };
+    Ok(Some(match pinned {
+        Some((target, mnt_id, meta)) => FdRead {
+            target,
+            fdinfo,
+            mnt_id,
+            meta: Some(meta),
+        },
+        None => FdRead {
+            meta: target.starts_with('/').then(|| std::fs::metadata(link).ok()).flatten(),
+            mnt_id: parse_fdinfo(&fdinfo).0,
+            target,
+            fdinfo,
+        },
+    }))
+}
+
+/// `(target, mnt_id, metadata)` of the file `link` names now, read through
+/// an `O_PATH` descriptor of ckpt's own (`own_dir` is ckpt's proc dir).
+fn pinned(link: &Path, own_dir: &Path) -> Option<(String, Option<u64>, std::fs::Metadata)> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+        .open(link)
+        .ok()?;
+    let fd = file.as_raw_fd().to_string();
+    let target = read_link_text(&own_dir.join("fd").join(&fd)).ok()?;
+    let (mnt_id, _) = parse_fdinfo(&read_optional_text(&own_dir.join("fdinfo").join(&fd)).ok()??);
+    Some((target, mnt_id, file.metadata().ok()?))
+}
+
 /// The mount ids (first column) of a `mountinfo` file.
 pub(super) fn parse_mount_ids(text: &str) -> HashSet<u64> {
     text.lines()
         .filter_map(|line| line.split_whitespace().next()?.parse().ok())
         .collect()
+}
+
+/// The `mnt_id` of an `fdinfo` file.
+#[cfg(test)]
+pub(super) fn parse_fdinfo_mnt_id(text: &str) -> Option<u64> {
+    parse_fdinfo(text).0
 }
 
 /// `(mnt_id, locks)` of an `fdinfo` file. Lock lines look like
@@ -74,9 +151,9 @@ fn is_path_backed(kind: &FdKind) -> bool {
     matches!(kind, FdKind::File | FdKind::Dir | FdKind::Tty | FdKind::Device)
 }
 
-/// Classifies an fd from its link `target`; `link` is the fd's entry under
-/// the proc root, stat'ed (following the link) only for absolute paths.
-fn classify(target: &str, link: &Path) -> FdKind {
+/// Classifies an fd from its link `target`; `meta` is the open file's
+/// metadata (read through the fd link), for absolute paths.
+fn classify(target: &str, meta: Option<&std::fs::Metadata>) -> FdKind {
     if let Some(inode) = bracketed_number(target, "pipe:") {
         return FdKind::Pipe {
             inode,
@@ -109,11 +186,10 @@ fn classify(target: &str, link: &Path) -> FdKind {
         return FdKind::Device;
     }
     if target.starts_with('/') {
-        // Following the fd link reaches the open file itself, even when it
-        // was deleted or lives in another mount namespace. A FIFO opened by
-        // path is reported as a File so that its mount is still checked.
-        return match std::fs::metadata(link) {
-            Ok(meta) if meta.is_dir() => FdKind::Dir,
+        // A FIFO opened by path is reported as a File so that its mount is
+        // still checked.
+        return match meta {
+            Some(meta) if meta.is_dir() => FdKind::Dir,
             _ => FdKind::File,
         };
     }
@@ -144,7 +220,7 @@ mod tests {
     use super::*;
 
     fn kind(target: &str) -> FdKind {
-        classify(target, Path::new("/nonexistent/fd/0"))
+        classify(target, None)
     }
 
     #[test]
@@ -191,9 +267,8 @@ mod tests {
     #[test]
     fn paths_are_files_unless_stat_says_dir() {
         let dir = tempfile::tempdir().unwrap();
-        let link = dir.path().join("fd-link");
-        std::os::unix::fs::symlink(dir.path(), &link).unwrap();
-        assert_eq!(classify("/some/dir", &link), FdKind::Dir);
+        let meta = std::fs::metadata(dir.path()).unwrap();
+        assert_eq!(classify("/some/dir", Some(&meta)), FdKind::Dir);
         // stat fails: a file we cannot see is still a file.
         assert_eq!(kind("/var/log/app.log (deleted)"), FdKind::File);
     }

@@ -501,3 +501,62 @@ fn real_proc_sees_peers_held_outside_the_process_tree() {
         "{stdin:?}"
     );
 }
+
+/// Regression: an fd that a shell rebinds while the inventory reads it
+/// (`echo $n >/tmp/count` points fd 1 at the file, then back at the pipe)
+/// was reported as the file with the pipe's `mnt_id`, and so as "a file
+/// outside the container's mounts", refusing a container that CRIU dumps
+/// fine. A thread here flips one fd between a file and a pipe as fast as
+/// it can while the fds of this process are read over and over: every time
+/// the fd reads as the file, its `mnt_id` must be the file's.
+#[test]
+fn fd_rebound_mid_read_is_not_paired_with_another_files_mount() {
+    use std::os::fd::AsRawFd;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    const FLIPPED: i32 = 900;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("count");
+    let file = std::fs::File::create(&path).unwrap();
+    let (pipe_read, _pipe_write) = nix::unistd::pipe().unwrap();
+    let me = Path::new("/proc/self");
+    let file_mnt =
+        fds::parse_fdinfo_mnt_id(&std::fs::read_to_string(me.join(format!("fdinfo/{}", file.as_raw_fd()))).unwrap());
+    let stop = Arc::new(AtomicBool::new(false));
+    let flipper = {
+        let stop = Arc::clone(&stop);
+        let (f, p) = (file.as_raw_fd(), pipe_read.as_raw_fd());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                // SAFETY: dup2 onto a number this test owns; both sources
+                // stay open until the thread is joined.
+                unsafe {
+                    libc::dup2(f, FLIPPED);
+                    libc::dup2(p, FLIPPED);
+                }
+            }
+            // SAFETY: as above; the fd is this test's own.
+            unsafe { libc::close(FLIPPED) };
+        })
+    };
+    let mount_ids = std::collections::HashSet::new();
+    let (mut as_file, mut mismatched) = (0, Vec::new());
+    for _ in 0..3000 {
+        let fds = fds::read_fds(me, &mount_ids, me).unwrap();
+        if let Some(f) = fds.iter().find(|f| f.fd == FLIPPED && f.kind == FdKind::File) {
+            as_file += 1;
+            if f.mnt_id != file_mnt {
+                mismatched.push(f.mnt_id);
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    flipper.join().unwrap();
+    assert!(as_file > 0, "test bug: the flipped fd never read as the file");
+    assert!(
+        mismatched.is_empty(),
+        "{} of {as_file} reads paired the file with another mount: {:?}",
+        mismatched.len(),
+        &mismatched[..mismatched.len().min(5)]
+    );
+}
