@@ -315,6 +315,15 @@ impl DockerDaemon {
         id
     }
 
+    /// The daemon's major version (`28` for `28.5.2+dfsg4`).
+    pub fn server_major(&self) -> u32 {
+        let v = self.docker_ok(["version", "--format", "{{.Server.Version}}"]);
+        v.split(['.', '+', '-'])
+            .next()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or_else(|| panic!("unparsable Docker server version {v:?}"))
+    }
+
     /// `docker inspect NAME`, the one object; None when Docker does not know it.
     pub fn inspect(&self, name: &str) -> Option<Value> {
         let out = self.docker(["inspect", "--type", "container", name]);
