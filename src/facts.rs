@@ -71,6 +71,7 @@ pub fn gather(
         rootfs: c.rootfs.clone(),
         container_mounts,
         masked_files,
+        runtime_root: c.runtime_root.clone(),
         joined_netns_inode: ns_inode("network"),
         joined_pidns_inode: ns_inode("pid"),
         freezer_dir: freezer.as_ref().map(|f| f.dir.clone()),

@@ -35,6 +35,9 @@ pub struct HostFacts {
     /// Masked paths that exist in the container and are not directories
     /// (runc bind-mounts /dev/null over those).
     pub masked_files: Vec<String>,
+    /// The runtime's state root (`--root`); crun ≥ 1.24 keeps the shared
+    /// empty directory it binds over masked directories there.
+    pub runtime_root: PathBuf,
     /// Inode of the network namespace the spec joins, if any.
     pub joined_netns_inode: Option<u64>,
     /// Inode of the pid namespace the spec joins, if any.
@@ -188,6 +191,10 @@ const RUNC_DEFAULT_DEVICES: &[&str] = &[
 ];
 
 /// Headroom on top of the estimated image size for logs and metadata.
+/// The shared directory crun ≥ 1.24 bind-mounts over masked directories,
+/// inside its state root.
+const CRUN_EMPTY_DIR: &str = ".empty-directory";
+
 const SPACE_HEADROOM: u64 = 16 * 1024 * 1024;
 
 /// Judges the inventory against the options: every problem found, in
@@ -333,6 +340,23 @@ pub fn externals(spec: &SpecFacts, host: &HostFacts) -> Vec<String> {
         match host.naming {
             ExternalNaming::Runc => push(format!("mnt[{masked}]:/dev/null")),
             ExternalNaming::Crun => push(format!("mnt[{masked}]:{masked}")),
+        }
+    }
+    if host.naming == ExternalNaming::Crun {
+        // crun ≥ 1.24 masks directories with a bind of one shared empty
+        // directory, `<root>/.empty-directory`, instead of a tmpfs each; its
+        // restore maps that name back, so the dump must use it (crun's
+        // register_masked_paths_mounts). Older crun mounts tmpfs, which CRIU
+        // dumps itself: no external then.
+        let empty_dir = host.runtime_root.join(CRUN_EMPTY_DIR);
+        for masked in &spec.masked_paths {
+            let bound = host
+                .container_mounts
+                .iter()
+                .any(|m| m.mount_point == Path::new(masked) && m.root.file_name() == Some(CRUN_EMPTY_DIR.as_ref()));
+            if bound {
+                push(format!("mnt[{masked}]:{}", empty_dir.display()));
+            }
         }
     }
     let mut devices: Vec<PathBuf> = spec.device_paths.clone();

@@ -265,6 +265,30 @@ fn cgroup_v1_hierarchies_are_external_without_cgroupns() {
 }
 
 #[test]
+fn crun_masked_directories_bound_to_the_shared_empty_dir_are_external() {
+    // crun 1.28: /sys/firmware is a bind of <root>/.empty-directory;
+    // crun 1.21: /proc/acpi is a tmpfs of its own, which CRIU dumps.
+    let mi = "114 100 0:41 /crun/.empty-directory /sys/firmware ro - tmpfs tmpfs rw
+115 95 0:50 / /proc/acpi ro - tmpfs tmpfs ro";
+    let mut h = host();
+    h.container_mounts = mountinfo::parse(mi);
+    h.runtime_root = "/run/crun".into();
+    let spec = SpecFacts {
+        masked_paths: vec!["/sys/firmware".into(), "/proc/acpi".into(), "/proc/kcore".into()],
+        ..Default::default()
+    };
+    assert_eq!(
+        externals(&spec, &h),
+        vec!["mnt[/sys/firmware]:/run/crun/.empty-directory"]
+    );
+    h.naming = ExternalNaming::Runc;
+    assert!(
+        !externals(&spec, &h).iter().any(|e| e.starts_with("mnt[/sys/firmware]")),
+        "runc masks directories with tmpfs"
+    );
+}
+
+#[test]
 fn masked_files_devices_and_joined_namespaces() {
     let mut h = host();
     h.masked_files = vec!["/proc/keys".into()];

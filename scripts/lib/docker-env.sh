@@ -35,12 +35,14 @@ ckpt_docker_start() {
     mkdir -p "$dir"/{tmp,cfg}
     CKPT_DOCKER_HOST="unix://$dir/docker.sock"
     # The CRI plugin is a Kubernetes interface Docker does not use; without
-    # it containerd starts faster and touches no CNI directories.
+    # it containerd starts faster and touches no CNI directories. containerd
+    # 2.x split it into three plugins (1.7 ignores the two ids it does not
+    # know). Config version 2 is the newest 1.7 reads; 2.x migrates it.
     cat >"$dir/containerd.toml" <<EOF
 version = 2
 root = "$dir/ctrd-root"
 state = "$dir/ctrd-state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.images", "io.containerd.cri.v1.runtime"]
 [grpc]
   address = "$dir/containerd.sock"
 EOF

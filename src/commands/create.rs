@@ -53,7 +53,9 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> anyhow::Result<()> {
     );
     if let Some(d) = &docker {
         names::validate_docker_checkpoint_name(&args.name)?;
-        if let Some(blocker) = crate::docker::restore_blocker(&d.daemon.info.version, &d.view.network_mode) {
+        if let Some(blocker) =
+            crate::docker::restore_blocker(&d.daemon.info.version, &d.view.network_mode, d.view.network_disabled)
+        {
             if !args.leave_running {
                 // Stopping a container this Docker cannot restore would lose it.
                 return Err(anyhow::Error::new(blocker).context(format!(

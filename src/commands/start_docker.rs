@@ -29,7 +29,12 @@ pub fn run(ctx: &Context, args: &StartArgs, t: DockerTarget) -> anyhow::Result<(
     require_root("start")?;
     let daemon = &t.daemon;
     daemon.require_experimental()?;
-    if let Some(blocker) = crate::docker::restore_blocker(&daemon.info.version, &t.view.network_mode) {
+    // A `--name` copy is created without NetworkDisabled (create_body_from
+    // drops it), so Docker sets up its network even where the original has
+    // none.
+    let network_disabled = t.view.network_disabled && args.name.is_none();
+    if let Some(blocker) = crate::docker::restore_blocker(&daemon.info.version, &t.view.network_mode, network_disabled)
+    {
         return Err(blocker.into());
     }
     let store = Store::open(&daemon.store_root())?;

@@ -28,7 +28,9 @@ pub fn hint(log: &str) -> Option<&'static str> {
         ("unix socket", "a unix socket is connected outside the container; retry with --ext-unix-sk"),
         ("Unable to find a master", "the container has a terminal; containers with a TTY cannot be checkpointed"),
         ("file lock", "a process holds a file lock; retry with --file-locks"),
-        ("No space left on device", "the store's filesystem is full; free space or use --store elsewhere"),
+        // Said in words: the tar CRIU runs for tmpfs contents reports ENOSPC
+        // on a line of its own, not on an `Error (` line (seen with 4.2.1).
+        ("No space left on device", "no space left on the store's filesystem; free space or use --store elsewhere"),
         ("Unexpected rt vDSO area bounds", "this CRIU is too old for the kernel; install CRIU >= 4.0 (scripts/setup)"),
         ("No mapping for", "a mount of the container has no mapping at restore; check that bind-mount sources exist"),
     ];
@@ -73,6 +75,12 @@ mod tests {
             .unwrap()
             .contains("--tcp-established"));
         assert_eq!(hint("all fine"), None);
+        // CRIU 4.2.1's tmpfs archive failing: the only Error line is the
+        // tar's exit status, so the hint has to say what happened.
+        let tar_enospc = "tar: ./blob: Cannot write: No space left on device
+(01.13) Error (criu/util.c:657): exited, status=2";
+        assert!(error_lines(tar_enospc).iter().all(|l| !l.contains("No space")));
+        assert!(hint(tar_enospc).unwrap().contains("no space left"));
     }
 
     #[test]

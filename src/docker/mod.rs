@@ -61,6 +61,10 @@ pub struct ContainerView {
     pub pid: i32,
     pub tty: bool,
     pub network_mode: String,
+    /// `Config.NetworkDisabled`: Docker gives the container no network
+    /// sandbox at start (set by Docker itself for `bridge` containers on a
+    /// daemon started with `"bridge": "none"`).
+    pub network_disabled: bool,
     /// Image id (`sha256:...`).
     pub image: String,
 }
@@ -94,6 +98,7 @@ pub fn parse_container(v: &Value) -> Result<ContainerView, DockerError> {
         pid: v["State"]["Pid"].as_i64().unwrap_or(0) as i32,
         tty: v["Config"]["Tty"].as_bool().unwrap_or(false),
         network_mode: v["HostConfig"]["NetworkMode"].as_str().unwrap_or("default").to_string(),
+        network_disabled: v["Config"]["NetworkDisabled"].as_bool().unwrap_or(false),
         image: v["Image"].as_str().unwrap_or_default().to_string(),
     })
 }
@@ -101,11 +106,14 @@ pub fn parse_container(v: &Value) -> Result<ContainerView, DockerError> {
 /// PURE: why this Docker cannot restore a container with this network
 /// mode, if it cannot. Docker 28.0 removed the prestart hook that set up
 /// the restored task's network (moby 933fcc9814); containers that share
-/// the host's or another container's namespace are not affected.
-pub fn restore_blocker(version: &str, network_mode: &str) -> Option<DockerError> {
+/// the host's or another container's namespace are not affected, nor are
+/// containers with `network_disabled` (`Config.NetworkDisabled`), for which
+/// Docker sets up no network at all (daemon/start_linux.go returns before
+/// the SetKey that fails).
+pub fn restore_blocker(version: &str, network_mode: &str, network_disabled: bool) -> Option<DockerError> {
     let major: u32 = version.split(['.', '+', '-']).next()?.parse().ok()?;
     let own_netns = !(network_mode == "host" || network_mode.starts_with("container:"));
-    (major >= 28 && own_netns).then(|| DockerError::BrokenRestore {
+    (major >= 28 && own_netns && !network_disabled).then(|| DockerError::BrokenRestore {
         version: version.to_string(),
         network_mode: network_mode.to_string(),
     })
@@ -355,21 +363,43 @@ mod tests {
             "Config": {"Tty": true}, "HostConfig": {"NetworkMode": "none"}}))
         .unwrap();
         assert_eq!(
-            (c.name.as_str(), c.pid, c.tty, c.network_mode.as_str()),
-            ("web", 42, true, "none")
+            (
+                c.name.as_str(),
+                c.pid,
+                c.tty,
+                c.network_mode.as_str(),
+                c.network_disabled
+            ),
+            ("web", 42, true, "none", false)
         );
+        let c = parse_container(&json!({"Id": "abc", "Config": {"NetworkDisabled": true}})).unwrap();
+        assert!(c.network_disabled);
         assert!(parse_container(&json!({})).is_err());
     }
 
     #[test]
     fn docker_28_cannot_restore_private_netns() {
-        assert!(restore_blocker("26.1.5+dfsg1", "none").is_none());
-        assert!(restore_blocker("27.5.1", "bridge").is_none());
-        assert!(restore_blocker("28.0.0", "bridge").is_some());
-        assert!(restore_blocker("29.1", "none").is_some());
-        assert!(restore_blocker("28.2.2", "host").is_none());
-        assert!(restore_blocker("28.2.2", "container:abc").is_none());
-        assert!(restore_blocker("garbage", "none").is_none());
+        // (version, network mode, NetworkDisabled) → blocked?
+        let table = [
+            ("26.1.5+dfsg1", "none", false, false),
+            ("27.5.1", "bridge", false, false),
+            ("28.0.0", "bridge", false, true),
+            ("29.1", "none", false, true),
+            ("28.2.2", "host", false, false),
+            ("28.2.2", "container:abc", false, false),
+            ("garbage", "none", false, false),
+            // A bridge container on a daemon with "bridge": "none": Docker
+            // 28.5.2 restores it (it never calls SetKey).
+            ("28.5.2+dfsg4", "bridge", true, false),
+            ("28.5.2+dfsg4", "none", true, false),
+        ];
+        for (version, mode, disabled, blocked) in table {
+            assert_eq!(
+                restore_blocker(version, mode, disabled).is_some(),
+                blocked,
+                "{version} {mode} disabled={disabled}"
+            );
+        }
     }
 
     #[test]

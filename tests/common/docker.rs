@@ -123,10 +123,13 @@ impl DockerDaemon {
     fn write_configs(&self, opts: DaemonOpts) {
         let p = self.path().display();
         // The CRI plugin serves Kubernetes, not Docker; without it containerd
-        // starts faster and touches no CNI directories.
+        // starts faster and touches no CNI directories. containerd 2.x split
+        // it into three plugins (1.7 ignores the ids it does not know).
+        // Config version 2 is the newest 1.7 reads; 2.x migrates it.
         let containerd = format!(
             "version = 2\nroot = \"{p}/ctrd-root\"\nstate = \"{p}/ctrd-state\"\n\
-             disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+             disabled_plugins = [\"io.containerd.grpc.v1.cri\", \"io.containerd.cri.v1.images\", \
+             \"io.containerd.cri.v1.runtime\"]\n\
              [grpc]\n  address = \"{p}/containerd.sock\"\n"
         );
         fs::write(self.path().join("containerd.toml"), containerd).expect("write containerd.toml");
@@ -310,6 +313,15 @@ impl DockerDaemon {
             );
         }
         id
+    }
+
+    /// The daemon's major version (`28` for `28.5.2+dfsg4`).
+    pub fn server_major(&self) -> u32 {
+        let v = self.docker_ok(["version", "--format", "{{.Server.Version}}"]);
+        v.split(['.', '+', '-'])
+            .next()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or_else(|| panic!("unparsable Docker server version {v:?}"))
     }
 
     /// `docker inspect NAME`, the one object; None when Docker does not know it.
