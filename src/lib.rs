@@ -23,6 +23,7 @@ pub mod output;
 pub mod pause;
 pub mod plan;
 pub mod plugin;
+pub mod procfs;
 pub mod progress;
 pub mod restore;
 pub mod runtime;

@@ -40,7 +40,7 @@ fn main() -> ExitCode {
         Command::Inspect(a) => commands::inspect::run(&ctx, a),
         Command::Verify(a) => commands::verify::run(&ctx, a),
         Command::Relay(a) => commands::relay::run(a),
-        Command::Watchdog(a) => ckpt::watchdog::run(a.dir.clone(), &a.cgroup_version, a.leave_frozen),
+        Command::Watchdog(a) => ckpt::watchdog::run(&ctx.proc, a.dir.clone(), &a.cgroup_version, a.leave_frozen),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -231,25 +231,14 @@ pub fn confirm_resumed(meta: &CheckpointMeta, live: &LiveInit, restore_log: Opti
     Ok(())
 }
 
-/// Parses `NSpid` (last value) from `/proc/<pid>/status` text.
-pub fn ns_pid_from_status(status: &str) -> Option<i32> {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("NSpid:"))
-        .and_then(|v| v.split_whitespace().last())
-        .and_then(|v| v.parse().ok())
-}
-
 /// Reads what [`confirm_resumed`] needs about a live init from a proc root.
-pub fn live_init(proc_root: &Path, pid: i32) -> LiveInit {
-    let dir = proc_root.join(pid.to_string());
-    let status = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
-    let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
-    let host_timens = std::fs::read_link(proc_root.join("self/ns/time")).ok();
-    let init_timens = std::fs::read_link(dir.join("ns/time")).ok();
+pub fn live_init(proc: &crate::procfs::ProcRoot, pid: i32) -> LiveInit {
+    let init = proc.process(pid);
+    let host_timens = proc.own().ns("time").ok();
+    let init_timens = init.ns("time").ok();
     LiveInit {
-        ns_pid: ns_pid_from_status(&status).unwrap_or(-1),
-        comm: comm.trim().to_string(),
+        ns_pid: init.ns_pid().ok().flatten().unwrap_or(-1),
+        comm: init.comm().ok().flatten().unwrap_or_default().trim().to_string(),
         own_time_namespace: match (host_timens, init_timens) {
             (Some(h), Some(i)) => Some(h != i),
             _ => None,
@@ -496,11 +485,5 @@ mod tests {
         ] {
             assert_eq!(clean(Path::new(p)), Path::new(want), "{p}");
         }
-    }
-
-    #[test]
-    fn parses_nspid() {
-        assert_eq!(ns_pid_from_status("Name:\tsh\nNSpid:\t5130\t1\n"), Some(1));
-        assert_eq!(ns_pid_from_status("Name:\tsh\n"), None);
     }
 }

@@ -6,6 +6,7 @@
 
 use crate::discovery::RuntimeKind;
 use crate::plan::DumpOptions;
+use crate::procfs::ProcRoot;
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -44,6 +45,8 @@ pub struct Runtime {
     pub kind: RuntimeKind,
     pub binary: PathBuf,
     pub root: PathBuf,
+    /// Where ckpt's own mounts are read before a delete.
+    pub proc: ProcRoot,
 }
 
 /// What to restore and how.
@@ -59,7 +62,7 @@ pub struct RestoreRequest<'a> {
 
 impl Runtime {
     /// Locates the runtime binary in PATH.
-    pub fn locate(kind: RuntimeKind, root: &Path) -> Result<Runtime, RuntimeError> {
+    pub fn locate(kind: RuntimeKind, root: &Path, proc: &ProcRoot) -> Result<Runtime, RuntimeError> {
         // Docker containers are run by runc; ckpt drives Docker itself only
         // through its API, so the binary needed here is runc.
         let kind = if kind == RuntimeKind::Docker {
@@ -73,6 +76,7 @@ impl Runtime {
             kind,
             binary,
             root: root.to_path_buf(),
+            proc: proc.clone(),
         })
     }
 
@@ -135,13 +139,13 @@ impl Runtime {
     /// CRIU's leftover can be: the dir is going away) is lazily unmounted
     /// first, and the delete is refused while anything stays mounted there.
     pub fn delete(&self, id: &str) -> Result<(), RuntimeError> {
-        crate::mounts::detach_below(Path::new(crate::mounts::SELF_MOUNTINFO), &self.root.join(id)).map_err(
-            |source| RuntimeError::MountsBelow {
+        crate::mounts::detach_below(&self.proc.own_mountinfo(), &self.root.join(id)).map_err(|source| {
+            RuntimeError::MountsBelow {
                 runtime: self.kind.name(),
                 id: id.to_string(),
                 source,
-            },
-        )?;
+            }
+        })?;
         // Safe: nothing is mounted below <root>/<id> (checked just above).
         self.run_quiet("delete", id, &["delete".into(), "--force".into(), id.into()])
     }

@@ -16,6 +16,7 @@ use crate::freezer::{self, FreezeGuard};
 use crate::interrupt::{self, Interrupted};
 use crate::inventory::{self, Inventory};
 use crate::plan::{self, DumpOptions};
+use crate::procfs::ProcRoot;
 use crate::progress::DirProgress;
 use crate::runtime::Runtime;
 use crate::store::{self, names, CheckpointMeta, InventorySummary, Store};
@@ -44,7 +45,7 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> anyhow::Result<()> {
     // long enough to thaw; the other commands may simply die.
     interrupt::install();
     let criu = Criu::locate()?;
-    let (container, docker) = discovery::find_running(&ctx.roots, ctx.docker, &ctx.proc_root, &args.container)?;
+    let (container, docker) = discovery::find_running(&ctx.roots, ctx.docker, &ctx.proc, &args.container)?;
     log::info!(
         "found {} container {} (init pid {})",
         container.runtime.name(),
@@ -72,11 +73,11 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> anyhow::Result<()> {
         .as_ref()
         .map(|d| d.daemon.store_root())
         .unwrap_or_else(|| ctx.store_root.clone());
-    let store = Store::open(&store_root)?;
+    let store = Store::open_with(&store_root, &ctx.proc)?;
     let _lock = store.lock(&container.id, LOCK_WAIT)?;
 
-    let inventory = inventory::collect(&ctx.proc_root, container.init_pid)?;
-    let (host, freezer) = crate::facts::gather(&ctx.proc_root, &container, &spec.facts, store.root())?;
+    let inventory = inventory::collect(&ctx.proc, container.init_pid)?;
+    let (host, freezer) = crate::facts::gather(&ctx.proc, &container, &spec.facts, store.root())?;
     let opts = DumpOptions {
         leave_running: args.leave_running,
         tcp_established: args.criu.tcp_established,
@@ -94,7 +95,7 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> anyhow::Result<()> {
 
     let staging = store.begin(&container.id, &args.name)?;
     let descriptors = if container.external_descriptors.is_empty() {
-        crate::facts::stdio_descriptors(&ctx.proc_root, container.init_pid)
+        crate::facts::stdio_descriptors(&ctx.proc, container.init_pid)
     } else {
         container.external_descriptors.clone()
     };
@@ -212,7 +213,7 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> anyhow::Result<()> {
     let size_bytes = store.load(&container.id, &args.name).map(|e| e.size_bytes).unwrap_or(0);
 
     if !args.leave_running {
-        stop_container(&container, &freezer, docker.as_ref()).with_context(|| {
+        stop_container(&ctx.proc, &container, &freezer, docker.as_ref()).with_context(|| {
             format!(
                 "checkpoint {} is saved in {}, but container {} could not be stopped",
                 args.name,
@@ -318,7 +319,12 @@ fn metadata(
 /// Kills every task of the (frozen) container, thaws it so the kill lands,
 /// waits for init to go, and has the runtime delete the container so that
 /// its id is free for the restore (what `runc checkpoint` does too).
-fn stop_container(c: &Container, freezer: &FreezerDir, docker: Option<&DockerTarget>) -> anyhow::Result<()> {
+fn stop_container(
+    proc: &ProcRoot,
+    c: &Container,
+    freezer: &FreezerDir,
+    docker: Option<&DockerTarget>,
+) -> anyhow::Result<()> {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
     for pid in freezer::pids(freezer)? {
@@ -330,7 +336,7 @@ fn stop_container(c: &Container, freezer: &FreezerDir, docker: Option<&DockerTar
     freezer::thaw(freezer, Duration::from_secs(10))?;
     let deadline = Instant::now() + Duration::from_secs(10);
     // Exited once gone, reaped or a zombie (its reaper is not ours to wait for).
-    while discovery::liveness(std::path::Path::new("/proc"), c) == discovery::Status::Running {
+    while discovery::liveness(proc, c) == discovery::Status::Running {
         if Instant::now() > deadline {
             anyhow::bail!("init process {} did not exit after SIGKILL", c.init_pid);
         }
@@ -342,7 +348,7 @@ fn stop_container(c: &Container, freezer: &FreezerDir, docker: Option<&DockerTar
         d.daemon.wait_stopped(&c.id, Duration::from_secs(10))?;
         return Ok(());
     }
-    let runtime = Runtime::locate(c.runtime, &c.runtime_root)?;
+    let runtime = Runtime::locate(c.runtime, &c.runtime_root, proc)?;
     runtime.delete(&c.id)?;
     Ok(())
 }

@@ -18,9 +18,9 @@ struct Report<'a> {
 
 pub fn run(ctx: &Context, args: &InspectArgs) -> anyhow::Result<()> {
     crate::store::names::validate_container_id(&args.container)?;
-    let (container, docker) = discovery::find_running(&ctx.roots, ctx.docker, &ctx.proc_root, &args.container)?;
+    let (container, docker) = discovery::find_running(&ctx.roots, ctx.docker, &ctx.proc, &args.container)?;
     let spec = crate::spec::load(&container.spec_path)?;
-    let inventory = inventory::collect(&ctx.proc_root, container.init_pid)?;
+    let inventory = inventory::collect(&ctx.proc, container.init_pid)?;
     // Free space where the checkpoint would go: Docker's directory for
     // Docker containers; the store, or the filesystem it would be made on.
     let store_root = match &docker {
@@ -32,7 +32,7 @@ pub fn run(ctx: &Context, args: &InspectArgs) -> anyhow::Result<()> {
             .unwrap_or(std::path::Path::new("/"))
             .to_path_buf(),
     };
-    let (host, _) = crate::facts::gather(&ctx.proc_root, &container, &spec.facts, &store_root)?;
+    let (host, _) = crate::facts::gather(&ctx.proc, &container, &spec.facts, &store_root)?;
     let opts = DumpOptions {
         leave_running: false,
         tcp_established: args.criu.tcp_established,

@@ -46,14 +46,14 @@ pub fn run(ctx: &Context, args: &LsArgs) -> anyhow::Result<()> {
         Some(c) => {
             names::validate_container_id(c)?;
             let (root, id) = super::checkpoint_home(ctx, c)?;
-            list(&root, Some(&id))?.iter().map(row).collect()
+            list(ctx, &root, Some(&id))?.iter().map(row).collect()
         }
         None => {
-            let mut rows: Vec<Row> = list(&ctx.store_root, None)?.iter().map(row).collect();
+            let mut rows: Vec<Row> = list(ctx, &ctx.store_root, None)?.iter().map(row).collect();
             // Every checkpoint the operator has: Docker's too, when Docker is
             // searched and answers.
             if let Some(daemon) = crate::discovery::docker::daemon(ctx.docker)? {
-                match list(&daemon.store_root(), None) {
+                match list(ctx, &daemon.store_root(), None) {
                     Ok(entries) => rows.extend(entries.iter().map(row).map(|mut r| {
                         r.runtime.get_or_insert_with(|| "docker".into());
                         r
@@ -105,9 +105,13 @@ pub fn run(ctx: &Context, args: &LsArgs) -> anyhow::Result<()> {
 }
 
 /// A store's checkpoints; a missing store has none (listing never creates it).
-fn list(root: &std::path::Path, id: Option<&str>) -> Result<Vec<CheckpointEntry>, crate::store::StoreError> {
+fn list(
+    ctx: &Context,
+    root: &std::path::Path,
+    id: Option<&str>,
+) -> Result<Vec<CheckpointEntry>, crate::store::StoreError> {
     if root.exists() {
-        Store::open(root)?.list(id)
+        Store::open_with(root, &ctx.proc)?.list(id)
     } else {
         Ok(Vec::new())
     }

@@ -13,6 +13,7 @@ pub mod verify;
 
 use crate::cli::{GlobalArgs, RuntimeChoice};
 use crate::discovery::{DockerMode, RuntimeKind, SearchRoots};
+use crate::procfs::ProcRoot;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -25,7 +26,7 @@ pub struct Context {
     pub store_root: PathBuf,
     pub roots: SearchRoots,
     pub docker: DockerMode,
-    pub proc_root: PathBuf,
+    pub proc: ProcRoot,
     pub quiet: bool,
 }
 
@@ -48,7 +49,7 @@ impl Context {
             store_root: g.store.clone(),
             roots: SearchRoots::new(runtime, &g.runtime_roots),
             docker,
-            proc_root: PathBuf::from("/proc"),
+            proc: ProcRoot::host(),
             quiet: g.quiet,
         }
     }

@@ -17,7 +17,7 @@ pub fn run(ctx: &Context, args: &RmArgs) -> anyhow::Result<()> {
         }
         .into());
     }
-    let store = Store::open(&root)?;
+    let store = Store::open_with(&root, &ctx.proc)?;
     let _lock = store.lock(&id, LOCK_WAIT)?;
     store.remove(&id, &args.name)?;
     ctx.say(format!("removed checkpoint {} of {}", args.name, args.container));

@@ -17,6 +17,7 @@ use crate::cli::StartArgs;
 use crate::criu::{Criu, CriuVersion};
 use crate::discovery::{self, RuntimeKind, SearchRoots, Status};
 use crate::interrupt::{self, Interrupted};
+use crate::procfs::ProcRoot;
 use crate::restore;
 use crate::restore::{BundleChoice, BundleRefusal};
 use crate::runtime::{RestoreRequest, Runtime};
@@ -50,7 +51,7 @@ pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
     // finish or be undone, never be abandoned half-way.
     interrupt::install();
     let criu = Criu::locate()?;
-    let store = Store::open(&ctx.store_root)?;
+    let store = Store::open_with(&ctx.store_root, &ctx.proc)?;
     // Look before locking: the lock would create the container's directory.
     if !store
         .layout()
@@ -86,7 +87,7 @@ pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
         .runtime_root
         .clone()
         .unwrap_or_else(|| kind.default_roots()[0].clone());
-    let runtime = Runtime::locate(kind, &runtime_root)?;
+    let runtime = Runtime::locate(kind, &runtime_root, &ctx.proc)?;
 
     // 2. Where will it go? Decided in full before anything is written.
     let bundle_choice = choose_bundle(&meta, &entry.dir, args.name.is_some())?;
@@ -97,10 +98,10 @@ pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
     let roots = SearchRoots {
         roots: vec![(kind, runtime_root.clone())],
     };
-    let found = discovery::lookup(&roots, &ctx.proc_root, &target)?;
+    let found = discovery::lookup(&roots, &ctx.proc, &target)?;
     if let Some(found) = &found {
         if found.status != Status::Stopped {
-            warn_of_leftover_mounts(&runtime_root.join(&target), &target, kind);
+            warn_of_leftover_mounts(&ctx.proc, &runtime_root.join(&target), &target, kind);
             return Err(CommandError::TargetRunning { id: target }.into());
         }
     }
@@ -116,7 +117,7 @@ pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
         id: &target,
         bundle: &bundle,
         work_area,
-        proc_root: &ctx.proc_root,
+        proc: &ctx.proc,
     };
     if found.is_some() || runtime_root.join(&target).exists() {
         // A stopped container, or a state dir without a state file: the
@@ -141,6 +142,7 @@ pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
     // 3. Restore.
     crate::store::publish::ensure_private_dir(&staging_root)?;
     let work = WorkDir(
+        ctx.proc.own_mountinfo(),
         tempfile::Builder::new()
             // `<name>.<pid>.<nonce>` like every staging entry, so that a work
             // dir left by a killed ckpt is cleaned by the next command.
@@ -156,12 +158,12 @@ pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
     let output_log = store.layout().container_dir(&target).join("output.log");
     let started = std::time::Instant::now();
     let pipe_write = spawn_relay(&output_log)?;
-    let pid_file = work.0.join("pid");
+    let pid_file = work.1.join("pid");
     let req = RestoreRequest {
         id: &target,
         bundle: &bundle,
         images: &entry.dir,
-        work_dir: &work.0,
+        work_dir: &work.1,
         pid_file: &pid_file,
         options: crate::plan::DumpOptions {
             leave_running: meta.options.leave_running,
@@ -172,12 +174,12 @@ pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
     };
     log::info!("restoring {} from {} with {}", target, entry.dir.display(), kind.name());
     let restored = runtime.restore(&req, pipe_write);
-    let restore_log_text = std::fs::read_to_string(work.0.join("restore.log")).unwrap_or_default();
+    let restore_log_text = std::fs::read_to_string(work.1.join("restore.log")).unwrap_or_default();
     let kept_log = store.layout().container_dir(&target).join("restore.log");
     let _ = store.replace_file(&target, "restore.log", restore_log_text.as_bytes());
     let undo = |restore_error: Option<anyhow::Error>| {
         let sig = interrupt::pending();
-        let undone = cleanup::undo_restore(&site(&work.0));
+        let undone = cleanup::undo_restore(&site(&work.1));
         explain_undo(restore_error, sig, undone, &target, &args.checkpoint, &kept_log)
     };
     match restored {
@@ -195,7 +197,7 @@ pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
             id: target.clone(),
             reason: format!("{} wrote no pid file", kind.name()),
         })?;
-    let live = restore::live_init(&ctx.proc_root, pid);
+    let live = restore::live_init(&ctx.proc, pid);
     restore::confirm_resumed(&meta, &live, Some(&restore_log_text)).map_err(|reason| CommandError::NotResumed {
         id: target.clone(),
         reason,
@@ -375,8 +377,8 @@ fn spawn_relay(output_log: &Path) -> anyhow::Result<std::os::fd::OwnedFd> {
 /// from below its state dir; a `runc delete --force` of the container
 /// would then delete the rootfs through that mount. A refused start
 /// changes nothing, so it only says so (ckpt's own deletes unmount first).
-fn warn_of_leftover_mounts(state_dir: &Path, id: &str, kind: RuntimeKind) {
-    let mounts = crate::mountinfo::parse(&std::fs::read_to_string(crate::mounts::SELF_MOUNTINFO).unwrap_or_default());
+fn warn_of_leftover_mounts(proc: &ProcRoot, state_dir: &Path, id: &str, kind: RuntimeKind) {
+    let mounts = crate::mountinfo::parse(&proc.own().mountinfo().unwrap_or_default());
     let Ok(dir) = std::fs::canonicalize(state_dir) else {
         return;
     };
@@ -398,13 +400,13 @@ fn warn_of_leftover_mounts(state_dir: &Path, id: &str, kind: RuntimeKind) {
 /// The restore's work directory, removed on drop. Never a plain
 /// `remove_dir_all`: CRIU killed part-way leaves its cgroup yard (every
 /// cgroup hierarchy of the host) mounted in it.
-struct WorkDir(PathBuf);
+/// The first field is ckpt's own mountinfo.
+struct WorkDir(PathBuf, PathBuf);
 
 impl Drop for WorkDir {
     fn drop(&mut self) {
-        let mountinfo = Path::new(crate::mounts::SELF_MOUNTINFO);
-        if let Err(e) = crate::mounts::remove_leftover_tree(mountinfo, &self.0) {
-            log::warn!("cannot remove the restore work directory {}: {e}", self.0.display());
+        if let Err(e) = crate::mounts::remove_leftover_tree(&self.0, &self.1) {
+            log::warn!("cannot remove the restore work directory {}: {e}", self.1.display());
         }
     }
 }

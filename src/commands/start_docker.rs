@@ -37,7 +37,7 @@ pub fn run(ctx: &Context, args: &StartArgs, t: DockerTarget) -> anyhow::Result<(
     {
         return Err(blocker.into());
     }
-    let store = Store::open(&daemon.store_root())?;
+    let store = Store::open_with(&daemon.store_root(), &ctx.proc)?;
     if !store.layout().checkpoint_dir(&t.view.id, &args.checkpoint).exists() {
         return Err(StoreError::NotFound {
             container: t.view.name.clone(),
@@ -88,7 +88,7 @@ pub fn run(ctx: &Context, args: &StartArgs, t: DockerTarget) -> anyhow::Result<(
         }
     };
 
-    let temp_dirs = containerd_temp_dirs(&ctx.proc_root);
+    let temp_dirs = containerd_temp_dirs(&ctx.proc);
     let before = checkpoint_copies(&temp_dirs);
     let started = std::time::Instant::now();
     let result = daemon.start_from_checkpoint(&target_id, &args.checkpoint);
@@ -120,7 +120,7 @@ pub fn run(ctx: &Context, args: &StartArgs, t: DockerTarget) -> anyhow::Result<(
     let (view, _) = daemon
         .inspect(&target_id)?
         .ok_or_else(|| anyhow::anyhow!("Docker container {target_name} vanished after the restore"))?;
-    let live = restore::live_init(&ctx.proc_root, view.pid);
+    let live = restore::live_init(&ctx.proc, view.pid);
     let confirmed = match &entry.meta {
         Some(meta) => restore::confirm_resumed(meta, &live, None),
         None if live.own_time_namespace == Some(false) => {
@@ -228,21 +228,13 @@ fn import_checkpoint(store: &Store, entry: &crate::store::CheckpointEntry, id: &
 }
 
 /// The temp dirs of running containerd daemons (`$TMPDIR`, default /tmp).
-fn containerd_temp_dirs(proc_root: &Path) -> Vec<PathBuf> {
+fn containerd_temp_dirs(proc: &crate::procfs::ProcRoot) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = Vec::new();
-    let Ok(entries) = std::fs::read_dir(proc_root) else {
-        return dirs;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        if std::fs::read_to_string(p.join("comm"))
-            .map(|c| c.trim() == "containerd")
-            .unwrap_or(false)
-        {
-            let env = std::fs::read(p.join("environ")).unwrap_or_default();
-            let tmp = env
-                .split(|b| *b == 0)
-                .find_map(|kv| kv.strip_prefix(b"TMPDIR="))
+    for pid in proc.pids().unwrap_or_default() {
+        let p = proc.process(pid);
+        if p.comm().ok().flatten().is_some_and(|c| c.trim() == "containerd") {
+            let env = p.environ().unwrap_or_default();
+            let tmp = crate::procfs::env_value(&env, "TMPDIR")
                 .map(|v| PathBuf::from(String::from_utf8_lossy(v).into_owned()))
                 .unwrap_or_else(|| PathBuf::from("/tmp"));
             if !dirs.contains(&tmp) {

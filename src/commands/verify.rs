@@ -32,7 +32,7 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> anyhow::Result<()> {
         }
         .into());
     }
-    let store = Store::open(&root)?;
+    let store = Store::open_with(&root, &ctx.proc)?;
     let entry = store.load(&id, &args.name)?;
     let sealed = entry.meta.as_ref().is_some_and(|m| m.is_sealed());
     let (files, made_by) = match &entry.meta {

@@ -3,7 +3,7 @@
 
 use super::{runc, Container, DiscoveryError, DockerMode, RuntimeKind};
 use crate::docker::{ContainerView, Daemon, DockerError};
-use std::path::Path;
+use crate::procfs::ProcRoot;
 
 /// A container Docker knows, with the daemon that knows it.
 #[derive(Debug)]
@@ -67,15 +67,15 @@ pub fn find(mode: DockerMode, reference: &str) -> Result<Option<DockerTarget>, D
 }
 
 /// The running container's runc state, found through its shim.
-pub fn running_container(proc_root: &Path, t: &DockerTarget) -> Result<Container, DiscoveryError> {
+pub fn running_container(proc: &ProcRoot, t: &DockerTarget) -> Result<Container, DiscoveryError> {
     if !t.view.running || t.view.pid <= 0 {
         return Err(DiscoveryError::NotRunning {
             id: t.view.name.clone(),
             status: "not running".into(),
         });
     }
-    let root = crate::docker::runc_root_of(proc_root, t.view.pid).ok_or_else(|| DiscoveryError::ParseState {
-        path: proc_root.join(format!("{}/stat", t.view.pid)),
+    let root = crate::docker::runc_root_of(proc, t.view.pid).ok_or_else(|| DiscoveryError::ParseState {
+        path: proc.process(t.view.pid).dir().join("stat"),
         reason: format!(
             "cannot find the containerd shim and runc state of Docker container {}",
             t.view.name

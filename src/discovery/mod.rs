@@ -10,9 +10,10 @@ pub mod crun;
 pub mod docker;
 pub mod runc;
 
+use crate::procfs::ProcRoot;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Errors while looking up a container.
 #[derive(Debug, thiserror::Error)]
@@ -162,7 +163,7 @@ pub struct Found {
 }
 
 /// Looks `id` up in every root. `Ok(None)` when no runtime knows it.
-pub fn lookup(roots: &SearchRoots, proc_root: &Path, id: &str) -> Result<Option<Found>, DiscoveryError> {
+pub fn lookup(roots: &SearchRoots, proc: &ProcRoot, id: &str) -> Result<Option<Found>, DiscoveryError> {
     let mut found: Vec<Found> = Vec::new();
     for (kind, root) in &roots.roots {
         let dir = root.join(id);
@@ -175,7 +176,7 @@ pub fn lookup(roots: &SearchRoots, proc_root: &Path, id: &str) -> Result<Option<
             RuntimeKind::Crun => crun::load(root, id)?,
         };
         let Some(container) = container else { continue };
-        let status = liveness(proc_root, &container);
+        let status = liveness(proc, &container);
         found.push(Found { container, status });
     }
     match found.len() {
@@ -199,11 +200,11 @@ pub fn lookup(roots: &SearchRoots, proc_root: &Path, id: &str) -> Result<Option<
 }
 
 /// The container of a lookup, if it is running; otherwise why not.
-pub fn require_running(found: Found, proc_root: &Path) -> Result<Container, DiscoveryError> {
+pub fn require_running(found: Found, proc: &ProcRoot) -> Result<Container, DiscoveryError> {
     let c = found.container;
     match found.status {
         Status::Running | Status::Paused => Ok(c),
-        Status::Stopped => match read_start_time(proc_root, c.init_pid) {
+        Status::Stopped => match proc.process(c.init_pid).stat().ok().and_then(|s| s.start_time) {
             Some(now) if now != c.init_start => Err(DiscoveryError::PidReused {
                 id: c.id,
                 pid: c.init_pid,
@@ -223,12 +224,12 @@ pub fn require_running(found: Found, proc_root: &Path) -> Result<Container, Disc
 pub fn find_running(
     roots: &SearchRoots,
     mode: DockerMode,
-    proc_root: &Path,
+    proc: &ProcRoot,
     reference: &str,
 ) -> Result<(Container, Option<docker::DockerTarget>), DiscoveryError> {
-    match resolve(roots, mode, proc_root, reference)? {
-        Some(Target::Oci(found)) => Ok((require_running(found, proc_root)?, None)),
-        Some(Target::Docker(t)) => Ok((docker::running_container(proc_root, &t)?, Some(*t))),
+    match resolve(roots, mode, proc, reference)? {
+        Some(Target::Oci(found)) => Ok((require_running(found, proc)?, None)),
+        Some(Target::Docker(t)) => Ok((docker::running_container(proc, &t)?, Some(*t))),
         None => Err(DiscoveryError::NotFound {
             id: reference.to_string(),
             searched: describe(roots, mode),
@@ -292,13 +293,13 @@ pub enum Target {
 pub fn resolve(
     roots: &SearchRoots,
     mode: DockerMode,
-    proc_root: &Path,
+    proc: &ProcRoot,
     reference: &str,
 ) -> Result<Option<Target>, DiscoveryError> {
     let oci = if mode == DockerMode::Only {
         None
     } else {
-        lookup(roots, proc_root, reference)?
+        lookup(roots, proc, reference)?
     };
     let docker = docker::find(mode, reference)?;
     match (oci, docker) {
@@ -324,47 +325,16 @@ pub fn resolve(
 
 /// Running when the init pid is alive, not a zombie, and started at the
 /// recorded time (otherwise the pid was reused by another process).
-pub fn liveness(proc_root: &Path, c: &Container) -> Status {
-    let stat = std::fs::read_to_string(proc_root.join(c.init_pid.to_string()).join("stat"));
-    match stat.ok().and_then(|s| parse_stat_state_and_start(&s)) {
-        Some((state, start)) if start == c.init_start && state != 'Z' && state != 'X' => Status::Running,
+pub fn liveness(proc: &ProcRoot, c: &Container) -> Status {
+    match proc.process(c.init_pid).stat() {
+        Ok(s) if s.start_time == Some(c.init_start) && !s.is_dead() => Status::Running,
         _ => Status::Stopped,
     }
-}
-
-/// Start time (field 22) of a live process, if readable.
-pub fn read_start_time(proc_root: &Path, pid: i32) -> Option<u64> {
-    let s = std::fs::read_to_string(proc_root.join(pid.to_string()).join("stat")).ok()?;
-    parse_stat_state_and_start(&s).map(|(_, t)| t)
-}
-
-/// Parses the state letter (field 3) and start time (field 22) of a
-/// `/proc/<pid>/stat` line. The comm field may contain spaces and
-/// parentheses, so fields are counted after the last `)`.
-pub fn parse_stat_state_and_start(stat: &str) -> Option<(char, u64)> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // rest starts at field 3 (state); field 22 is index 19.
-    let state = fields.first()?.chars().next()?;
-    let start = fields.get(19)?.parse().ok()?;
-    Some((state, start))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stat_parsing_counts_after_last_paren() {
-        let line = "4871 (we ird) name)) S 4850 4871 4871 0 -1 4194560 1 2 3 4 5 6 7 8 20 0 1 0 12636 1000 100 1";
-        assert_eq!(parse_stat_state_and_start(line), Some(('S', 12636)));
-    }
-
-    #[test]
-    fn stat_parsing_rejects_garbage() {
-        assert_eq!(parse_stat_state_and_start("no paren here"), None);
-        assert_eq!(parse_stat_state_and_start("1 (x) S 1 2"), None);
-    }
 
     #[test]
     fn explicit_roots_replace_defaults() {
@@ -398,10 +368,11 @@ mod tests {
         let stat =
             |state: &str, start: u64| format!("42 (sh) {state} 1 42 42 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 {start} 0 0");
         std::fs::write(p.join("stat"), stat("S", 100)).unwrap();
-        assert_eq!(liveness(dir.path(), &fixture_container(42, 100)), Status::Running);
-        assert_eq!(liveness(dir.path(), &fixture_container(42, 99)), Status::Stopped);
+        let proc = ProcRoot::new(dir.path());
+        assert_eq!(liveness(&proc, &fixture_container(42, 100)), Status::Running);
+        assert_eq!(liveness(&proc, &fixture_container(42, 99)), Status::Stopped);
         std::fs::write(p.join("stat"), stat("Z", 100)).unwrap();
-        assert_eq!(liveness(dir.path(), &fixture_container(42, 100)), Status::Stopped);
-        assert_eq!(liveness(dir.path(), &fixture_container(43, 100)), Status::Stopped);
+        assert_eq!(liveness(&proc, &fixture_container(42, 100)), Status::Stopped);
+        assert_eq!(liveness(&proc, &fixture_container(43, 100)), Status::Stopped);
     }
 }

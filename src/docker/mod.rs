@@ -10,6 +10,7 @@ pub mod client;
 
 pub use client::DockerClient;
 
+use crate::procfs::ProcRoot;
 use hyper::Method;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -320,16 +321,11 @@ fn encode(s: &str) -> String {
 /// its shim: the init's parent is `containerd-shim-runc-v2 -namespace NS`,
 /// whose working directory is the bundle, whose `options.json` names the
 /// runc root. Nothing about Docker's exec-root is assumed.
-pub fn runc_root_of(proc_root: &Path, init_pid: i32) -> Option<PathBuf> {
-    let stat = std::fs::read_to_string(proc_root.join(format!("{init_pid}/stat"))).ok()?;
-    let ppid: i32 = stat[stat.rfind(')')? + 1..].split_whitespace().nth(1)?.parse().ok()?;
-    let cmdline = std::fs::read(proc_root.join(format!("{ppid}/cmdline"))).ok()?;
-    let args: Vec<String> = cmdline
-        .split(|b| *b == 0)
-        .map(|a| String::from_utf8_lossy(a).into_owned())
-        .collect();
-    let namespace = shim_namespace(&args)?;
-    let bundle = std::fs::read_link(proc_root.join(format!("{ppid}/cwd"))).ok()?;
+pub fn runc_root_of(proc: &ProcRoot, init_pid: i32) -> Option<PathBuf> {
+    let ppid = proc.process(init_pid).stat().ok()?.ppid;
+    let shim = proc.process(ppid);
+    let namespace = shim_namespace(&shim.cmdline().ok()?)?;
+    let bundle = shim.cwd().ok()?;
     let options: Value = serde_json::from_slice(&std::fs::read(bundle.join("options.json")).ok()?).ok()?;
     let root = options["root"].as_str().unwrap_or("/run/containerd/runc");
     Some(Path::new(root).join(namespace))

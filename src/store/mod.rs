@@ -41,6 +41,7 @@ pub use lock::ContainerLock;
 pub use metadata::{CheckpointMeta, FileDigest, InventorySummary, SCHEMA_VERSION};
 pub use publish::Staging;
 
+use crate::procfs::ProcRoot;
 use std::path::{Path, PathBuf};
 
 /// Errors of the store.
@@ -109,14 +110,24 @@ pub struct CheckpointEntry {
 #[derive(Debug, Clone)]
 pub struct Store {
     layout: Layout,
+    /// Where the store tells live ckpt processes from dead ones, and reads
+    /// ckpt's own mounts.
+    proc: ProcRoot,
 }
 
 impl Store {
     /// Opens (creating with mode 0700 if needed) the store at `root`.
     pub fn open(root: &Path) -> Result<Store, StoreError> {
+        Store::open_with(root, &ProcRoot::host())
+    }
+
+    /// [`Store::open`], judging staging entries by the processes under
+    /// `proc` (the commands' proc root; a fixture in tests).
+    pub fn open_with(root: &Path, proc: &ProcRoot) -> Result<Store, StoreError> {
         publish::ensure_private_dir(root)?;
         Ok(Store {
             layout: Layout::new(root),
+            proc: proc.clone(),
         })
     }
 
@@ -144,7 +155,7 @@ impl Store {
             }
         };
         // Whoever holds the lock may clean what dead ckpt processes left.
-        publish::clean_stale_staging(&self.layout, container_id)?;
+        publish::clean_stale_staging(&self.layout, &self.proc, container_id)?;
         Ok(lock)
     }
 
@@ -184,14 +195,14 @@ impl Store {
     pub fn begin(&self, container_id: &str, name: &str) -> Result<Staging, StoreError> {
         names::validate_container_id(container_id)?;
         names::validate_checkpoint_name(name)?;
-        publish::clean_stale_staging(&self.layout, container_id)?;
+        publish::clean_stale_staging(&self.layout, &self.proc, container_id)?;
         if self.layout.checkpoint_dir(container_id, name).exists() {
             return Err(StoreError::AlreadyExists {
                 container: container_id.to_string(),
                 name: name.to_string(),
             });
         }
-        Staging::create(&self.layout, container_id, name)
+        Staging::create(&self.layout, &self.proc, container_id, name)
     }
 
     /// Lists published checkpoints of one container, or of all containers,

@@ -20,6 +20,7 @@
 use super::files::{digest_open_file, open_no_follow, real_dir, walk, EntryKind, SYMLINK};
 use super::metadata::{seal_of, FileDigest, META_FILE, SEAL_FILE};
 use super::{io_err, CheckpointMeta, Layout, StoreError};
+use crate::procfs::ProcRoot;
 use std::collections::BTreeMap;
 use std::fs::{self, DirBuilder, File, Metadata, OpenOptions};
 use std::io::{self, Write};
@@ -37,6 +38,8 @@ pub const FILE_MODE: u32 = 0o600;
 #[derive(Debug)]
 pub struct Staging {
     dir: PathBuf,
+    /// ckpt's own mountinfo, read before an unpublished dir is removed.
+    mountinfo: PathBuf,
     root: PathBuf,
     staging_root: PathBuf,
     checkpoints_dir: PathBuf,
@@ -49,7 +52,7 @@ impl Staging {
     /// Creates `<root>/<id>/.ckpt-staging/<name>.<pid>.<nonce>` (0700, and
     /// its missing parents 0700). The caller validates `container_id` and
     /// `name` first (see [`super::Store::begin`]).
-    pub fn create(layout: &Layout, container_id: &str, name: &str) -> Result<Staging, StoreError> {
+    pub fn create(layout: &Layout, proc: &ProcRoot, container_id: &str, name: &str) -> Result<Staging, StoreError> {
         let root = layout.root();
         ensure_private_dir_in(root, &layout.container_dir(container_id))?;
         let staging_root = layout.staging_root(container_id);
@@ -63,6 +66,7 @@ impl Staging {
         set_mode(root, &dir, DIR_MODE)?;
         Ok(Staging {
             dir,
+            mountinfo: proc.own_mountinfo(),
             root: root.to_path_buf(),
             staging_root,
             checkpoints_dir: layout.checkpoints_dir(container_id),
@@ -183,8 +187,7 @@ impl Drop for Staging {
             }
             // CRIU killed mid-dump may leave mounts in its work dir (this
             // one): unmount them rather than delete through them.
-            let mountinfo = Path::new(crate::mounts::SELF_MOUNTINFO);
-            if let Err(e) = crate::mounts::remove_leftover_tree(mountinfo, &self.dir) {
+            if let Err(e) = crate::mounts::remove_leftover_tree(&self.mountinfo, &self.dir) {
                 log::warn!("cannot remove unpublished staging dir {}: {e}", self.dir.display());
             }
         }
@@ -251,16 +254,11 @@ fn check_private_dir(dir: &Path, m: &Metadata) -> Result<(), StoreError> {
 }
 
 /// Removes `.ckpt-staging/*` entries left by ckpt processes that no longer
-/// exist (`/proc/<pid>` is missing). Entries of live pids are kept: they
+/// exist (`<proc>/<pid>` is missing). Entries of live pids are kept: they
 /// may be another command's work in progress. (A reused pid only delays
 /// the cleanup to a later run.) Failures to remove one entry are logged,
 /// not returned, so one stuck directory never blocks new checkpoints.
-pub fn clean_stale_staging(layout: &Layout, container_id: &str) -> Result<(), StoreError> {
-    clean_stale_staging_in(layout, container_id, Path::new("/proc"))
-}
-
-/// [`clean_stale_staging`] against a given proc root (for tests).
-pub(super) fn clean_stale_staging_in(layout: &Layout, container_id: &str, proc_root: &Path) -> Result<(), StoreError> {
+pub fn clean_stale_staging(layout: &Layout, proc: &ProcRoot, container_id: &str) -> Result<(), StoreError> {
     let staging_root = layout.staging_root(container_id);
     // A symlinked `.ckpt-staging` would make "dead pids' entries" of
     // whatever it points to.
@@ -275,13 +273,13 @@ pub(super) fn clean_stale_staging_in(layout: &Layout, container_id: &str, proc_r
             log::debug!("leaving unknown staging entry {}", entry.path().display());
             continue;
         };
-        if proc_root.join(pid.to_string()).exists() {
+        if i32::try_from(pid).is_ok_and(|p| proc.exists(p)) {
             continue;
         }
         let path = entry.path();
         // A dead restore's work dir may hold CRIU's cgroup yard (the host's
         // cgroup hierarchies): unmount what is below, never delete through it.
-        let removed = crate::mounts::remove_leftover_tree(&proc_root.join("self/mountinfo"), &path);
+        let removed = crate::mounts::remove_leftover_tree(&proc.own_mountinfo(), &path);
         match removed {
             Ok(()) => log::info!("removed stale staging dir {} of dead pid {pid}", path.display()),
             Err(e) => log::warn!("cannot remove stale staging dir {}: {e}", path.display()),
