@@ -12,7 +12,7 @@ pub mod criu;
 pub mod discovery;
 pub mod docker;
 pub mod dump_watch;
-pub mod exit;
+pub mod error;
 pub mod facts;
 pub mod freezer;
 pub mod interrupt;

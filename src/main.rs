@@ -40,16 +40,20 @@ fn main() -> ExitCode {
         Command::Inspect(a) => commands::inspect::run(&ctx, a),
         Command::Verify(a) => commands::verify::run(&ctx, a),
         Command::Relay(a) => commands::relay::run(a),
-        Command::Watchdog(a) => ckpt::watchdog::run(&ctx.proc, a.dir.clone(), &a.cgroup_version, a.leave_frozen),
+        Command::Watchdog(a) => {
+            ckpt::watchdog::run(&ctx.proc, a.dir.clone(), &a.cgroup_version, a.leave_frozen).map_err(Into::into)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("ckpt: error: {err}");
-            for cause in err.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+            let mut cause = std::error::Error::source(&err);
+            while let Some(c) = cause {
+                eprintln!("  caused by: {c}");
+                cause = c.source();
             }
-            ExitCode::from(ckpt::exit::code_for(&err))
+            ExitCode::from(err.exit_code())
         }
     }
 }

@@ -14,6 +14,7 @@
 //! stop CRIU safely, and is left paused.
 
 use crate::discovery::cgroups::{CgroupVersion, FreezerDir};
+use crate::freezer::FreezerError;
 use crate::pause;
 use crate::procfs::ProcRoot;
 use std::io::{BufRead, Write};
@@ -133,7 +134,7 @@ pub fn listen(input: impl BufRead) -> Heard {
 
 /// The watchdog process's main: waits for ckpt to finish or die; if ckpt
 /// died, stops its CRIU and leaves the container as the user wants it.
-pub fn run(proc: &ProcRoot, dir: PathBuf, version: &str, paused_before: bool) -> anyhow::Result<()> {
+pub fn run(proc: &ProcRoot, dir: PathBuf, version: &str, paused_before: bool) -> Result<(), FreezerError> {
     let heard = listen(std::io::stdin().lock());
     if heard.done {
         return Ok(());

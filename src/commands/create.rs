@@ -12,6 +12,7 @@ use crate::cli::CreateArgs;
 use crate::criu::{self, args::DUMP_LOG, Criu};
 use crate::discovery::{self, cgroups::FreezerDir, docker::DockerTarget, Container};
 use crate::dump_watch::DumpWatch;
+use crate::error::{Error, ResultExt as _};
 use crate::freezer::{self, FreezeGuard};
 use crate::interrupt::{self, Interrupted};
 use crate::inventory::{self, Inventory};
@@ -21,7 +22,6 @@ use crate::progress::DirProgress;
 use crate::runtime::Runtime;
 use crate::store::{self, names, CheckpointMeta, InventorySummary, Store};
 use crate::watchdog::Watchdog;
-use anyhow::Context as _;
 use std::time::{Duration, Instant};
 
 /// Result of a create, printed as text or JSON.
@@ -37,7 +37,7 @@ struct Created {
     warnings: Vec<String>,
 }
 
-pub fn run(ctx: &Context, args: &CreateArgs) -> anyhow::Result<()> {
+pub fn run(ctx: &Context, args: &CreateArgs) -> Result<(), Error> {
     names::validate_container_id(&args.container)?;
     names::validate_checkpoint_name(&args.name)?;
     require_root("create")?;
@@ -59,7 +59,7 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> anyhow::Result<()> {
         {
             if !args.leave_running {
                 // Stopping a container this Docker cannot restore would lose it.
-                return Err(anyhow::Error::new(blocker).context(format!(
+                return Err(Error::from(blocker).context(format!(
                     "refusing to stop {} for a checkpoint it could not be restored from",
                     d.view.name
                 )));
@@ -84,7 +84,7 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> anyhow::Result<()> {
         file_locks: args.criu.file_locks,
         ext_unix_sk: args.criu.ext_unix_sk,
     };
-    let plan = plan::dump_plan(&spec.facts, &inventory, &host, &opts).map_err(|r| Refused {
+    let plan = plan::dump_plan(&spec.facts, &inventory, &host, &opts).map_err(|r| Error::Refused {
         id: container.id.clone(),
         refusal: r,
     })?;
@@ -105,7 +105,10 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> anyhow::Result<()> {
     let mut guard = FreezeGuard::new(freezer.clone())?;
     // From here on the container may be frozen (by ckpt or by CRIU): a
     // watchdog leaves it as the user wants it should ckpt die, however it dies.
-    let mut watchdog = Watchdog::spawn(&freezer, guard.paused_before()).context("cannot start the watchdog")?;
+    let mut watchdog = Watchdog::spawn(&freezer, guard.paused_before()).map_err(|source| Error::Spawn {
+        what: "the watchdog",
+        source,
+    })?;
     let dump_log = staging.dir().join(DUMP_LOG);
     watchdog.announce_log(&dump_log);
     let created_at = super::now_rfc3339();
@@ -174,7 +177,7 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> anyhow::Result<()> {
         {
             *log_path = kept;
         }
-        return Err(anyhow::Error::new(e).context(format!("container {} was not changed and {left}", container.id)));
+        return Err(Error::from(e).context(format!("container {} was not changed and {left}", container.id)));
     }
     if let Some(sig) = interrupt::pending() {
         return Err(Interrupted(sig).into());
@@ -256,14 +259,6 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The preflight's refusal, with the container named.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot checkpoint container {id} (nothing was frozen or changed):\n  {}", .refusal.to_string().replace('\n', "\n  "))]
-pub struct Refused {
-    pub id: String,
-    pub refusal: plan::Refusal,
-}
-
 #[allow(clippy::too_many_arguments)]
 fn metadata(
     c: &Container,
@@ -324,7 +319,7 @@ fn stop_container(
     c: &Container,
     freezer: &FreezerDir,
     docker: Option<&DockerTarget>,
-) -> anyhow::Result<()> {
+) -> Result<(), Error> {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
     for pid in freezer::pids(freezer)? {
@@ -338,7 +333,7 @@ fn stop_container(
     // Exited once gone, reaped or a zombie (its reaper is not ours to wait for).
     while discovery::liveness(proc, c) == discovery::Status::Running {
         if Instant::now() > deadline {
-            anyhow::bail!("init process {} did not exit after SIGKILL", c.init_pid);
+            return Err(Error::StillRunning { pid: c.init_pid });
         }
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -358,8 +353,12 @@ fn stop_container(
 /// (0600, renamed into place), never through a symlink planted there.
 fn keep_failed_log(store: &Store, id: &str, log: &std::path::Path) -> Option<std::path::PathBuf> {
     let kept = std::fs::read(log)
-        .map_err(anyhow::Error::from)
+        .map_err(|source| Error::Io {
+            op: "read",
+            path: log.to_path_buf(),
+            source,
+        })
         .and_then(|text| Ok(store.replace_file(id, "dump-failed.log", &text)?));
-    kept.map_err(|e| log::warn!("cannot keep CRIU's log of the failed dump: {e:#}"))
+    kept.map_err(|e| log::warn!("cannot keep CRIU's log of the failed dump: {}", crate::error::chain(&e)))
         .ok()
 }

@@ -3,6 +3,7 @@
 use super::Context;
 use crate::cli::InspectArgs;
 use crate::discovery;
+use crate::error::Error;
 use crate::inventory::{self, FdKind};
 use crate::plan::{self, DumpOptions, Problem};
 
@@ -16,7 +17,7 @@ struct Report<'a> {
     inventory: &'a inventory::Inventory,
 }
 
-pub fn run(ctx: &Context, args: &InspectArgs) -> anyhow::Result<()> {
+pub fn run(ctx: &Context, args: &InspectArgs) -> Result<(), Error> {
     crate::store::names::validate_container_id(&args.container)?;
     let (container, docker) = discovery::find_running(&ctx.roots, ctx.docker, &ctx.proc, &args.container)?;
     let spec = crate::spec::load(&container.spec_path)?;
@@ -125,17 +126,10 @@ fn kind_name(k: &FdKind) -> &'static str {
 
 /// A refused verdict exits 3 like a refused `create`, so scripts can test
 /// `ckpt inspect C && ckpt create C x`.
-fn refused_exit(problems: &[Problem]) -> anyhow::Result<()> {
+fn refused_exit(problems: &[Problem]) -> Result<(), Error> {
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(NotCheckpointable { count: problems.len() }.into())
+        Err(Error::NotCheckpointable { count: problems.len() })
     }
-}
-
-/// `inspect` found reasons to refuse a checkpoint (already printed).
-#[derive(Debug, thiserror::Error)]
-#[error("the container cannot be checkpointed as is ({count} problem(s) above)")]
-pub struct NotCheckpointable {
-    pub count: usize,
 }

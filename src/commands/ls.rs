@@ -2,6 +2,7 @@
 
 use super::Context;
 use crate::cli::LsArgs;
+use crate::error::Error;
 use crate::plan::human_bytes;
 use crate::store::{names, CheckpointEntry, Store};
 
@@ -41,7 +42,7 @@ fn mtime(dir: &std::path::Path) -> Option<String> {
     Some(humantime::format_rfc3339_seconds(t).to_string())
 }
 
-pub fn run(ctx: &Context, args: &LsArgs) -> anyhow::Result<()> {
+pub fn run(ctx: &Context, args: &LsArgs) -> Result<(), Error> {
     let rows: Vec<Row> = match &args.container {
         Some(c) => {
             names::validate_container_id(c)?;

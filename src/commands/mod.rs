@@ -1,6 +1,6 @@
 //! One file per verb. Each takes the parsed arguments and a [`Context`],
-//! does the work, prints its result, and returns typed errors wrapped in
-//! `anyhow` for `main` to print once and map to an exit code.
+//! does the work, prints its result, and returns an [`Error`] for `main`
+//! to print once and map to an exit code.
 
 pub mod create;
 pub mod inspect;
@@ -13,6 +13,7 @@ pub mod verify;
 
 use crate::cli::{GlobalArgs, RuntimeChoice};
 use crate::discovery::{DockerMode, RuntimeKind, SearchRoots};
+use crate::error::Error;
 use crate::procfs::ProcRoot;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -62,42 +63,12 @@ impl Context {
     }
 }
 
-/// Errors shared by the commands.
-#[derive(Debug, thiserror::Error)]
-pub enum CommandError {
-    #[error("ckpt {verb} must run as root (CRIU needs CAP_SYS_ADMIN and friends); try: sudo ckpt {verb} ...")]
-    NotRoot { verb: &'static str },
-    #[error(
-        "container {id} is running; stop it first, or restore the checkpoint as a new container with --name NEW_ID"
-    )]
-    TargetRunning { id: String },
-    #[error(
-        "checkpoint {name} was made by CRIU {made}, newer than the installed CRIU {installed}; install CRIU >= {made}"
-    )]
-    CriuOlderThanCheckpoint {
-        name: String,
-        made: String,
-        installed: String,
-    },
-    #[error("{what} {path} does not exist; the checkpoint needs it to restore")]
-    MissingPath { what: &'static str, path: PathBuf },
-    #[error("the restore of {id} did not resume the checkpointed processes: {reason}")]
-    NotResumed { id: String, reason: String },
-    #[error("cannot {op} {path}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
 /// Fails unless running as root.
-pub fn require_root(verb: &'static str) -> Result<(), CommandError> {
+pub fn require_root(verb: &'static str) -> Result<(), Error> {
     if nix::unistd::geteuid().is_root() {
         Ok(())
     } else {
-        Err(CommandError::NotRoot { verb })
+        Err(Error::NotRoot { verb })
     }
 }
 

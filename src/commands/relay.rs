@@ -12,12 +12,13 @@
 //! the error.
 
 use crate::cli::RelayArgs;
+use crate::error::Error;
 use std::io::{Read, Write};
 
-pub fn run(args: &RelayArgs) -> anyhow::Result<()> {
+pub fn run(args: &RelayArgs) -> Result<(), Error> {
     let (mut sink, mut failed) = match crate::store::open_append_private(&args.output) {
         Ok(file) => (Some(file), None),
-        Err(e) => (None, Some(anyhow::Error::new(e))),
+        Err(e) => (None, Some(Error::from(e))),
     };
     let mut stdin = std::io::stdin().lock();
     let mut buf = [0u8; 64 * 1024];
@@ -26,14 +27,24 @@ pub fn run(args: &RelayArgs) -> anyhow::Result<()> {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e.into()),
+            Err(source) => {
+                return Err(Error::Io {
+                    op: "read",
+                    path: "(stdin)".into(),
+                    source,
+                })
+            }
         };
         if let Some(Err(e)) = sink.as_mut().map(|f| f.write_all(&buf[..n])) {
             sink = None;
-            failed = Some(anyhow::Error::new(e).context(format!(
-                "cannot append to {}; the rest of the output was discarded",
-                args.output.display()
-            )));
+            failed = Some(
+                Error::Io {
+                    op: "append to",
+                    path: args.output.clone(),
+                    source: e,
+                }
+                .context("the rest of the output was discarded"),
+            );
         }
     }
     failed.map_or(Ok(()), Err)

@@ -2,9 +2,10 @@
 
 use super::{Context, LOCK_WAIT};
 use crate::cli::RmArgs;
+use crate::error::Error;
 use crate::store::{names, Store, StoreError};
 
-pub fn run(ctx: &Context, args: &RmArgs) -> anyhow::Result<()> {
+pub fn run(ctx: &Context, args: &RmArgs) -> Result<(), Error> {
     names::validate_container_id(&args.container)?;
     names::validate_checkpoint_name(&args.name)?;
     // Checkpoints are root's: without root a present one would look absent.

@@ -11,18 +11,18 @@
 //! those signals while the runtime restores: it lets the runtime finish,
 //! then undoes.
 
-use super::{require_root, CommandError, Context, LOCK_WAIT};
+use super::{require_root, Context, LOCK_WAIT};
 use crate::cleanup::{self, RestoreSite};
 use crate::cli::StartArgs;
 use crate::criu::{Criu, CriuVersion};
 use crate::discovery::{self, RuntimeKind, SearchRoots, Status};
+use crate::error::{Error, ResultExt as _};
 use crate::interrupt::{self, Interrupted};
 use crate::procfs::ProcRoot;
 use crate::restore;
 use crate::restore::{BundleChoice, BundleRefusal};
 use crate::runtime::{RestoreRequest, Runtime};
 use crate::store::{names, CheckpointMeta, ContainerLock, Store, StoreError};
-use anyhow::Context as _;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -37,7 +37,7 @@ struct Started {
     restore_ms: u64,
 }
 
-pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
+pub fn run(ctx: &Context, args: &StartArgs) -> Result<(), Error> {
     names::validate_container_id(&args.container)?;
     names::validate_checkpoint_name(&args.checkpoint)?;
     if let Some(t) = super::docker_target(ctx, &args.container)? {
@@ -76,12 +76,9 @@ pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
     })?;
     store.verify(&entry)?;
     check_criu_version(&meta, &criu)?;
-    let kind = RuntimeKind::from_name(&meta.runtime).ok_or_else(|| {
-        anyhow::anyhow!(
-            "checkpoint {} was made for runtime {:?}, which this ckpt cannot restore",
-            meta.name,
-            meta.runtime
-        )
+    let kind = RuntimeKind::from_name(&meta.runtime).ok_or_else(|| Error::UnknownRuntime {
+        name: meta.name.clone(),
+        runtime: meta.runtime.clone(),
     })?;
     let runtime_root = meta
         .runtime_root
@@ -102,11 +99,11 @@ pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
     if let Some(found) = &found {
         if found.status != Status::Stopped {
             warn_of_leftover_mounts(&ctx.proc, &runtime_root.join(&target), &target, kind);
-            return Err(CommandError::TargetRunning { id: target }.into());
+            return Err(Error::TargetRunning { id: target });
         }
     }
     if let Some(sig) = interrupt::pending() {
-        return Err(anyhow::Error::new(Interrupted(sig)).context("nothing was started or changed"));
+        return Err(Error::from(Interrupted(sig)).context("nothing was started or changed"));
     }
 
     // Every check has passed: from here on, ckpt writes.
@@ -136,7 +133,7 @@ pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
         })?;
     }
     if let Some(sig) = interrupt::pending() {
-        return Err(anyhow::Error::new(Interrupted(sig)).context("nothing was started"));
+        return Err(Error::from(Interrupted(sig)).context("nothing was started"));
     }
 
     // 3. Restore.
@@ -148,7 +145,7 @@ pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
             // dir left by a killed ckpt is cleaned by the next command.
             .prefix(&format!("restore.{}.", std::process::id()))
             .tempdir_in(&staging_root)
-            .map_err(|source| CommandError::Io {
+            .map_err(|source| Error::Io {
                 op: "create a work directory in",
                 path: staging_root.clone(),
                 source,
@@ -177,7 +174,7 @@ pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
     let restore_log_text = std::fs::read_to_string(work.1.join("restore.log")).unwrap_or_default();
     let kept_log = store.layout().container_dir(&target).join("restore.log");
     let _ = store.replace_file(&target, "restore.log", restore_log_text.as_bytes());
-    let undo = |restore_error: Option<anyhow::Error>| {
+    let undo = |restore_error: Option<Error>| {
         let sig = interrupt::pending();
         let undone = cleanup::undo_restore(&site(&work.1));
         explain_undo(restore_error, sig, undone, &target, &args.checkpoint, &kept_log)
@@ -193,12 +190,12 @@ pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
     let pid: i32 = std::fs::read_to_string(&pid_file)
         .ok()
         .and_then(|s| s.trim().parse().ok())
-        .ok_or_else(|| CommandError::NotResumed {
+        .ok_or_else(|| Error::NotResumed {
             id: target.clone(),
             reason: format!("{} wrote no pid file", kind.name()),
         })?;
     let live = restore::live_init(&ctx.proc, pid);
-    restore::confirm_resumed(&meta, &live, Some(&restore_log_text)).map_err(|reason| CommandError::NotResumed {
+    restore::confirm_resumed(&meta, &live, Some(&restore_log_text)).map_err(|reason| Error::NotResumed {
         id: target.clone(),
         reason,
     })?;
@@ -232,9 +229,9 @@ pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
 }
 
 /// Refuses checkpoints made by a newer CRIU than the installed one.
-pub fn check_criu_version(meta: &CheckpointMeta, criu: &Criu) -> Result<(), CommandError> {
+pub fn check_criu_version(meta: &CheckpointMeta, criu: &Criu) -> Result<(), Error> {
     match CriuVersion::parse_plain(&meta.criu_version) {
-        Some(made) if made > criu.version => Err(CommandError::CriuOlderThanCheckpoint {
+        Some(made) if made > criu.version => Err(Error::CriuOlderThanCheckpoint {
             name: meta.name.clone(),
             made: made.to_string(),
             installed: criu.version.to_string(),
@@ -266,47 +263,44 @@ fn lock_in_order(store: &Store, source: &str, target: &str) -> Result<Vec<Contai
 
 /// Decides the bundle to restore into (see [`restore::choose_bundle`]) and
 /// checks that a generated one's rootfs exists. Reads, never writes.
-fn choose_bundle(meta: &CheckpointMeta, dir: &Path, new_id: bool) -> anyhow::Result<BundleChoice> {
+fn choose_bundle(meta: &CheckpointMeta, dir: &Path, new_id: bool) -> Result<BundleChoice, Error> {
     let original = match (&meta.bundle, new_id) {
         (Some(bundle), false) => read_spec(&bundle.join("config.json"))?,
         _ => None,
     };
     let choice = restore::choose_bundle(meta, new_id, original.as_ref()).map_err(|r| match r {
-        BundleRefusal::Inconsistent(reason) => anyhow::Error::new(StoreError::Corrupt {
+        BundleRefusal::Inconsistent(reason) => Error::from(StoreError::Corrupt {
             dir: dir.to_path_buf(),
             reason: format!("{}: {reason}", crate::store::metadata::META_FILE),
         }),
-        BundleRefusal::NoRootfs => CommandError::MissingPath {
+        BundleRefusal::NoRootfs => Error::MissingPath {
             what: "root filesystem",
             path: PathBuf::from("(not recorded)"),
-        }
-        .into(),
+        },
         changed => changed.into(),
     })?;
     if let (BundleChoice::Generated(_), Some(rootfs)) = (&choice, &meta.rootfs) {
         if !rootfs.is_dir() {
-            return Err(CommandError::MissingPath {
+            return Err(Error::MissingPath {
                 what: "root filesystem",
                 path: rootfs.clone(),
-            }
-            .into());
+            });
         }
     }
     Ok(choice)
 }
 
 /// The parsed OCI spec at `path`; `None` if there is no file there.
-fn read_spec(path: &Path) -> anyhow::Result<Option<serde_json::Value>> {
+fn read_spec(path: &Path) -> Result<Option<serde_json::Value>, Error> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => {
-            return Err(CommandError::Io {
+            return Err(Error::Io {
                 op: "read",
                 path: path.to_path_buf(),
                 source,
-            }
-            .into())
+            })
         }
     };
     let spec =
@@ -317,7 +311,7 @@ fn read_spec(path: &Path) -> anyhow::Result<Option<serde_json::Value>> {
 /// Puts the chosen bundle in place: the original as it is, or the
 /// generated spec as `<store>/<target>/bundle/config.json`, written by the
 /// store (0600, fsynced, renamed into place). Returns the bundle dir.
-fn write_bundle(store: &Store, target: &str, choice: BundleChoice) -> anyhow::Result<PathBuf> {
+fn write_bundle(store: &Store, target: &str, choice: BundleChoice) -> Result<PathBuf, Error> {
     match choice {
         BundleChoice::Original(dir) => Ok(dir),
         BundleChoice::Generated(spec) => {
@@ -328,7 +322,7 @@ fn write_bundle(store: &Store, target: &str, choice: BundleChoice) -> anyhow::Re
 }
 
 /// Every bind mount's source must exist, or CRIU fails half-way.
-fn check_bind_sources(spec: &serde_json::Value) -> Result<(), CommandError> {
+fn check_bind_sources(spec: &serde_json::Value) -> Result<(), Error> {
     let Some(mounts) = spec.get("mounts").and_then(|m| m.as_array()) else {
         return Ok(());
     };
@@ -339,7 +333,7 @@ fn check_bind_sources(spec: &serde_json::Value) -> Result<(), CommandError> {
                 .is_some_and(|o| o.iter().any(|x| x == "bind" || x == "rbind"));
         if let (true, Some(src)) = (is_bind, m["source"].as_str()) {
             if !Path::new(src).exists() {
-                return Err(CommandError::MissingPath {
+                return Err(Error::MissingPath {
                     what: "bind-mount source",
                     path: src.into(),
                 });
@@ -351,9 +345,13 @@ fn check_bind_sources(spec: &serde_json::Value) -> Result<(), CommandError> {
 
 /// Starts `ckpt __relay <output_log>` in its own session reading a new
 /// pipe; returns the pipe's write end for the restored container.
-fn spawn_relay(output_log: &Path) -> anyhow::Result<std::os::fd::OwnedFd> {
-    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-    let exe = std::env::current_exe()?;
+fn spawn_relay(output_log: &Path) -> Result<std::os::fd::OwnedFd, Error> {
+    let spawn_err = |source| Error::Spawn {
+        what: "the output relay",
+        source,
+    };
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| spawn_err(e.into()))?;
+    let exe = std::env::current_exe().map_err(spawn_err)?;
     let mut cmd = Command::new(exe);
     cmd.arg("__relay")
         .arg(output_log)
@@ -368,7 +366,7 @@ fn spawn_relay(output_log: &Path) -> anyhow::Result<std::os::fd::OwnedFd> {
             Ok(())
         });
     }
-    cmd.spawn().context("cannot start the output relay")?;
+    cmd.spawn().map_err(spawn_err)?;
     Ok(write)
 }
 
@@ -414,31 +412,33 @@ impl Drop for WorkDir {
 /// The error of a start whose restore failed or was interrupted and has
 /// been undone (or failed to be): why, and in which state it left things.
 fn explain_undo(
-    restore_error: Option<anyhow::Error>,
+    restore_error: Option<Error>,
     sig: Option<i32>,
     undone: Result<(), cleanup::CleanupError>,
     target: &str,
     checkpoint: &str,
     kept_log: &Path,
-) -> anyhow::Error {
+) -> Error {
     // The cleanup's failure is told in the same sentence: it says what is
     // left behind, which matters more than why the restore failed.
-    let failed_cleanup = undone.err().map(|e| format!("{:#}", anyhow::Error::new(e)));
+    let failed_cleanup = undone.err().map(|e| crate::error::chain(&e));
     let cleanup = failed_cleanup
         .as_ref()
         .map(|e| format!(", but cleaning up after it failed: {e}"))
         .unwrap_or_default();
     let log = kept_log.display();
     match (sig, restore_error) {
-        (Some(sig), _) if failed_cleanup.is_none() => anyhow::Error::new(Interrupted(sig)).context(format!(
+        (Some(sig), _) if failed_cleanup.is_none() => Error::from(Interrupted(sig)).context(format!(
             "the restore was undone: container {target} is stopped, and checkpoint {checkpoint} is unchanged \
              and can be restored again; restore log kept at {log}"
         )),
-        (Some(sig), _) => anyhow::Error::new(Interrupted(sig)).context(format!(
+        (Some(sig), _) => Error::from(Interrupted(sig)).context(format!(
             "the restore was interrupted{cleanup}; restore log kept at {log}"
         )),
         (None, Some(e)) => e.context(format!("nothing was started{cleanup}; restore log kept at {log}")),
-        (None, None) => anyhow::anyhow!("nothing was started{cleanup}; restore log kept at {log}"),
+        (None, None) => Error::RestoreUndone {
+            detail: format!("{cleanup}; restore log kept at {log}"),
+        },
     }
 }
 
@@ -447,7 +447,14 @@ mod tests {
     use super::*;
 
     fn explained(restore_failed: bool, sig: Option<i32>, cleanup_failed: bool) -> (u8, String) {
-        let restore_error = restore_failed.then(|| anyhow::anyhow!("runc restore failed"));
+        let restore_error = restore_failed.then(|| {
+            Error::from(crate::runtime::RuntimeError::Failed {
+                runtime: "runc",
+                action: "restore",
+                id: "c1".into(),
+                message: "runc restore failed".into(),
+            })
+        });
         let undone = if cleanup_failed {
             Err(cleanup::CleanupError::RootfsChanged {
                 rootfs: "/b/rootfs".into(),
@@ -457,7 +464,7 @@ mod tests {
             Ok(())
         };
         let e = explain_undo(restore_error, sig, undone, "c1", "s1", Path::new("/s/c1/restore.log"));
-        (crate::exit::code_for(&e), format!("{e:#}"))
+        (e.exit_code(), crate::error::chain(&e))
     }
 
     /// (restore failed, signal, cleanup failed, exit code, phrases in the message)

@@ -6,10 +6,11 @@
 //! full-size copy containerd leaves in its temp dir, and confirms that the
 //! saved processes really came back.
 
-use super::{require_root, CommandError, Context, LOCK_WAIT};
+use super::{require_root, Context, LOCK_WAIT};
 use crate::cli::StartArgs;
 use crate::criu::Criu;
 use crate::discovery::docker::DockerTarget;
+use crate::error::Error;
 use crate::restore;
 use crate::store::{names, Store, StoreError};
 use std::path::{Path, PathBuf};
@@ -25,7 +26,7 @@ struct Started {
     retries: u32,
 }
 
-pub fn run(ctx: &Context, args: &StartArgs, t: DockerTarget) -> anyhow::Result<()> {
+pub fn run(ctx: &Context, args: &StartArgs, t: DockerTarget) -> Result<(), Error> {
     require_root("start")?;
     let daemon = &t.daemon;
     daemon.require_experimental()?;
@@ -52,12 +53,11 @@ pub fn run(ctx: &Context, args: &StartArgs, t: DockerTarget) -> anyhow::Result<(
             store.verify(&entry)?;
             super::start::check_criu_version(meta, &Criu::locate()?)?;
             if meta.container_id != t.view.id {
-                anyhow::bail!(
-                    "checkpoint {} was made from container {}, not {}; restore it into a copy of its own container with --name",
-                    meta.name,
-                    meta.container_id,
-                    t.view.id
-                );
+                return Err(Error::WrongContainer {
+                    name: meta.name.clone(),
+                    made_from: meta.container_id.clone(),
+                    target: t.view.id.clone(),
+                });
             }
         }
         // Made by `docker checkpoint create`: no checksums to check, but
@@ -67,10 +67,9 @@ pub fn run(ctx: &Context, args: &StartArgs, t: DockerTarget) -> anyhow::Result<(
 
     let (target_id, target_name, created) = match &args.name {
         None if t.view.running => {
-            return Err(CommandError::TargetRunning {
+            return Err(Error::TargetRunning {
                 id: t.view.name.clone(),
-            }
-            .into())
+            })
         }
         None => (t.view.id.clone(), t.view.name.clone(), false),
         Some(new) => {
@@ -112,14 +111,14 @@ pub fn run(ctx: &Context, args: &StartArgs, t: DockerTarget) -> anyhow::Result<(
             if created {
                 let _ = daemon.remove(&target_id);
             }
-            return Err(anyhow::Error::new(e).context(format!("container {target_name} was not started")));
+            return Err(Error::from(e).context(format!("container {target_name} was not started")));
         }
     };
     let restore_ms = started.elapsed().as_millis() as u64;
 
-    let (view, _) = daemon
-        .inspect(&target_id)?
-        .ok_or_else(|| anyhow::anyhow!("Docker container {target_name} vanished after the restore"))?;
+    let (view, _) = daemon.inspect(&target_id)?.ok_or_else(|| Error::Vanished {
+        name: target_name.clone(),
+    })?;
     let live = restore::live_init(&ctx.proc, view.pid);
     let confirmed = match &entry.meta {
         Some(meta) => restore::confirm_resumed(meta, &live, None),
@@ -128,7 +127,7 @@ pub fn run(ctx: &Context, args: &StartArgs, t: DockerTarget) -> anyhow::Result<(
         }
         None => Ok(()),
     };
-    confirmed.map_err(|reason| CommandError::NotResumed {
+    confirmed.map_err(|reason| Error::NotResumed {
         id: target_name.clone(),
         reason,
     })?;
@@ -183,17 +182,32 @@ pub fn require_images(dir: &Path) -> Result<(), StoreError> {
 /// checksummed files), so the copy can be restored into that container,
 /// and sealed again if it was sealed: the source's seal was checked when
 /// it was loaded, and its files verified, just before.
-fn import_checkpoint(store: &Store, entry: &crate::store::CheckpointEntry, id: &str) -> anyhow::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let (src, name) = (&entry.dir, &entry.name);
+fn import_checkpoint(store: &Store, entry: &crate::store::CheckpointEntry, id: &str) -> Result<(), Error> {
     let staging_root = store.layout().staging_root(id);
     crate::store::publish::ensure_private_dir(&staging_root)?;
+    let final_dir = store.layout().checkpoint_dir(id, &entry.name);
+    crate::store::publish::ensure_private_dir(&store.layout().checkpoints_dir(id))?;
+    copy_files(entry, id, &staging_root, &final_dir).map_err(|source| Error::Io {
+        op: "copy the checkpoint to",
+        path: final_dir.clone(),
+        source,
+    })
+}
+
+fn copy_files(
+    entry: &crate::store::CheckpointEntry,
+    id: &str,
+    staging_root: &Path,
+    final_dir: &Path,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let src = &entry.dir;
     // `<name>.<pid>.<nonce>` so a copy left by a killed ckpt is cleaned.
     // A TempDir's drop is a plain remove_dir_all, safe here: ckpt only
     // copies files into it and nothing ever mounts below it.
     let tmp = tempfile::Builder::new()
         .prefix(&format!("import.{}.", std::process::id()))
-        .tempdir_in(&staging_root)?;
+        .tempdir_in(staging_root)?;
     for e in std::fs::read_dir(src)? {
         let e = e?;
         if !e.file_type()?.is_file() {
@@ -221,9 +235,7 @@ fn import_checkpoint(store: &Store, entry: &crate::store::CheckpointEntry, id: &
         std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o600))?;
         std::fs::File::open(&dest)?.sync_all()?;
     }
-    let final_dir = store.layout().checkpoint_dir(id, name);
-    crate::store::publish::ensure_private_dir(&store.layout().checkpoints_dir(id))?;
-    std::fs::rename(tmp.keep(), &final_dir)?;
+    std::fs::rename(tmp.keep(), final_dir)?;
     Ok(())
 }
 

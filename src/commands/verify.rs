@@ -2,6 +2,7 @@
 
 use super::{require_root, Context};
 use crate::cli::VerifyArgs;
+use crate::error::Error;
 use crate::plan::human_bytes;
 use crate::store::{names, Store, StoreError};
 
@@ -18,7 +19,7 @@ struct Verified {
     intact: bool,
 }
 
-pub fn run(ctx: &Context, args: &VerifyArgs) -> anyhow::Result<()> {
+pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), Error> {
     names::validate_container_id(&args.container)?;
     names::validate_checkpoint_name(&args.name)?;
     // Checkpoint files are root's (0600): reading them needs root.
