@@ -358,7 +358,7 @@ fn keep_failed_log(store: &Store, id: &str, log: &std::path::Path) -> Option<std
             path: log.to_path_buf(),
             source,
         })
-        .and_then(|text| Ok(store.replace_file(id, "dump-failed.log", &text)?));
+        .and_then(|text| Ok(store.write_log(id, crate::store::Log::DumpFailed, &text)?));
     kept.map_err(|e| log::warn!("cannot keep CRIU's log of the failed dump: {}", crate::error::chain(&e)))
         .ok()
 }

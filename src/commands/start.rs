@@ -22,7 +22,7 @@ use crate::procfs::ProcRoot;
 use crate::restore;
 use crate::restore::{BundleChoice, BundleRefusal};
 use crate::runtime::{RestoreRequest, Runtime};
-use crate::store::{names, CheckpointMeta, ContainerLock, Store, StoreError};
+use crate::store::{names, CheckpointMeta, ContainerLock, Log, Store, StoreError};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -91,7 +91,7 @@ pub fn run(ctx: &Context, args: &StartArgs) -> Result<(), Error> {
     check_bind_sources(&meta.spec)?;
     // What this start writes into the target's directory must be ckpt's
     // own files, not symlinks planted there.
-    store.check_no_symlinks(&target, TARGET_FILES)?;
+    store.check_restore_target(&target)?;
     let roots = SearchRoots {
         roots: vec![(kind, runtime_root.clone())],
     };
@@ -137,30 +137,16 @@ pub fn run(ctx: &Context, args: &StartArgs) -> Result<(), Error> {
     }
 
     // 3. Restore.
-    crate::store::publish::ensure_private_dir(&staging_root)?;
-    let work = WorkDir(
-        ctx.proc.own_mountinfo(),
-        tempfile::Builder::new()
-            // `<name>.<pid>.<nonce>` like every staging entry, so that a work
-            // dir left by a killed ckpt is cleaned by the next command.
-            .prefix(&format!("restore.{}.", std::process::id()))
-            .tempdir_in(&staging_root)
-            .map_err(|source| Error::Io {
-                op: "create a work directory in",
-                path: staging_root.clone(),
-                source,
-            })?
-            .keep(),
-    );
-    let output_log = store.layout().container_dir(&target).join("output.log");
+    let work = store.restore_work_dir(&target)?;
+    let output_log = store.layout().log(&target, Log::Output);
     let started = std::time::Instant::now();
     let pipe_write = spawn_relay(&output_log)?;
-    let pid_file = work.1.join("pid");
+    let pid_file = work.path().join("pid");
     let req = RestoreRequest {
         id: &target,
         bundle: &bundle,
         images: &entry.dir,
-        work_dir: &work.1,
+        work_dir: work.path(),
         pid_file: &pid_file,
         options: crate::plan::DumpOptions {
             leave_running: meta.options.leave_running,
@@ -171,12 +157,12 @@ pub fn run(ctx: &Context, args: &StartArgs) -> Result<(), Error> {
     };
     log::info!("restoring {} from {} with {}", target, entry.dir.display(), kind.name());
     let restored = runtime.restore(&req, pipe_write);
-    let restore_log_text = std::fs::read_to_string(work.1.join("restore.log")).unwrap_or_default();
-    let kept_log = store.layout().container_dir(&target).join("restore.log");
-    let _ = store.replace_file(&target, "restore.log", restore_log_text.as_bytes());
+    let restore_log_text = std::fs::read_to_string(work.path().join("restore.log")).unwrap_or_default();
+    let kept_log = store.layout().log(&target, Log::Restore);
+    let _ = store.write_log(&target, Log::Restore, restore_log_text.as_bytes());
     let undo = |restore_error: Option<Error>| {
         let sig = interrupt::pending();
-        let undone = cleanup::undo_restore(&site(&work.1));
+        let undone = cleanup::undo_restore(&site(work.path()));
         explain_undo(restore_error, sig, undone, &target, &args.checkpoint, &kept_log)
     };
     match restored {
@@ -239,15 +225,6 @@ pub fn check_criu_version(meta: &CheckpointMeta, criu: &Criu) -> Result<(), Erro
         _ => Ok(()),
     }
 }
-
-/// The files `start` writes below `<store>/<target>/` (and their dirs).
-const TARGET_FILES: &[&str] = &[
-    "output.log",
-    "restore.log",
-    ".ckpt-staging",
-    "bundle",
-    "bundle/config.json",
-];
 
 /// Takes the locks of `source` and, when it is another id, of `target`,
 /// always in the order of the ids: two starts crossing the same two ids
@@ -314,10 +291,7 @@ fn read_spec(path: &Path) -> Result<Option<serde_json::Value>, Error> {
 fn write_bundle(store: &Store, target: &str, choice: BundleChoice) -> Result<PathBuf, Error> {
     match choice {
         BundleChoice::Original(dir) => Ok(dir),
-        BundleChoice::Generated(spec) => {
-            let path = store.replace_file(target, "bundle/config.json", &serde_json::to_vec_pretty(&spec)?)?;
-            Ok(path.parent().expect("a file in bundle/").to_path_buf())
-        }
+        BundleChoice::Generated(spec) => Ok(store.write_bundle(target, &serde_json::to_vec_pretty(&spec)?)?),
     }
 }
 
@@ -392,20 +366,6 @@ fn warn_of_leftover_mounts(proc: &ProcRoot, state_dir: &Path, id: &str, kind: Ru
             dir.display(),
             kind.name(),
         );
-    }
-}
-
-/// The restore's work directory, removed on drop. Never a plain
-/// `remove_dir_all`: CRIU killed part-way leaves its cgroup yard (every
-/// cgroup hierarchy of the host) mounted in it.
-/// The first field is ckpt's own mountinfo.
-struct WorkDir(PathBuf, PathBuf);
-
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        if let Err(e) = crate::mounts::remove_leftover_tree(&self.0, &self.1) {
-            log::warn!("cannot remove the restore work directory {}: {e}", self.1.display());
-        }
     }
 }
 

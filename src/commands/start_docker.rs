@@ -79,9 +79,9 @@ pub fn run(ctx: &Context, args: &StartArgs, t: DockerTarget) -> Result<(), Error
                 "created Docker container {new} ({id}) with the config of {}",
                 t.view.name
             );
-            if let Err(e) = import_checkpoint(&store, &entry, &id) {
+            if let Err(e) = store.copy_checkpoint(&entry, &id) {
                 let _ = daemon.remove(&id);
-                return Err(e);
+                return Err(e.into());
             }
             (id, new.clone(), true)
         }
@@ -173,69 +173,6 @@ pub fn require_images(dir: &Path) -> Result<(), StoreError> {
             });
         }
     }
-    Ok(())
-}
-
-/// Copies a checkpoint into another container's checkpoint directory:
-/// files 0600 into a staging dir, then one rename, as for any checkpoint.
-/// A ckpt.json is rewritten to name its new container (it is not among the
-/// checksummed files), so the copy can be restored into that container,
-/// and sealed again if it was sealed: the source's seal was checked when
-/// it was loaded, and its files verified, just before.
-fn import_checkpoint(store: &Store, entry: &crate::store::CheckpointEntry, id: &str) -> Result<(), Error> {
-    let staging_root = store.layout().staging_root(id);
-    crate::store::publish::ensure_private_dir(&staging_root)?;
-    let final_dir = store.layout().checkpoint_dir(id, &entry.name);
-    crate::store::publish::ensure_private_dir(&store.layout().checkpoints_dir(id))?;
-    copy_files(entry, id, &staging_root, &final_dir).map_err(|source| Error::Io {
-        op: "copy the checkpoint to",
-        path: final_dir.clone(),
-        source,
-    })
-}
-
-fn copy_files(
-    entry: &crate::store::CheckpointEntry,
-    id: &str,
-    staging_root: &Path,
-    final_dir: &Path,
-) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let src = &entry.dir;
-    // `<name>.<pid>.<nonce>` so a copy left by a killed ckpt is cleaned.
-    // A TempDir's drop is a plain remove_dir_all, safe here: ckpt only
-    // copies files into it and nothing ever mounts below it.
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!("import.{}.", std::process::id()))
-        .tempdir_in(staging_root)?;
-    for e in std::fs::read_dir(src)? {
-        let e = e?;
-        if !e.file_type()?.is_file() {
-            continue;
-        }
-        if e.file_name() == crate::store::metadata::SEAL_FILE {
-            continue; // written with the new ckpt.json below
-        }
-        let dest = tmp.path().join(e.file_name());
-        if e.file_name() == crate::store::metadata::META_FILE {
-            // The metadata as loaded (and its seal checked), not the file again.
-            let Some(mut meta) = entry.meta.clone() else { continue };
-            meta.container_id = id.to_string();
-            let json = meta.to_json();
-            std::fs::write(&dest, &json)?;
-            if meta.is_sealed() {
-                let seal = tmp.path().join(crate::store::metadata::SEAL_FILE);
-                std::fs::write(&seal, crate::store::metadata::seal_of(json.as_bytes()))?;
-                std::fs::set_permissions(&seal, std::fs::Permissions::from_mode(0o600))?;
-                std::fs::File::open(&seal)?.sync_all()?;
-            }
-        } else {
-            std::fs::copy(e.path(), &dest)?;
-        }
-        std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o600))?;
-        std::fs::File::open(&dest)?.sync_all()?;
-    }
-    std::fs::rename(tmp.keep(), final_dir)?;
     Ok(())
 }
 
