@@ -13,10 +13,11 @@
 //! STATUS); the table test below pins every one of them. Keep the three in
 //! step.
 
-use crate::cleanup::CleanupError;
 use crate::criu::CriuError;
-use crate::discovery::DiscoveryError;
-use crate::docker::DockerError;
+use crate::engine::docker::DockerError;
+use crate::engine::oci::runtime::RuntimeError;
+use crate::engine::oci::undo::CleanupError;
+use crate::engine::EngineError;
 use crate::facts::FactsError;
 use crate::freezer::FreezerError;
 use crate::interrupt::Interrupted;
@@ -24,7 +25,6 @@ use crate::inventory::InventoryError;
 use crate::mounts::MountError;
 use crate::procfs::ProcError;
 use crate::restore::BundleRefusal;
-use crate::runtime::RuntimeError;
 use crate::spec::SpecError;
 use crate::store::StoreError;
 use std::path::PathBuf;
@@ -56,7 +56,7 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Discovery(#[from] DiscoveryError),
+    Discovery(#[from] EngineError),
     #[error(transparent)]
     Docker(#[from] DockerError),
     #[error(transparent)]
@@ -169,12 +169,12 @@ impl Error {
         match self {
             Error::Store(e) => store_code(e),
             Error::Discovery(e) => match e {
-                DiscoveryError::NotFound { .. }
-                | DiscoveryError::NotRunning { .. }
-                | DiscoveryError::PidReused { .. } => NOT_FOUND,
-                DiscoveryError::Ambiguous { .. } => USAGE,
-                DiscoveryError::Docker(d) => docker_code(d),
-                DiscoveryError::ReadState { .. } | DiscoveryError::ParseState { .. } => FAILURE,
+                EngineError::NotFound { .. } | EngineError::NotRunning { .. } | EngineError::PidReused { .. } => {
+                    NOT_FOUND
+                }
+                EngineError::Ambiguous { .. } => USAGE,
+                EngineError::Docker(d) => docker_code(d),
+                EngineError::ReadState { .. } | EngineError::ParseState { .. } => FAILURE,
             },
             Error::Docker(e) => docker_code(e),
             Error::Criu(e) => match e {

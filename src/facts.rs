@@ -2,8 +2,8 @@
 //! container's mounts, masked files, joined namespaces, freezer cgroup and
 //! free space in the store. Reads only; the decisions are in `plan`.
 
-use crate::discovery::cgroups::{self, FreezerDir};
-use crate::discovery::{Container, RuntimeKind};
+use crate::cgroups::{self, FreezerDir};
+use crate::engine::{Container, RuntimeKind};
 use crate::mountinfo;
 use crate::plan::{ExternalNaming, HostFacts};
 use crate::procfs::{ProcError, ProcRoot};

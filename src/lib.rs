@@ -5,13 +5,12 @@
 //! Pure decisions live in `plan`, `criu::args`, `restore`, `store::layout`
 //! and the parsers; the modules that touch processes only execute them.
 
-pub mod cleanup;
+pub mod cgroups;
 pub mod cli;
 pub mod commands;
 pub mod criu;
-pub mod discovery;
-pub mod docker;
 pub mod dump_watch;
+pub mod engine;
 pub mod error;
 pub mod facts;
 pub mod freezer;
@@ -26,7 +25,6 @@ pub mod plugin;
 pub mod procfs;
 pub mod progress;
 pub mod restore;
-pub mod runtime;
 pub mod spec;
 pub mod store;
 pub mod watchdog;

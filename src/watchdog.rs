@@ -13,7 +13,7 @@
 //! container the user paused is thawed only for as long as it takes to
 //! stop CRIU safely, and is left paused.
 
-use crate::discovery::cgroups::{CgroupVersion, FreezerDir};
+use crate::cgroups::{CgroupVersion, FreezerDir};
 use crate::freezer::FreezerError;
 use crate::pause;
 use crate::procfs::ProcRoot;

@@ -26,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
             let _ = ckpt::mountinfo::parse(text);
         }
         1 => {
-            let _ = ckpt::discovery::cgroups::parse_proc_cgroup(text);
+            let _ = ckpt::cgroups::parse_proc_cgroup(text);
         }
         2 => {
             if let Some(stat) = ckpt::procfs::parse_stat(text) {

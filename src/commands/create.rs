@@ -8,10 +8,12 @@
 //! thaws the container, which carries on as if nothing happened.
 
 use super::{require_root, Context, LOCK_WAIT};
+use crate::cgroups::FreezerDir;
 use crate::cli::CreateArgs;
 use crate::criu::{self, args::DUMP_LOG, Criu};
-use crate::discovery::{self, cgroups::FreezerDir, docker::DockerTarget, Container};
 use crate::dump_watch::DumpWatch;
+use crate::engine::oci::runtime::Runtime;
+use crate::engine::{self, docker::DockerTarget, Container};
 use crate::error::{Error, ResultExt as _};
 use crate::freezer::{self, FreezeGuard};
 use crate::interrupt::{self, Interrupted};
@@ -19,7 +21,6 @@ use crate::inventory::{self, Inventory};
 use crate::plan::{self, DumpOptions};
 use crate::procfs::ProcRoot;
 use crate::progress::DirProgress;
-use crate::runtime::Runtime;
 use crate::store::{self, names, CheckpointMeta, InventorySummary, Store};
 use crate::watchdog::Watchdog;
 use std::time::{Duration, Instant};
@@ -45,7 +46,7 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> Result<(), Error> {
     // long enough to thaw; the other commands may simply die.
     interrupt::install();
     let criu = Criu::locate()?;
-    let (container, docker) = discovery::find_running(&ctx.roots, ctx.docker, &ctx.proc, &args.container)?;
+    let (container, docker) = engine::find_running(&ctx.roots, ctx.docker, &ctx.proc, &args.container)?;
     log::info!(
         "found {} container {} (init pid {})",
         container.runtime.name(),
@@ -54,9 +55,11 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> Result<(), Error> {
     );
     if let Some(d) = &docker {
         names::validate_docker_checkpoint_name(&args.name)?;
-        if let Some(blocker) =
-            crate::docker::restore_blocker(&d.daemon.info.version, &d.view.network_mode, d.view.network_disabled)
-        {
+        if let Some(blocker) = crate::engine::docker::restore_blocker(
+            &d.daemon.info.version,
+            &d.view.network_mode,
+            d.view.network_disabled,
+        ) {
             if !args.leave_running {
                 // Stopping a container this Docker cannot restore would lose it.
                 return Err(Error::from(blocker).context(format!(
@@ -331,7 +334,7 @@ fn stop_container(
     freezer::thaw(freezer, Duration::from_secs(10))?;
     let deadline = Instant::now() + Duration::from_secs(10);
     // Exited once gone, reaped or a zombie (its reaper is not ours to wait for).
-    while discovery::liveness(proc, c) == discovery::Status::Running {
+    while engine::liveness(proc, c) == engine::Status::Running {
         if Instant::now() > deadline {
             return Err(Error::StillRunning { pid: c.init_pid });
         }

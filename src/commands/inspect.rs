@@ -2,14 +2,14 @@
 
 use super::Context;
 use crate::cli::InspectArgs;
-use crate::discovery;
+use crate::engine;
 use crate::error::Error;
 use crate::inventory::{self, FdKind};
 use crate::plan::{self, DumpOptions, Problem};
 
 #[derive(Debug, serde::Serialize)]
 struct Report<'a> {
-    container: &'a discovery::Container,
+    container: &'a engine::Container,
     verdict: &'static str,
     problems: Vec<Problem>,
     warnings: Vec<String>,
@@ -19,7 +19,7 @@ struct Report<'a> {
 
 pub fn run(ctx: &Context, args: &InspectArgs) -> Result<(), Error> {
     crate::store::names::validate_container_id(&args.container)?;
-    let (container, docker) = discovery::find_running(&ctx.roots, ctx.docker, &ctx.proc, &args.container)?;
+    let (container, docker) = engine::find_running(&ctx.roots, ctx.docker, &ctx.proc, &args.container)?;
     let spec = crate::spec::load(&container.spec_path)?;
     let inventory = inventory::collect(&ctx.proc, container.init_pid)?;
     // Free space where the checkpoint would go: Docker's directory for

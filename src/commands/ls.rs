@@ -53,13 +53,13 @@ pub fn run(ctx: &Context, args: &LsArgs) -> Result<(), Error> {
             let mut rows: Vec<Row> = list(ctx, &ctx.store_root, None)?.iter().map(row).collect();
             // Every checkpoint the operator has: Docker's too, when Docker is
             // searched and answers.
-            if let Some(daemon) = crate::discovery::docker::daemon(ctx.docker)? {
+            if let Some(daemon) = crate::engine::docker::daemon::daemon(ctx.docker)? {
                 match list(ctx, &daemon.store_root(), None) {
                     Ok(entries) => rows.extend(entries.iter().map(row).map(|mut r| {
                         r.runtime.get_or_insert_with(|| "docker".into());
                         r
                     })),
-                    Err(e) if ctx.docker == crate::discovery::DockerMode::Auto => {
+                    Err(e) if ctx.docker == crate::engine::DockerMode::Auto => {
                         log::warn!("cannot list Docker's checkpoints: {e}")
                     }
                     Err(e) => return Err(e.into()),

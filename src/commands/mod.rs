@@ -12,7 +12,7 @@ pub mod start_docker;
 pub mod verify;
 
 use crate::cli::{GlobalArgs, RuntimeChoice};
-use crate::discovery::{DockerMode, RuntimeKind, SearchRoots};
+use crate::engine::{DockerMode, RuntimeKind, SearchRoots};
 use crate::error::Error;
 use crate::procfs::ProcRoot;
 use std::path::PathBuf;
@@ -82,9 +82,9 @@ pub fn now_rfc3339() -> String {
 pub fn docker_target(
     ctx: &Context,
     reference: &str,
-) -> Result<Option<crate::discovery::docker::DockerTarget>, crate::discovery::DiscoveryError> {
-    match crate::discovery::docker::find(ctx.docker, reference)? {
-        None if ctx.docker == DockerMode::Only => Err(crate::docker::DockerError::NoSuchContainer {
+) -> Result<Option<crate::engine::docker::DockerTarget>, crate::engine::EngineError> {
+    match crate::engine::docker::find(ctx.docker, reference)? {
+        None if ctx.docker == DockerMode::Only => Err(crate::engine::docker::DockerError::NoSuchContainer {
             reference: reference.to_string(),
         }
         .into()),
@@ -94,7 +94,7 @@ pub fn docker_target(
 
 /// Where the checkpoints of `reference` live and its full id: Docker's
 /// directory for Docker containers, the ckpt store otherwise.
-pub fn checkpoint_home(ctx: &Context, reference: &str) -> Result<(PathBuf, String), crate::discovery::DiscoveryError> {
+pub fn checkpoint_home(ctx: &Context, reference: &str) -> Result<(PathBuf, String), crate::engine::EngineError> {
     Ok(match docker_target(ctx, reference)? {
         Some(t) => {
             refuse_ambiguous(ctx, reference, &t)?;
@@ -110,11 +110,11 @@ pub fn checkpoint_home(ctx: &Context, reference: &str) -> Result<(PathBuf, Strin
 pub fn refuse_ambiguous(
     ctx: &Context,
     reference: &str,
-    t: &crate::discovery::docker::DockerTarget,
-) -> Result<(), crate::discovery::DiscoveryError> {
+    t: &crate::engine::docker::DockerTarget,
+) -> Result<(), crate::engine::EngineError> {
     let in_store = ctx.store_root.join(reference).join("checkpoints");
     if ctx.docker == DockerMode::Auto && reference != t.view.id && in_store.is_dir() {
-        return Err(crate::discovery::DiscoveryError::Ambiguous {
+        return Err(crate::engine::EngineError::Ambiguous {
             id: reference.to_string(),
             candidates: format!(
                 "Docker container {} ({}), checkpoints in {}",

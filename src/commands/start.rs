@@ -6,22 +6,22 @@
 //! of the source and the target: a refused start changes nothing, and of
 //! two starts into one target the second sees what the first did. A
 //! restore that fails, or that SIGINT, SIGTERM or SIGHUP interrupts, is
-//! undone whole ([`crate::cleanup::undo_restore`]): the target is then
+//! undone whole ([`crate::engine::oci::undo::undo_restore`]): the target is then
 //! stopped and the checkpoint can be restored again. ckpt never dies of
 //! those signals while the runtime restores: it lets the runtime finish,
 //! then undoes.
 
 use super::{require_root, Context, LOCK_WAIT};
-use crate::cleanup::{self, RestoreSite};
 use crate::cli::StartArgs;
 use crate::criu::{Criu, CriuVersion};
-use crate::discovery::{self, RuntimeKind, SearchRoots, Status};
+use crate::engine::oci::runtime::{RestoreRequest, Runtime};
+use crate::engine::oci::undo::{self, RestoreSite};
+use crate::engine::{self, RuntimeKind, SearchRoots, Status};
 use crate::error::{Error, ResultExt as _};
 use crate::interrupt::{self, Interrupted};
 use crate::procfs::ProcRoot;
 use crate::restore;
 use crate::restore::{BundleChoice, BundleRefusal};
-use crate::runtime::{RestoreRequest, Runtime};
 use crate::store::{names, CheckpointMeta, ContainerLock, Log, Store, StoreError};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -95,7 +95,7 @@ pub fn run(ctx: &Context, args: &StartArgs) -> Result<(), Error> {
     let roots = SearchRoots {
         roots: vec![(kind, runtime_root.clone())],
     };
-    let found = discovery::lookup(&roots, &ctx.proc, &target)?;
+    let found = engine::lookup(&roots, &ctx.proc, &target)?;
     if let Some(found) = &found {
         if found.status != Status::Stopped {
             warn_of_leftover_mounts(&ctx.proc, &runtime_root.join(&target), &target, kind);
@@ -125,7 +125,7 @@ pub fn run(ctx: &Context, args: &StartArgs) -> Result<(), Error> {
             "removing the stopped or leftover container {target} in {}",
             runtime_root.display()
         );
-        cleanup::undo_restore(&site(&staging_root)).with_context(|| {
+        undo::undo_restore(&site(&staging_root)).with_context(|| {
             format!(
                 "cannot remove the leftover state of {target} in {}; nothing was restored",
                 runtime_root.display()
@@ -162,7 +162,7 @@ pub fn run(ctx: &Context, args: &StartArgs) -> Result<(), Error> {
     let _ = store.write_log(&target, Log::Restore, restore_log_text.as_bytes());
     let undo = |restore_error: Option<Error>| {
         let sig = interrupt::pending();
-        let undone = cleanup::undo_restore(&site(work.path()));
+        let undone = undo::undo_restore(&site(work.path()));
         explain_undo(restore_error, sig, undone, &target, &args.checkpoint, &kept_log)
     };
     match restored {
@@ -374,7 +374,7 @@ fn warn_of_leftover_mounts(proc: &ProcRoot, state_dir: &Path, id: &str, kind: Ru
 fn explain_undo(
     restore_error: Option<Error>,
     sig: Option<i32>,
-    undone: Result<(), cleanup::CleanupError>,
+    undone: Result<(), undo::CleanupError>,
     target: &str,
     checkpoint: &str,
     kept_log: &Path,
@@ -408,7 +408,7 @@ mod tests {
 
     fn explained(restore_failed: bool, sig: Option<i32>, cleanup_failed: bool) -> (u8, String) {
         let restore_error = restore_failed.then(|| {
-            Error::from(crate::runtime::RuntimeError::Failed {
+            Error::from(crate::engine::oci::runtime::RuntimeError::Failed {
                 runtime: "runc",
                 action: "restore",
                 id: "c1".into(),
@@ -416,7 +416,7 @@ mod tests {
             })
         });
         let undone = if cleanup_failed {
-            Err(cleanup::CleanupError::RootfsChanged {
+            Err(undo::CleanupError::RootfsChanged {
                 rootfs: "/b/rootfs".into(),
                 lost: vec!["bin".into()],
             })

@@ -9,7 +9,7 @@
 use super::{require_root, Context, LOCK_WAIT};
 use crate::cli::StartArgs;
 use crate::criu::Criu;
-use crate::discovery::docker::DockerTarget;
+use crate::engine::docker::DockerTarget;
 use crate::error::Error;
 use crate::restore;
 use crate::store::{names, Store, StoreError};
@@ -34,7 +34,8 @@ pub fn run(ctx: &Context, args: &StartArgs, t: DockerTarget) -> Result<(), Error
     // drops it), so Docker sets up its network even where the original has
     // none.
     let network_disabled = t.view.network_disabled && args.name.is_none();
-    if let Some(blocker) = crate::docker::restore_blocker(&daemon.info.version, &t.view.network_mode, network_disabled)
+    if let Some(blocker) =
+        crate::engine::docker::restore_blocker(&daemon.info.version, &t.view.network_mode, network_disabled)
     {
         return Err(blocker.into());
     }

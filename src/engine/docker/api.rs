@@ -1,47 +1,12 @@
-//! Docker in experimental mode: talk to the Engine API, read what ckpt
-//! needs about a container, and start one from a checkpoint so that Docker
-//! keeps managing it.
-//!
-//! Checkpoints of Docker containers live where Docker keeps them,
-//! `<DockerRootDir>/containers/<full-id>/checkpoints/<name>/`, because
-//! `docker start --checkpoint` accepts no other place (moby#37344).
+//! PURE: what ckpt reads from the Docker Engine API and the rules it
+//! applies to it: `/info` and container `inspect` parsing, the version rule
+//! of restores ([`restore_blocker`]), the body that copies a container
+//! ([`create_body_from`]), and the errors Docker answers with. Nothing here
+//! talks to a daemon.
 
-pub mod client;
-
-pub use client::DockerClient;
-
-use crate::procfs::ProcRoot;
-use hyper::Method;
+use super::DockerError;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-/// Errors talking to Docker.
-#[derive(Debug, thiserror::Error)]
-pub enum DockerError {
-    #[error("DOCKER_HOST={host} is not supported: {why}")]
-    UnsupportedHost { host: String, why: String },
-    #[error("cannot reach the Docker daemon at {host}: {reason} (is dockerd running? set DOCKER_HOST=unix:///path/to/docker.sock or tcp://HOST:PORT)")]
-    Unreachable { host: String, reason: String },
-    #[error("unexpected answer from the Docker daemon: {reason}")]
-    Protocol { reason: String },
-    #[error("Docker {action} failed: {message}")]
-    Api {
-        action: &'static str,
-        status: u16,
-        message: String,
-    },
-    #[error("the Docker daemon at {socket} is not in experimental mode, which checkpoint/restore needs; add \"experimental\": true to /etc/docker/daemon.json and restart dockerd")]
-    NotExperimental { socket: String },
-    #[error("Docker {version} cannot restore containers with their own network namespace (network mode {network_mode:?}): since 28.0 it sets up the network for pid 0 (containerd#12141). Use Docker 26.0.1 to 27.x, or a container with --network host")]
-    BrokenRestore { version: String, network_mode: String },
-    #[error("no Docker container {reference:?}")]
-    NoSuchContainer { reference: String },
-    #[error(
-        "{reference:?} is the prefix of several Docker containers' ids ({message}); give more of the id, or the name"
-    )]
-    AmbiguousReference { reference: String, message: String },
-}
+use std::path::PathBuf;
 
 /// What ckpt needs to know about the daemon.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,147 +133,9 @@ pub fn create_body_from(inspect: &Value) -> Value {
     body
 }
 
-/// The socket's daemon with its info read.
-#[derive(Debug)]
-pub struct Daemon {
-    pub client: DockerClient,
-    pub info: DaemonInfo,
-}
-
-const SHORT: Duration = Duration::from_secs(30);
-/// How long to keep retrying Docker's stale-content error.
-const STALE_CONTENT_PATIENCE: Duration = Duration::from_secs(30);
-/// Docker streams a checkpoint through containerd's content store at about
-/// 60 MiB/s here, so a large restore takes minutes.
-const RESTORE_TIMEOUT: Duration = Duration::from_secs(1800);
-
-impl Daemon {
-    /// Connects to `DOCKER_HOST` and reads `/info`.
-    pub fn connect() -> Result<Daemon, DockerError> {
-        let client = DockerClient::from_env()?;
-        let (status, body) = client.request(Method::GET, "/info", None, SHORT)?;
-        if status != 200 {
-            return Err(api_error("info", status, &body));
-        }
-        let info = parse_info(&body)?;
-        Ok(Daemon { client, info })
-    }
-
-    /// Fails unless the daemon runs in experimental mode.
-    pub fn require_experimental(&self) -> Result<(), DockerError> {
-        if self.info.experimental {
-            Ok(())
-        } else {
-            Err(DockerError::NotExperimental {
-                socket: self.client.host().to_string(),
-            })
-        }
-    }
-
-    /// Inspects a container by name, full id or unique id prefix; `None`
-    /// when Docker knows no such container.
-    pub fn inspect(&self, reference: &str) -> Result<Option<(ContainerView, Value)>, DockerError> {
-        let path = format!("/containers/{}/json", encode(reference));
-        let (status, body) = self.client.request(Method::GET, &path, None, SHORT)?;
-        match status {
-            200 => Ok(Some((parse_container(&body)?, body))),
-            404 => Ok(None),
-            _ if is_ambiguous_prefix(status, &client::message_of(&body)) => Err(DockerError::AmbiguousReference {
-                reference: reference.to_string(),
-                message: client::message_of(&body),
-            }),
-            _ => Err(api_error("inspect", status, &body)),
-        }
-    }
-
-    /// `POST /containers/{id}/start?checkpoint=NAME`, retried on the
-    /// stale-content error. Returns how many retries were needed.
-    ///
-    /// The error is not random: containerd keeps a checkpoint's blobs until
-    /// its garbage collector runs, and a start packs the same checkpoint
-    /// into the very same blob (right after `docker checkpoint create`
-    /// almost always). The collector's next run is not brought forward by
-    /// anything ckpt can do through Docker, so retry with backoff for as
-    /// long as it typically takes.
-    pub fn start_from_checkpoint(&self, id: &str, checkpoint: &str) -> Result<u32, DockerError> {
-        let path = format!("/containers/{}/start?checkpoint={}", encode(id), encode(checkpoint));
-        let mut retries = 0;
-        let mut delay = Duration::from_millis(250);
-        let give_up = std::time::Instant::now() + STALE_CONTENT_PATIENCE;
-        loop {
-            let (status, body) = self.client.request(Method::POST, &path, None, RESTORE_TIMEOUT)?;
-            if status == 204 || status == 304 {
-                return Ok(retries);
-            }
-            let err = api_error("start --checkpoint", status, &body);
-            if is_stale_content_error(&client::message_of(&body)) && std::time::Instant::now() + delay < give_up {
-                retries += 1;
-                log::warn!("Docker reported a stale content blob (moby#42900); retry {retries} in {delay:?}");
-                std::thread::sleep(delay);
-                delay = (delay * 2).min(Duration::from_secs(4));
-                continue;
-            }
-            return Err(err);
-        }
-    }
-
-    /// Creates a container named `name` with the config of `source`.
-    pub fn create_like(&self, source: &Value, name: &str) -> Result<String, DockerError> {
-        let path = format!("/containers/create?name={}", encode(name));
-        let (status, body) = self
-            .client
-            .request(Method::POST, &path, Some(&create_body_from(source)), SHORT)?;
-        if status != 201 {
-            return Err(api_error("create", status, &body));
-        }
-        body["Id"]
-            .as_str()
-            .map(str::to_string)
-            .ok_or_else(|| DockerError::Protocol {
-                reason: "create returned no Id".into(),
-            })
-    }
-
-    /// Removes a container (forcefully).
-    pub fn remove(&self, id: &str) -> Result<(), DockerError> {
-        let path = format!("/containers/{}?force=1", encode(id));
-        let (status, body) = self.client.request(Method::DELETE, &path, None, SHORT)?;
-        match status {
-            204 | 404 => Ok(()),
-            _ => Err(api_error("rm", status, &body)),
-        }
-    }
-
-    /// Waits until Docker reports the container stopped.
-    pub fn wait_stopped(&self, id: &str, timeout: Duration) -> Result<(), DockerError> {
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            match self.inspect(id)? {
-                Some((c, _)) if c.running && std::time::Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20))
-                }
-                _ => return Ok(()),
-            }
-        }
-    }
-
-    /// `<DockerRootDir>/containers`: the store root of Docker checkpoints.
-    pub fn store_root(&self) -> PathBuf {
-        self.info.root_dir.join("containers")
-    }
-}
-
-fn api_error(action: &'static str, status: u16, body: &Value) -> DockerError {
-    DockerError::Api {
-        action,
-        status,
-        message: client::message_of(body),
-    }
-}
-
 /// Percent-encodes a path segment or query value. Container names and
 /// checkpoint names are validated first; this only guards the URL.
-fn encode(s: &str) -> String {
+pub fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
@@ -317,28 +144,13 @@ fn encode(s: &str) -> String {
         .collect()
 }
 
-/// The runc state root of a Docker (containerd) container, found through
-/// its shim: the init's parent is `containerd-shim-runc-v2 -namespace NS`,
-/// whose working directory is the bundle, whose `options.json` names the
-/// runc root. Nothing about Docker's exec-root is assumed.
-pub fn runc_root_of(proc: &ProcRoot, init_pid: i32) -> Option<PathBuf> {
-    let ppid = proc.process(init_pid).stat().ok()?.ppid;
-    let shim = proc.process(ppid);
-    let namespace = shim_namespace(&shim.cmdline().ok()?)?;
-    let bundle = shim.cwd().ok()?;
-    let options: Value = serde_json::from_slice(&std::fs::read(bundle.join("options.json")).ok()?).ok()?;
-    let root = options["root"].as_str().unwrap_or("/run/containerd/runc");
-    Some(Path::new(root).join(namespace))
-}
-
-/// PURE: the `-namespace` of a containerd shim command line.
-pub fn shim_namespace(args: &[String]) -> Option<String> {
-    if !args.first()?.contains("containerd-shim") {
-        return None;
-    }
-    args.windows(2)
-        .find(|w| w[0] == "-namespace" || w[0] == "--namespace")
-        .map(|w| w[1].clone())
+/// The `message` of a Docker error body.
+pub fn message_of(body: &serde_json::Value) -> String {
+    body.get("message")
+        .and_then(|m| m.as_str())
+        .map(str::to_string)
+        .or_else(|| body.as_str().map(str::to_string))
+        .unwrap_or_else(|| body.to_string())
 }
 
 #[cfg(test)]
@@ -433,18 +245,17 @@ mod tests {
     }
 
     #[test]
-    fn shim_namespace_parsing() {
-        let a: Vec<String> = ["/usr/bin/containerd-shim-runc-v2", "-namespace", "moby", "-id", "x"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        assert_eq!(shim_namespace(&a).as_deref(), Some("moby"));
-        assert_eq!(shim_namespace(&["/bin/sh".to_string()]), None);
-    }
-
-    #[test]
     fn encoding_guards_the_url() {
         assert_eq!(encode("web-1.a_b"), "web-1.a_b");
         assert_eq!(encode("a/b?c"), "a%2Fb%3Fc");
+    }
+
+    #[test]
+    fn error_messages() {
+        assert_eq!(
+            message_of(&serde_json::json!({"message": "No such container: x"})),
+            "No such container: x"
+        );
+        assert_eq!(message_of(&serde_json::json!("plain")), "plain");
     }
 }

@@ -1,14 +1,16 @@
-//! Finding a container: its runtime, init process, bundle, rootfs and cgroups.
+//! The engines that manage containers: runc and crun ([`oci`]) and Docker
+//! ([`docker`]). Finding a container: its runtime, init process, bundle,
+//! rootfs and cgroups.
 //!
 //! Each runtime module parses its own state file into a [`Container`] with
 //! pure functions; this module searches the state roots and checks that the
 //! recorded init pid is still the same process (pid reuse). Nothing here
 //! changes the container.
 
-pub mod cgroups;
-pub mod crun;
 pub mod docker;
-pub mod runc;
+pub mod oci;
+
+use oci::{crun, runc};
 
 use crate::procfs::ProcRoot;
 use serde::Serialize;
@@ -17,7 +19,7 @@ use std::path::PathBuf;
 
 /// Errors while looking up a container.
 #[derive(Debug, thiserror::Error)]
-pub enum DiscoveryError {
+pub enum EngineError {
     /// No runtime knows the id.
     #[error("no container {id:?} in {searched} (is it running? pass --runtime-root for another state root)")]
     NotFound { id: String, searched: String },
@@ -49,7 +51,7 @@ pub enum DiscoveryError {
     ParseState { path: PathBuf, reason: String },
     /// Talking to Docker failed.
     #[error(transparent)]
-    Docker(#[from] crate::docker::DockerError),
+    Docker(#[from] docker::DockerError),
 }
 
 /// The runtime managing a container.
@@ -163,7 +165,7 @@ pub struct Found {
 }
 
 /// Looks `id` up in every root. `Ok(None)` when no runtime knows it.
-pub fn lookup(roots: &SearchRoots, proc: &ProcRoot, id: &str) -> Result<Option<Found>, DiscoveryError> {
+pub fn lookup(roots: &SearchRoots, proc: &ProcRoot, id: &str) -> Result<Option<Found>, EngineError> {
     let mut found: Vec<Found> = Vec::new();
     for (kind, root) in &roots.roots {
         let dir = root.join(id);
@@ -182,7 +184,7 @@ pub fn lookup(roots: &SearchRoots, proc: &ProcRoot, id: &str) -> Result<Option<F
     match found.len() {
         0 => Ok(None),
         1 => Ok(found.pop()),
-        _ => Err(DiscoveryError::Ambiguous {
+        _ => Err(EngineError::Ambiguous {
             id: id.to_string(),
             candidates: found
                 .iter()
@@ -200,18 +202,18 @@ pub fn lookup(roots: &SearchRoots, proc: &ProcRoot, id: &str) -> Result<Option<F
 }
 
 /// The container of a lookup, if it is running; otherwise why not.
-pub fn require_running(found: Found, proc: &ProcRoot) -> Result<Container, DiscoveryError> {
+pub fn require_running(found: Found, proc: &ProcRoot) -> Result<Container, EngineError> {
     let c = found.container;
     match found.status {
         Status::Running | Status::Paused => Ok(c),
         Status::Stopped => match proc.process(c.init_pid).stat().ok().and_then(|s| s.start_time) {
-            Some(now) if now != c.init_start => Err(DiscoveryError::PidReused {
+            Some(now) if now != c.init_start => Err(EngineError::PidReused {
                 id: c.id,
                 pid: c.init_pid,
                 expected: c.init_start,
                 found: now,
             }),
-            _ => Err(DiscoveryError::NotRunning {
+            _ => Err(EngineError::NotRunning {
                 id: c.id,
                 status: "stopped".into(),
             }),
@@ -226,11 +228,11 @@ pub fn find_running(
     mode: DockerMode,
     proc: &ProcRoot,
     reference: &str,
-) -> Result<(Container, Option<docker::DockerTarget>), DiscoveryError> {
+) -> Result<(Container, Option<docker::DockerTarget>), EngineError> {
     match resolve(roots, mode, proc, reference)? {
         Some(Target::Oci(found)) => Ok((require_running(found, proc)?, None)),
         Some(Target::Docker(t)) => Ok((docker::running_container(proc, &t)?, Some(*t))),
-        None => Err(DiscoveryError::NotFound {
+        None => Err(EngineError::NotFound {
             id: reference.to_string(),
             searched: describe(roots, mode),
         }),
@@ -241,8 +243,8 @@ pub fn find_running(
 pub fn describe(roots: &SearchRoots, mode: DockerMode) -> String {
     let mut s = describe_roots(roots);
     if mode != DockerMode::Off {
-        let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| crate::docker::client::DEFAULT_HOST.into());
-        let docker = match docker::skipped() {
+        let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| crate::engine::docker::client::DEFAULT_HOST.into());
+        let docker = match docker::daemon::skipped() {
             Some(why) => format!("Docker ({host}), which could not be asked: {why}"),
             None => format!("Docker ({host})"),
         };
@@ -295,7 +297,7 @@ pub fn resolve(
     mode: DockerMode,
     proc: &ProcRoot,
     reference: &str,
-) -> Result<Option<Target>, DiscoveryError> {
+) -> Result<Option<Target>, EngineError> {
     let oci = if mode == DockerMode::Only {
         None
     } else {
@@ -303,7 +305,7 @@ pub fn resolve(
     };
     let docker = docker::find(mode, reference)?;
     match (oci, docker) {
-        (Some(o), Some(d)) if o.container.id != d.view.id => Err(DiscoveryError::Ambiguous {
+        (Some(o), Some(d)) if o.container.id != d.view.id => Err(EngineError::Ambiguous {
             id: reference.to_string(),
             candidates: format!(
                 "{} container {} in {}, Docker container {} ({})",

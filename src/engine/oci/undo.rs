@@ -12,12 +12,12 @@
 //! It must never delete through a mount (see [`crate::mounts`]) nor kill a
 //! process that is not the container's or a CRIU working for its restore.
 
-use crate::discovery::cgroups::{parse_proc_cgroup, Membership};
-use crate::discovery::RuntimeKind;
+use crate::cgroups::{parse_proc_cgroup, Membership};
+use crate::engine::oci::runtime::{Runtime, RuntimeError};
+use crate::engine::RuntimeKind;
 use crate::mountinfo::{self, Mount};
 use crate::mounts::{self, MountError};
 use crate::procfs::ProcRoot;
-use crate::runtime::{Runtime, RuntimeError};
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

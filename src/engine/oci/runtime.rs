@@ -4,7 +4,7 @@
 //! file, cgroups, `kill`/`delete`), exactly as after `runc restore` — the
 //! same path Docker takes, which keeps ckpt's images honest.
 
-use crate::discovery::RuntimeKind;
+use crate::engine::RuntimeKind;
 use crate::plan::DumpOptions;
 use crate::procfs::ProcRoot;
 use std::ffi::OsString;
