@@ -23,8 +23,8 @@ use crate::freezer::FreezerError;
 use crate::interrupt::Interrupted;
 use crate::inventory::InventoryError;
 use crate::mounts::MountError;
+use crate::plan::restore::RestoreRefusal;
 use crate::procfs::ProcError;
-use crate::restore::BundleRefusal;
 use crate::spec::SpecError;
 use crate::store::StoreError;
 use std::path::PathBuf;
@@ -90,37 +90,11 @@ pub enum Error {
     /// `inspect` found reasons to refuse a checkpoint (already printed).
     #[error("the container cannot be checkpointed as is ({count} problem(s) above)")]
     NotCheckpointable { count: usize },
-    /// The bundle a restore would use is refused.
+    /// A restore refused by its plan, with every problem.
     #[error(transparent)]
-    Bundle(#[from] BundleRefusal),
+    RestoreRefused(#[from] RestoreRefusal),
     #[error("ckpt {verb} must run as root (CRIU needs CAP_SYS_ADMIN and friends); try: sudo ckpt {verb} ...")]
     NotRoot { verb: &'static str },
-    #[error(
-        "container {id} is running; stop it first, or restore the checkpoint as a new container with --name NEW_ID"
-    )]
-    TargetRunning { id: String },
-    #[error(
-        "checkpoint {name} was made by CRIU {made}, newer than the installed CRIU {installed}; install CRIU >= {made}"
-    )]
-    CriuOlderThanCheckpoint {
-        name: String,
-        made: String,
-        installed: String,
-    },
-    #[error("{what} {path} does not exist; the checkpoint needs it to restore")]
-    MissingPath { what: &'static str, path: PathBuf },
-    /// `ckpt.json` names a runtime this ckpt does not drive.
-    #[error("checkpoint {name} was made for runtime {runtime:?}, which this ckpt cannot restore")]
-    UnknownRuntime { name: String, runtime: String },
-    /// A Docker checkpoint restored into another container than its own.
-    #[error(
-        "checkpoint {name} was made from container {made_from}, not {target}; restore it into a copy of its own container with --name"
-    )]
-    WrongContainer {
-        name: String,
-        made_from: String,
-        target: String,
-    },
     #[error("the restore of {id} did not resume the checkpointed processes: {reason}")]
     NotResumed { id: String, reason: String },
     /// A restore undone though neither it nor a signal said why (kept so
@@ -198,17 +172,10 @@ impl Error {
             | Error::Proc(_)
             | Error::Json(_) => FAILURE,
             Error::Interrupted(Interrupted(sig)) => interrupted_code(*sig),
-            Error::Refused { .. } | Error::NotCheckpointable { .. } | Error::TargetRunning { .. } => REFUSED,
-            Error::Bundle(e) => match e {
-                BundleRefusal::Inconsistent(_) => CORRUPT,
-                BundleRefusal::NoRootfs => NOT_FOUND,
-                BundleRefusal::Changed { .. } => REFUSED,
-            },
-            Error::NotRoot { .. } | Error::CriuOlderThanCheckpoint { .. } => PREREQUISITE,
-            Error::MissingPath { .. } => NOT_FOUND,
-            Error::UnknownRuntime { .. }
-            | Error::WrongContainer { .. }
-            | Error::NotResumed { .. }
+            Error::Refused { .. } | Error::NotCheckpointable { .. } => REFUSED,
+            Error::RestoreRefused(r) => r.exit_code(),
+            Error::NotRoot { .. } => PREREQUISITE,
+            Error::NotResumed { .. }
             | Error::RestoreUndone { .. }
             | Error::Vanished { .. }
             | Error::StillRunning { .. }

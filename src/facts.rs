@@ -33,12 +33,7 @@ pub fn freezer_of(proc: &ProcRoot, pid: i32) -> Result<FreezerDir, FactsError> {
 }
 
 /// Everything the planner needs besides the spec and the inventory.
-pub fn gather(
-    proc: &ProcRoot,
-    c: &Container,
-    spec: &SpecFacts,
-    store_root: &Path,
-) -> Result<(HostFacts, Option<FreezerDir>), FactsError> {
+pub fn gather(proc: &ProcRoot, c: &Container, spec: &SpecFacts, store_root: &Path) -> Result<HostFacts, FactsError> {
     let init = proc.process(c.init_pid);
     let container_mounts = mountinfo::parse(&init.mountinfo()?);
     // runc bind-mounts /dev/null over masked paths that exist and are not
@@ -71,7 +66,9 @@ pub fn gather(
         runtime_root: c.runtime_root.clone(),
         joined_netns_inode: ns_inode("network"),
         joined_pidns_inode: ns_inode("pid"),
-        freezer_dir: freezer.as_ref().map(|f| f.dir.clone()),
+        freezer,
+        recorded_stdio: c.external_descriptors.clone(),
+        live_stdio: stdio_descriptors(proc, c.init_pid),
         store_free_bytes,
         store_root: store_root.to_path_buf(),
         naming: match c.runtime {
@@ -80,7 +77,7 @@ pub fn gather(
             RuntimeKind::Crun => ExternalNaming::Crun,
         },
     };
-    Ok((facts, freezer))
+    Ok(facts)
 }
 
 /// The init's stdio as runc records it (`readlink /proc/<pid>/fd/{0,1,2}`),

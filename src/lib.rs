@@ -24,7 +24,6 @@ pub mod plan;
 pub mod plugin;
 pub mod procfs;
 pub mod progress;
-pub mod restore;
 pub mod spec;
 pub mod store;
 pub mod watchdog;

@@ -216,6 +216,35 @@ impl Process {
     }
 }
 
+/// The init of a restored container as `/proc` shows it: what tells the
+/// checkpointed processes from a fresh start (see `plan::confirm`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveInit {
+    /// Pid inside the container's pid namespace (-1 if unreadable).
+    pub ns_pid: i32,
+    pub comm: String,
+    /// Whether it runs in a time namespace other than ckpt's (the host's);
+    /// `None` when the kernel has no time namespaces.
+    pub own_time_namespace: Option<bool>,
+}
+
+impl ProcRoot {
+    /// What a restore's confirmation reads about process `pid`.
+    pub fn live_init(&self, pid: i32) -> LiveInit {
+        let init = self.process(pid);
+        let host_timens = self.own().ns("time").ok();
+        let init_timens = init.ns("time").ok();
+        LiveInit {
+            ns_pid: init.ns_pid().ok().flatten().unwrap_or(-1),
+            comm: init.comm().ok().flatten().unwrap_or_default().trim().to_string(),
+            own_time_namespace: match (host_timens, init_timens) {
+                (Some(h), Some(i)) => Some(h != i),
+                _ => None,
+            },
+        }
+    }
+}
+
 /// The fields of `/proc/<pid>/stat` ckpt uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stat {

@@ -18,7 +18,7 @@ use crate::error::{Error, ResultExt as _};
 use crate::freezer::{self, FreezeGuard};
 use crate::interrupt::{self, Interrupted};
 use crate::inventory::{self, Inventory};
-use crate::plan::{self, DumpOptions};
+use crate::plan::{self, AfterDump, DumpOptions};
 use crate::procfs::ProcRoot;
 use crate::progress::DirProgress;
 use crate::store::{self, names, CheckpointMeta, InventorySummary, Store};
@@ -80,7 +80,7 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> Result<(), Error> {
     let _lock = store.lock(&container.id, LOCK_WAIT)?;
 
     let inventory = inventory::collect(&ctx.proc, container.init_pid)?;
-    let (host, freezer) = crate::facts::gather(&ctx.proc, &container, &spec.facts, store.root())?;
+    let host = crate::facts::gather(&ctx.proc, &container, &spec.facts, store.root())?;
     let opts = DumpOptions {
         leave_running: args.leave_running,
         tcp_established: args.criu.tcp_established,
@@ -94,15 +94,10 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> Result<(), Error> {
     for w in &plan.warnings {
         log::warn!("{w}");
     }
-    let freezer = freezer.expect("the plan refuses containers without a freezer");
+    let freezer = plan.freezer.clone();
 
     let staging = store.begin(&container.id, &args.name)?;
-    let descriptors = if container.external_descriptors.is_empty() {
-        crate::facts::stdio_descriptors(&ctx.proc, container.init_pid)
-    } else {
-        container.external_descriptors.clone()
-    };
-    staging.write_file("descriptors.json", serde_json::to_string(&descriptors)?.as_bytes())?;
+    staging.write_file("descriptors.json", serde_json::to_string(&plan.descriptors)?.as_bytes())?;
     staging.write_file("inventory.json", serde_json::to_string_pretty(&inventory)?.as_bytes())?;
 
     let mut guard = FreezeGuard::new(freezer.clone())?;
@@ -116,8 +111,6 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> Result<(), Error> {
     watchdog.announce_log(&dump_log);
     let created_at = super::now_rfc3339();
     let started = Instant::now();
-    let mut criu_plan = plan.clone();
-    criu_plan.options.leave_running = true;
     // ckpt freezes the container itself, with or without --leave-running:
     // CRIU then finds it frozen and re-freezes it before it releases the
     // tasks, on success and on its own error paths. That is what makes a
@@ -149,7 +142,7 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> Result<(), Error> {
         );
         let dumped = criu.run(
             "dump",
-            &criu::args::dump_args(&criu_plan, staging.dir()),
+            &criu::args::dump_args(&plan, staging.dir()),
             &dump_log,
             &mut watch,
         );
@@ -185,7 +178,7 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> Result<(), Error> {
     if let Some(sig) = interrupt::pending() {
         return Err(Interrupted(sig).into());
     }
-    if args.leave_running {
+    if plan.after == AfterDump::Resume {
         // Thaw at once (unless the user paused it): publishing takes a while.
         guard.settle()?;
     }
@@ -194,10 +187,9 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> Result<(), Error> {
         log::warn!(
             "container {} was paused while CRIU dumped it; {}",
             container.id,
-            if args.leave_running {
-                "it is left paused"
-            } else {
-                "it is stopped now, as asked"
+            match plan.after {
+                AfterDump::Resume => "it is left paused",
+                AfterDump::Stop => "it is stopped now, as asked",
             }
         );
     }
@@ -212,13 +204,13 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> Result<(), Error> {
         created_at,
         frozen_ms,
         dump_ms,
-        &opts,
-        descriptors,
+        &plan.options,
+        plan.descriptors.clone(),
     );
     let dir = staging.publish(meta)?;
     let size_bytes = store.load(&container.id, &args.name).map(|e| e.size_bytes).unwrap_or(0);
 
-    if !args.leave_running {
+    if plan.after == AfterDump::Stop {
         stop_container(&ctx.proc, &container, &freezer, docker.as_ref()).with_context(|| {
             format!(
                 "checkpoint {} is saved in {}, but container {} could not be stopped",

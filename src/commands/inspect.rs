@@ -33,7 +33,7 @@ pub fn run(ctx: &Context, args: &InspectArgs) -> Result<(), Error> {
             .unwrap_or(std::path::Path::new("/"))
             .to_path_buf(),
     };
-    let (host, _) = crate::facts::gather(&ctx.proc, &container, &spec.facts, &store_root)?;
+    let host = crate::facts::gather(&ctx.proc, &container, &spec.facts, &store_root)?;
     let opts = DumpOptions {
         leave_running: false,
         tcp_established: args.criu.tcp_established,

@@ -19,10 +19,11 @@ use crate::engine::oci::undo::{self, RestoreSite};
 use crate::engine::{self, RuntimeKind, SearchRoots, Status};
 use crate::error::{Error, ResultExt as _};
 use crate::interrupt::{self, Interrupted};
+use crate::plan::bundle::BundleChoice;
+use crate::plan::confirm;
+use crate::plan::restore::{self, restore_plan, How, RestoreFacts, RestoreOptions, Restorer, TargetState};
 use crate::procfs::ProcRoot;
-use crate::restore;
-use crate::restore::{BundleChoice, BundleRefusal};
-use crate::store::{names, CheckpointMeta, ContainerLock, Log, Store, StoreError};
+use crate::store::{names, CheckpointEntry, CheckpointMeta, ContainerLock, Log, Store, StoreError};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -75,33 +76,24 @@ pub fn run(ctx: &Context, args: &StartArgs) -> Result<(), Error> {
         reason: "ckpt.json: missing".into(),
     })?;
     store.verify(&entry)?;
-    check_criu_version(&meta, &criu)?;
-    let kind = RuntimeKind::from_name(&meta.runtime).ok_or_else(|| Error::UnknownRuntime {
-        name: meta.name.clone(),
-        runtime: meta.runtime.clone(),
-    })?;
-    let runtime_root = meta
-        .runtime_root
-        .clone()
-        .unwrap_or_else(|| kind.default_roots()[0].clone());
-    let runtime = Runtime::locate(kind, &runtime_root, &ctx.proc)?;
 
     // 2. Where will it go? Decided in full before anything is written.
-    let bundle_choice = choose_bundle(&meta, &entry.dir, args.name.is_some())?;
-    check_bind_sources(&meta.spec)?;
-    // What this start writes into the target's directory must be ckpt's
-    // own files, not symlinks planted there.
-    store.check_restore_target(&target)?;
-    let roots = SearchRoots {
-        roots: vec![(kind, runtime_root.clone())],
+    let facts = restore_facts(ctx, &store, &entry, &meta, &target, args.name.is_some(), criu.version)?;
+    let opts = RestoreOptions {
+        new_name: args.name.clone(),
     };
-    let found = engine::lookup(&roots, &ctx.proc, &target)?;
-    if let Some(found) = &found {
-        if found.status != Status::Stopped {
-            warn_of_leftover_mounts(&ctx.proc, &runtime_root.join(&target), &target, kind);
-            return Err(Error::TargetRunning { id: target });
-        }
-    }
+    let plan = restore_plan(&entry, &facts, &opts)?;
+    let How::Oci {
+        runtime: kind,
+        binary,
+        root: runtime_root,
+        bundle: bundle_choice,
+        clear_target,
+    } = plan.how.clone()
+    else {
+        unreachable!("ckpt's store is restored by runc or crun");
+    };
+    let runtime = Runtime::locate(binary, &runtime_root, &ctx.proc)?;
     if let Some(sig) = interrupt::pending() {
         return Err(Error::from(Interrupted(sig)).context("nothing was started or changed"));
     }
@@ -116,7 +108,7 @@ pub fn run(ctx: &Context, args: &StartArgs) -> Result<(), Error> {
         work_area,
         proc: &ctx.proc,
     };
-    if found.is_some() || runtime_root.join(&target).exists() {
+    if clear_target {
         // A stopped container, or a state dir without a state file: the
         // leftover of an earlier failed or killed create or restore, which
         // may still have CRIU's and the runtime's mounts (the rootfs among
@@ -148,12 +140,7 @@ pub fn run(ctx: &Context, args: &StartArgs) -> Result<(), Error> {
         images: &entry.dir,
         work_dir: work.path(),
         pid_file: &pid_file,
-        options: crate::plan::DumpOptions {
-            leave_running: meta.options.leave_running,
-            tcp_established: meta.options.tcp_established,
-            file_locks: meta.options.file_locks,
-            ext_unix_sk: meta.options.ext_unix_sk,
-        },
+        options: plan.options,
     };
     log::info!("restoring {} from {} with {}", target, entry.dir.display(), kind.name());
     let restored = runtime.restore(&req, pipe_write);
@@ -180,8 +167,8 @@ pub fn run(ctx: &Context, args: &StartArgs) -> Result<(), Error> {
             id: target.clone(),
             reason: format!("{} wrote no pid file", kind.name()),
         })?;
-    let live = restore::live_init(&ctx.proc, pid);
-    restore::confirm_resumed(&meta, &live, Some(&restore_log_text)).map_err(|reason| Error::NotResumed {
+    let live = ctx.proc.live_init(pid);
+    confirm::confirm_resumed(&meta, &live, Some(&restore_log_text)).map_err(|reason| Error::NotResumed {
         id: target.clone(),
         reason,
     })?;
@@ -214,18 +201,6 @@ pub fn run(ctx: &Context, args: &StartArgs) -> Result<(), Error> {
     Ok(())
 }
 
-/// Refuses checkpoints made by a newer CRIU than the installed one.
-pub fn check_criu_version(meta: &CheckpointMeta, criu: &Criu) -> Result<(), Error> {
-    match CriuVersion::parse_plain(&meta.criu_version) {
-        Some(made) if made > criu.version => Err(Error::CriuOlderThanCheckpoint {
-            name: meta.name.clone(),
-            made: made.to_string(),
-            installed: criu.version.to_string(),
-        }),
-        _ => Ok(()),
-    }
-}
-
 /// Takes the locks of `source` and, when it is another id, of `target`,
 /// always in the order of the ids: two starts crossing the same two ids
 /// (`--name B A` and `--name A B`) then never each hold one lock while
@@ -238,51 +213,60 @@ fn lock_in_order(store: &Store, source: &str, target: &str) -> Result<Vec<Contai
     ids.into_iter().map(|id| store.lock(id, LOCK_WAIT)).collect()
 }
 
-/// Decides the bundle to restore into (see [`restore::choose_bundle`]) and
-/// checks that a generated one's rootfs exists. Reads, never writes.
-fn choose_bundle(meta: &CheckpointMeta, dir: &Path, new_id: bool) -> Result<BundleChoice, Error> {
-    let original = match (&meta.bundle, new_id) {
-        (Some(bundle), false) => read_spec(&bundle.join("config.json"))?,
+/// What the plan of a restore into `target` needs to know, read from the
+/// system: the runtime recorded in `meta` (its binary must be there), the
+/// target in that runtime's state root, the original bundle's spec, the
+/// paths the restore needs, and what start would write in the store.
+fn restore_facts(
+    ctx: &Context,
+    store: &Store,
+    entry: &CheckpointEntry,
+    meta: &CheckpointMeta,
+    target: &str,
+    new_id: bool,
+    criu: CriuVersion,
+) -> Result<RestoreFacts, Error> {
+    let mut state = TargetState::Absent;
+    if let Ok((kind, binary, root)) = restore::recorded_runtime(meta) {
+        Runtime::locate(binary, &root, &ctx.proc)?;
+        let roots = SearchRoots {
+            roots: vec![(binary, root.clone())],
+        };
+        state = match engine::lookup(&roots, &ctx.proc, target)? {
+            Some(found) if found.status != Status::Stopped => {
+                warn_of_leftover_mounts(&ctx.proc, &root.join(target), target, kind);
+                TargetState::Running
+            }
+            Some(_) => TargetState::Stopped,
+            None if root.join(target).exists() => TargetState::Leftover,
+            None => TargetState::Absent,
+        };
+    }
+    let original_spec = match (&meta.bundle, new_id) {
+        (Some(bundle), false) => crate::spec::read_raw(&bundle.join("config.json"))?,
         _ => None,
     };
-    let choice = restore::choose_bundle(meta, new_id, original.as_ref()).map_err(|r| match r {
-        BundleRefusal::Inconsistent(reason) => Error::from(StoreError::Corrupt {
-            dir: dir.to_path_buf(),
-            reason: format!("{}: {reason}", crate::store::metadata::META_FILE),
-        }),
-        BundleRefusal::NoRootfs => Error::MissingPath {
-            what: "root filesystem",
-            path: PathBuf::from("(not recorded)"),
-        },
-        changed => changed.into(),
-    })?;
-    if let (BundleChoice::Generated(_), Some(rootfs)) = (&choice, &meta.rootfs) {
-        if !rootfs.is_dir() {
-            return Err(Error::MissingPath {
-                what: "root filesystem",
-                path: rootfs.clone(),
-            });
-        }
-    }
-    Ok(choice)
-}
-
-/// The parsed OCI spec at `path`; `None` if there is no file there.
-fn read_spec(path: &Path) -> Result<Option<serde_json::Value>, Error> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(Error::Io {
-                op: "read",
-                path: path.to_path_buf(),
-                source,
-            })
-        }
+    // What this start writes into the target's directory must be ckpt's
+    // own files, not symlinks planted there.
+    let unsafe_target = match store.check_restore_target(target) {
+        Ok(()) => None,
+        Err(StoreError::UnsafeStore { path, reason }) => Some((path, reason)),
+        Err(e) => return Err(e.into()),
     };
-    let spec =
-        serde_json::from_slice(&bytes).with_context(|| format!("cannot parse the OCI spec {}", path.display()))?;
-    Ok(Some(spec))
+    Ok(RestoreFacts {
+        restorer: Restorer::Oci,
+        criu: Some(criu),
+        home_id: entry.container_id.clone(),
+        target_name: target.to_string(),
+        target: state,
+        original_spec,
+        present: restore::paths_to_check(entry)
+            .into_iter()
+            .filter(|p| p.exists())
+            .collect(),
+        unsafe_target,
+        missing_image: None,
+    })
 }
 
 /// Puts the chosen bundle in place: the original as it is, or the
@@ -293,28 +277,6 @@ fn write_bundle(store: &Store, target: &str, choice: BundleChoice) -> Result<Pat
         BundleChoice::Original(dir) => Ok(dir),
         BundleChoice::Generated(spec) => Ok(store.write_bundle(target, &serde_json::to_vec_pretty(&spec)?)?),
     }
-}
-
-/// Every bind mount's source must exist, or CRIU fails half-way.
-fn check_bind_sources(spec: &serde_json::Value) -> Result<(), Error> {
-    let Some(mounts) = spec.get("mounts").and_then(|m| m.as_array()) else {
-        return Ok(());
-    };
-    for m in mounts {
-        let is_bind = m["type"] == "bind"
-            || m["options"]
-                .as_array()
-                .is_some_and(|o| o.iter().any(|x| x == "bind" || x == "rbind"));
-        if let (true, Some(src)) = (is_bind, m["source"].as_str()) {
-            if !Path::new(src).exists() {
-                return Err(Error::MissingPath {
-                    what: "bind-mount source",
-                    path: src.into(),
-                });
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Starts `ckpt __relay <output_log>` in its own session reading a new

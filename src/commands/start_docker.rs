@@ -11,7 +11,8 @@ use crate::cli::StartArgs;
 use crate::criu::Criu;
 use crate::engine::docker::DockerTarget;
 use crate::error::Error;
-use crate::restore;
+use crate::plan::confirm;
+use crate::plan::restore::{restore_plan, How, RestoreFacts, RestoreOptions, Restorer, TargetState};
 use crate::store::{names, Store, StoreError};
 use std::path::{Path, PathBuf};
 
@@ -27,6 +28,9 @@ struct Started {
 }
 
 pub fn run(ctx: &Context, args: &StartArgs, t: DockerTarget) -> Result<(), Error> {
+    if let Some(name) = &args.name {
+        names::validate_container_id(name)?;
+    }
     require_root("start")?;
     let daemon = &t.daemon;
     daemon.require_experimental()?;
@@ -49,32 +53,41 @@ pub fn run(ctx: &Context, args: &StartArgs, t: DockerTarget) -> Result<(), Error
     }
     let _lock = store.lock(&t.view.id, LOCK_WAIT)?;
     let entry = store.load(&t.view.id, &args.checkpoint)?;
-    match &entry.meta {
-        Some(meta) => {
+    let criu = match &entry.meta {
+        Some(_) => {
             store.verify(&entry)?;
-            super::start::check_criu_version(meta, &Criu::locate()?)?;
-            if meta.container_id != t.view.id {
-                return Err(Error::WrongContainer {
-                    name: meta.name.clone(),
-                    made_from: meta.container_id.clone(),
-                    target: t.view.id.clone(),
-                });
-            }
+            Some(Criu::locate()?.version)
         }
-        // Made by `docker checkpoint create`: no checksums to check, but
-        // the images CRIU cannot restore without must be there.
-        None => require_images(&entry.dir)?,
-    }
+        None => None,
+    };
+    let facts = RestoreFacts {
+        restorer: Restorer::Docker,
+        criu,
+        home_id: t.view.id.clone(),
+        target_name: t.view.name.clone(),
+        target: match (&args.name, t.view.running) {
+            (Some(_), _) => TargetState::Absent,
+            (None, true) => TargetState::Running,
+            (None, false) => TargetState::Stopped,
+        },
+        original_spec: None,
+        present: Default::default(),
+        unsafe_target: None,
+        missing_image: entry
+            .meta
+            .is_none()
+            .then(|| crate::store::listing::missing_core_image(&entry.dir))
+            .flatten(),
+    };
+    let opts = RestoreOptions {
+        new_name: args.name.clone(),
+    };
+    let plan = restore_plan(&entry, &facts, &opts)?;
 
-    let (target_id, target_name, created) = match &args.name {
-        None if t.view.running => {
-            return Err(Error::TargetRunning {
-                id: t.view.name.clone(),
-            })
-        }
-        None => (t.view.id.clone(), t.view.name.clone(), false),
-        Some(new) => {
-            names::validate_container_id(new)?;
+    let (target_id, target_name, created) = match &plan.how {
+        How::Docker { copy: false } => (t.view.id.clone(), t.view.name.clone(), false),
+        _ => {
+            let new = &plan.target;
             let id = daemon.create_like(&t.raw, new)?;
             log::info!(
                 "created Docker container {new} ({id}) with the config of {}",
@@ -120,15 +133,8 @@ pub fn run(ctx: &Context, args: &StartArgs, t: DockerTarget) -> Result<(), Error
     let (view, _) = daemon.inspect(&target_id)?.ok_or_else(|| Error::Vanished {
         name: target_name.clone(),
     })?;
-    let live = restore::live_init(&ctx.proc, view.pid);
-    let confirmed = match &entry.meta {
-        Some(meta) => restore::confirm_resumed(meta, &live, None),
-        None if live.own_time_namespace == Some(false) => {
-            Err("the init runs in the host's time namespace, so Docker started it afresh".to_string())
-        }
-        None => Ok(()),
-    };
-    confirmed.map_err(|reason| Error::NotResumed {
+    let live = ctx.proc.live_init(view.pid);
+    confirm::confirm(entry.meta.as_ref(), &live, None).map_err(|reason| Error::NotResumed {
         id: target_name.clone(),
         reason,
     })?;
@@ -160,19 +166,6 @@ pub fn run(ctx: &Context, args: &StartArgs, t: DockerTarget) -> Result<(), Error
             },
             out.container
         ));
-    }
-    Ok(())
-}
-
-/// The images without which CRIU cannot restore anything.
-pub fn require_images(dir: &Path) -> Result<(), StoreError> {
-    for f in ["inventory.img", "pstree.img"] {
-        if !dir.join(f).is_file() {
-            return Err(StoreError::Corrupt {
-                dir: dir.to_path_buf(),
-                reason: format!("{f}: missing (not a CRIU checkpoint)"),
-            });
-        }
     }
     Ok(())
 }

@@ -50,7 +50,13 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), Error> {
             .into())
         }
         None => {
-            super::start_docker::require_images(&entry.dir)?;
+            if let Some(image) = crate::store::listing::missing_core_image(&entry.dir) {
+                return Err(StoreError::Corrupt {
+                    dir: entry.dir.clone(),
+                    reason: crate::store::listing::missing_image_reason(image),
+                }
+                .into());
+            }
             (std::fs::read_dir(&entry.dir).map(|d| d.count()).unwrap_or(0), "other")
         }
     };

@@ -4,6 +4,8 @@
 
 use super::*;
 use crate::criu::CriuVersion;
+use crate::plan::bundle::BundleRefusal;
+use crate::plan::restore::RestoreProblem;
 use crate::plan::{Problem, Refusal};
 use std::io;
 
@@ -26,6 +28,22 @@ fn criu_failed() -> CriuError {
         log_path: "/s/dump.log".into(),
         errors: vec![],
         hint: None,
+    }
+}
+
+fn refused(problem: RestoreProblem) -> Error {
+    Error::RestoreRefused(RestoreRefusal {
+        checkpoint: "n".into(),
+        target: "c".into(),
+        problems: vec![problem],
+    })
+}
+
+fn v(major: u32, minor: u32) -> CriuVersion {
+    CriuVersion {
+        major,
+        minor,
+        sublevel: 0,
     }
 }
 
@@ -56,8 +74,8 @@ fn table() -> Vec<(&'static str, Error, u8)> {
         ("Docker API error", docker(DockerError::Api { action: "create", status: 500, message: "boom".into() }), 1),
         ("Docker protocol", docker(DockerError::Protocol { reason: "no Id".into() }), 1),
         ("Docker container vanished", Error::Vanished { name: "web".into() }, 1),
-        ("Docker checkpoint of another container", Error::WrongContainer { name: "n".into(), made_from: "a".into(), target: "b".into() }, 1),
-        ("unknown runtime in ckpt.json", Error::UnknownRuntime { name: "n".into(), runtime: "kata".into() }, 1),
+        ("Docker checkpoint of another container", refused(RestoreProblem::WrongContainer { name: "n".into(), made_from: "a".into(), target: "b".into() }), 1),
+        ("unknown runtime in ckpt.json", refused(RestoreProblem::UnknownRuntime { name: "n".into(), runtime: "kata".into() }), 1),
         ("state file unreadable", Error::Discovery(EngineError::ReadState { path: p("/run/runc/c/state.json"), source: io_err() }), 1),
         ("state file malformed", Error::Discovery(EngineError::ParseState { path: p("/x"), reason: "{".into() }), 1),
         ("spec unreadable", Error::Spec(SpecError::Parse { path: p("/b/config.json"), reason: "{".into() }), 1),
@@ -82,8 +100,8 @@ fn table() -> Vec<(&'static str, Error, u8)> {
         // 3: refused.
         ("preflight refused", Error::Refused { id: "c".into(), refusal: Refusal { problems: vec![Problem::TerminalInSpec] } }, 3),
         ("inspect verdict refused", Error::NotCheckpointable { count: 2 }, 3),
-        ("restore target running", Error::TargetRunning { id: "c".into() }, 3),
-        ("original bundle changed", Error::Bundle(BundleRefusal::Changed { config: p("/b/config.json"), name: "n".into(), differences: vec![] }), 3),
+        ("restore target running", refused(RestoreProblem::TargetRunning { id: "c".into() }), 3),
+        ("original bundle changed", refused(RestoreProblem::Bundle(BundleRefusal::Changed { config: p("/b/config.json"), name: "n".into(), differences: vec![] })), 3),
         ("Docker >= 28 network mode", docker(DockerError::BrokenRestore { version: "28.0".into(), network_mode: "bridge".into() }), 3),
         ("create refuses to stop what Docker cannot restore", docker(DockerError::BrokenRestore { version: "28.0".into(), network_mode: "bridge".into() }).context("refusing to stop web for a checkpoint it could not be restored from"), 3),
         // 4: not found.
@@ -92,15 +110,16 @@ fn table() -> Vec<(&'static str, Error, u8)> {
         ("init pid reused", Error::Discovery(EngineError::PidReused { id: "c".into(), pid: 1, expected: 1, found: 2 }), 4),
         ("no such checkpoint", store(StoreError::NotFound { container: "c".into(), name: "n".into() }), 4),
         ("no such Docker container", docker(DockerError::NoSuchContainer { reference: "web".into() }), 4),
-        ("rootfs or bind source missing", Error::MissingPath { what: "bind-mount source", path: p("/src") }, 4),
-        ("no rootfs recorded", Error::Bundle(BundleRefusal::NoRootfs), 4),
+        ("rootfs or bind source missing", refused(RestoreProblem::MissingPath { what: "bind-mount source", path: p("/src") }), 4),
+        ("no rootfs recorded", refused(RestoreProblem::Bundle(BundleRefusal::NoRootfs)), 4),
         // 5: prerequisite.
         ("not root", Error::NotRoot { verb: "create" }, 5),
         ("criu missing", Error::Criu(CriuError::NotInstalled), 5),
         ("criu too old", Error::Criu(CriuError::TooOld { found: CriuVersion { major: 3, minor: 1, sublevel: 0 }, path: p("/criu") }), 5),
         ("criu version unparseable", Error::Criu(CriuError::UnknownVersion { path: p("/criu"), output: "?".into() }), 5),
         ("criu not executable", Error::Criu(CriuError::Spawn { path: p("/criu"), source: io_err() }), 5),
-        ("CRIU older than the checkpoint's", Error::CriuOlderThanCheckpoint { name: "n".into(), made: "4.2".into(), installed: "4.1".into() }, 5),
+        ("CRIU older than the checkpoint's", refused(RestoreProblem::CriuTooOld { name: "n".into(), made: v(4, 2), installed: v(4, 1) }), 5),
+        ("start would write through a symlink", refused(RestoreProblem::Unsafe { path: p("/s/c/output.log"), reason: "it is a symlink" }), 5),
         ("runc or crun missing", Error::Runtime(RuntimeError::NotInstalled { runtime: "crun" }), 5),
         ("cleanup: runtime missing", Error::Cleanup(CleanupError::Delete(RuntimeError::NotInstalled { runtime: "runc" })), 5),
         ("DOCKER_HOST unsupported", docker(DockerError::UnsupportedHost { host: "ssh://x".into(), why: "ssh".into() }), 5),
@@ -115,7 +134,10 @@ fn table() -> Vec<(&'static str, Error, u8)> {
         // 7: corrupt.
         ("checksum mismatch", store(StoreError::Corrupt { dir: p("/s/c/checkpoints/n"), reason: "x: checksum mismatch".into() }), 7),
         ("newer schema", store(StoreError::FutureSchema { dir: p("/d"), found: 9, supported: 2 }), 7),
-        ("rootfs not the spec's root", Error::Bundle(BundleRefusal::Inconsistent("rootfs".into())), 7),
+        ("rootfs not the spec's root", refused(RestoreProblem::Corrupt { dir: p("/d"), reason: "ckpt.json: rootfs".into() }), 7),
+        ("a foreign checkpoint without CRIU's images", refused(RestoreProblem::Corrupt { dir: p("/d"), reason: "pstree.img: missing".into() }), 7),
+        ("several problems: the first decides", Error::RestoreRefused(RestoreRefusal { checkpoint: "n".into(), target: "c".into(), problems: vec![
+            RestoreProblem::Corrupt { dir: p("/d"), reason: "x".into() }, RestoreProblem::TargetRunning { id: "c".into() }] }), 7),
         // 8: busy.
         ("lock held", store(StoreError::Busy { container: "c".into(), path: p("/s/c/.ckpt.lock") }), 8),
         // 128+N: interrupted.

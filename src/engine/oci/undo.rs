@@ -71,7 +71,7 @@ pub fn undo_restore(site: &RestoreSite) -> Result<(), CleanupError> {
         let _ = std::fs::remove_dir(&criu_root);
     }
     site.runtime.delete(site.id).map_err(CleanupError::Delete)?;
-    let cgroups_path = spec.as_ref().and_then(|s| s["linux"]["cgroupsPath"].as_str());
+    let cgroups_path = spec.as_ref().and_then(crate::spec::cgroups_path);
     kill_restored_leftovers(site.proc, site.id, cgroups_path);
     if let (Some(rootfs), Some(before)) = (rootfs, before) {
         let lost = lost_entries(&before, &top_level(&rootfs).unwrap_or_default());
@@ -83,13 +83,13 @@ pub fn undo_restore(site: &RestoreSite) -> Result<(), CleanupError> {
 }
 
 fn read_spec(bundle: &Path) -> Option<serde_json::Value> {
-    serde_json::from_slice(&std::fs::read(bundle.join("config.json")).ok()?).ok()
+    crate::spec::read_raw(&bundle.join("config.json")).ok().flatten()
 }
 
 /// PURE: the rootfs a bundle's spec names (`root.path`, relative to the
 /// bundle unless absolute).
 pub fn rootfs_path(bundle: &Path, spec: &serde_json::Value) -> Option<PathBuf> {
-    let p = Path::new(spec["root"]["path"].as_str()?);
+    let p = Path::new(crate::spec::root_path(spec)?);
     Some(if p.is_absolute() {
         p.to_path_buf()
     } else {
