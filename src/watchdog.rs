@@ -31,11 +31,17 @@ pub struct Watchdog {
 }
 
 impl Watchdog {
-    /// Starts a watchdog for `freezer`. With `paused_before` (the user had
+    /// Starts a watchdog for `freezer`: ckpt's own binary `exe` as
+    /// `__watchdog`. With `paused_before` (the user had
     /// paused the container) it leaves the container paused whatever else
     /// happens.
-    pub fn spawn(freezer: &FreezerDir, paused_before: bool) -> std::io::Result<Watchdog> {
-        let mut cmd = Command::new(std::env::current_exe()?);
+    pub fn spawn(
+        exe: Option<&std::path::Path>,
+        freezer: &FreezerDir,
+        paused_before: bool,
+    ) -> std::io::Result<Watchdog> {
+        let exe = exe.ok_or(std::io::ErrorKind::NotFound)?;
+        let mut cmd = Command::new(exe);
         cmd.arg("__watchdog")
             .arg(&freezer.dir)
             .arg(match freezer.version {

@@ -7,19 +7,16 @@
 //! after the checkpoint is durably published. Any failure before that
 //! thaws the container, which carries on as if nothing happened.
 
-use super::{require_root, Context, LOCK_WAIT};
-use crate::cgroups::FreezerDir;
+use super::{Context, LOCK_WAIT};
 use crate::cli::CreateArgs;
-use crate::criu::{self, args::DUMP_LOG, Criu};
+use crate::criu::{self, args::DUMP_LOG};
 use crate::dump_watch::DumpWatch;
-use crate::engine::oci::runtime::Runtime;
-use crate::engine::{self, docker::DockerTarget, Container};
+use crate::engine::{Container, Found};
 use crate::error::{Error, ResultExt as _};
 use crate::freezer::{self, FreezeGuard};
 use crate::interrupt::{self, Interrupted};
 use crate::inventory::{self, Inventory};
-use crate::plan::{self, AfterDump, DumpOptions};
-use crate::procfs::ProcRoot;
+use crate::plan::{self, AfterDump, DumpOptions, DumpPlan};
 use crate::progress::DirProgress;
 use crate::store::{self, names, CheckpointMeta, InventorySummary, Store};
 use crate::watchdog::Watchdog;
@@ -41,43 +38,23 @@ struct Created {
 pub fn run(ctx: &Context, args: &CreateArgs) -> Result<(), Error> {
     names::validate_container_id(&args.container)?;
     names::validate_checkpoint_name(&args.name)?;
-    require_root("create")?;
+    ctx.require_root("create")?;
     // Only create holds a container frozen: it alone must outlive a signal
     // long enough to thaw; the other commands may simply die.
     interrupt::install();
-    let criu = Criu::locate()?;
-    let (container, docker) = engine::find_running(&ctx.roots, ctx.docker, &ctx.proc, &args.container)?;
+    let criu = ctx.criu.locate()?;
+    let Found { container, engine } = ctx.engines.running(&args.container)?;
     log::info!(
         "found {} container {} (init pid {})",
         container.runtime.name(),
         container.id,
         container.init_pid
     );
-    if let Some(d) = &docker {
-        names::validate_docker_checkpoint_name(&args.name)?;
-        if let Some(blocker) = crate::engine::docker::restore_blocker(
-            &d.daemon.info.version,
-            &d.view.network_mode,
-            d.view.network_disabled,
-        ) {
-            if !args.leave_running {
-                // Stopping a container this Docker cannot restore would lose it.
-                return Err(Error::from(blocker).context(format!(
-                    "refusing to stop {} for a checkpoint it could not be restored from",
-                    d.view.name
-                )));
-            }
-            log::warn!("{blocker}");
-        }
-    }
+    engine.check_dump(&args.name, args.leave_running)?;
     let spec = crate::spec::load(&container.spec_path)?;
-    // Docker only restores checkpoints from its own directory.
-    let store_root = docker
-        .as_ref()
-        .map(|d| d.daemon.store_root())
-        .unwrap_or_else(|| ctx.store_root.clone());
-    let store = Store::open_with(&store_root, &ctx.proc)?;
-    let _lock = store.lock(&container.id, LOCK_WAIT)?;
+    let home = engine.home();
+    let store = ctx.open_store(&home.root)?;
+    let _lock = store.lock(&home.id, LOCK_WAIT)?;
 
     let inventory = inventory::collect(&ctx.proc, container.init_pid)?;
     let host = crate::facts::gather(&ctx.proc, &container, &spec.facts, store.root())?;
@@ -96,17 +73,18 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> Result<(), Error> {
     }
     let freezer = plan.freezer.clone();
 
-    let staging = store.begin(&container.id, &args.name)?;
+    let staging = store.begin(&home.id, &args.name)?;
     staging.write_file("descriptors.json", serde_json::to_string(&plan.descriptors)?.as_bytes())?;
     staging.write_file("inventory.json", serde_json::to_string_pretty(&inventory)?.as_bytes())?;
 
     let mut guard = FreezeGuard::new(freezer.clone())?;
     // From here on the container may be frozen (by ckpt or by CRIU): a
     // watchdog leaves it as the user wants it should ckpt die, however it dies.
-    let mut watchdog = Watchdog::spawn(&freezer, guard.paused_before()).map_err(|source| Error::Spawn {
-        what: "the watchdog",
-        source,
-    })?;
+    let mut watchdog =
+        Watchdog::spawn(ctx.exe.as_deref(), &freezer, guard.paused_before()).map_err(|source| Error::Spawn {
+            what: "the watchdog",
+            source,
+        })?;
     let dump_log = staging.dir().join(DUMP_LOG);
     watchdog.announce_log(&dump_log);
     let created_at = super::now_rfc3339();
@@ -122,7 +100,7 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> Result<(), Error> {
     log::info!(
         "dumping {} process(es) with criu {}",
         inventory.processes.len(),
-        criu.version
+        criu.version()
     );
     let mut progress = DirProgress::new(
         "dumping",
@@ -150,11 +128,9 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> Result<(), Error> {
         (dumped, watch.lent())
     };
     progress.finish();
-    if let Some(d) = &docker {
-        // Docker records a pause itself; its record decides.
-        if let Ok(Some((view, _))) = d.daemon.inspect(&container.id) {
-            guard.will_mut().docker_paused = Some(view.paused);
-        }
+    if let Some(paused) = engine.recorded_pause() {
+        // The engine records a pause itself (Docker); its record decides.
+        guard.will_mut().docker_paused = Some(paused);
     }
     let left = if guard.will().wants_paused() {
         "is left paused, as the user left it"
@@ -169,7 +145,7 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> Result<(), Error> {
         // The staging dir (and the log in it) goes away with this error:
         // point the message at the copy that stays.
         if let (criu::CriuError::Failed { log_path, .. } | criu::CriuError::Stalled { log_path, .. }, Some(kept)) =
-            (&mut e, keep_failed_log(&store, &container.id, &dump_log))
+            (&mut e, keep_failed_log(&store, &home.id, &dump_log))
         {
             *log_path = kept;
         }
@@ -199,19 +175,20 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> Result<(), Error> {
         &container,
         &spec.raw,
         &inventory,
-        &criu,
-        &args.name,
-        created_at,
-        frozen_ms,
-        dump_ms,
-        &plan.options,
-        plan.descriptors.clone(),
+        &plan,
+        Recorded {
+            name: &args.name,
+            criu: criu.version(),
+            created_at,
+            frozen_ms,
+            dump_ms,
+        },
     );
     let dir = staging.publish(meta)?;
-    let size_bytes = store.load(&container.id, &args.name).map(|e| e.size_bytes).unwrap_or(0);
+    let size_bytes = store.load(&home.id, &args.name).map(|e| e.size_bytes).unwrap_or(0);
 
     if plan.after == AfterDump::Stop {
-        stop_container(&ctx.proc, &container, &freezer, docker.as_ref()).with_context(|| {
+        engine.stop_after_dump(&container, &freezer).with_context(|| {
             format!(
                 "checkpoint {} is saved in {}, but container {} could not be stopped",
                 args.name,
@@ -254,24 +231,21 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> Result<(), Error> {
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn metadata(
-    c: &Container,
-    spec: &serde_json::Value,
-    inv: &Inventory,
-    criu: &Criu,
-    name: &str,
+/// What a dump measured and used, for its metadata.
+struct Recorded<'a> {
+    name: &'a str,
+    criu: crate::criu::CriuVersion,
     created_at: String,
     frozen_ms: u64,
     dump_ms: u64,
-    opts: &DumpOptions,
-    descriptors: Vec<String>,
-) -> CheckpointMeta {
+}
+
+fn metadata(c: &Container, spec: &serde_json::Value, inv: &Inventory, plan: &DumpPlan, r: Recorded) -> CheckpointMeta {
     CheckpointMeta {
         schema_version: store::SCHEMA_VERSION,
         tool: format!("ckpt {}", env!("CARGO_PKG_VERSION")),
         container_id: c.id.clone(),
-        name: name.to_string(),
+        name: r.name.to_string(),
         runtime: c.runtime.name().to_string(),
         runtime_root: Some(c.runtime_root.clone()),
         bundle: Some(c.bundle.clone()),
@@ -287,60 +261,23 @@ fn metadata(
                 .map(|p| (p.ns_pid.unwrap_or(p.pid), p.comm.clone()))
                 .collect(),
         },
-        criu_version: criu.version.to_string(),
+        criu_version: r.criu.to_string(),
         kernel: nix::sys::utsname::uname()
             .map(|u| u.release().to_string_lossy().into_owned())
             .unwrap_or_default(),
-        created_at,
-        frozen_ms,
-        dump_ms,
+        created_at: r.created_at,
+        frozen_ms: r.frozen_ms,
+        dump_ms: r.dump_ms,
         size_bytes: 0,
         options: store::metadata::DumpOptionsRecord {
-            leave_running: opts.leave_running,
-            tcp_established: opts.tcp_established,
-            file_locks: opts.file_locks,
-            ext_unix_sk: opts.ext_unix_sk,
+            leave_running: plan.options.leave_running,
+            tcp_established: plan.options.tcp_established,
+            file_locks: plan.options.file_locks,
+            ext_unix_sk: plan.options.ext_unix_sk,
         },
-        descriptors,
+        descriptors: plan.descriptors.clone(),
         files: Default::default(),
     }
-}
-
-/// Kills every task of the (frozen) container, thaws it so the kill lands,
-/// waits for init to go, and has the runtime delete the container so that
-/// its id is free for the restore (what `runc checkpoint` does too).
-fn stop_container(
-    proc: &ProcRoot,
-    c: &Container,
-    freezer: &FreezerDir,
-    docker: Option<&DockerTarget>,
-) -> Result<(), Error> {
-    use nix::sys::signal::{kill, Signal};
-    use nix::unistd::Pid;
-    for pid in freezer::pids(freezer)? {
-        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-    }
-    let _ = kill(Pid::from_raw(c.init_pid), Signal::SIGKILL);
-    // Thaw even a container the user had paused: frozen tasks do not act
-    // on SIGKILL, and stopping it is what the user asked for.
-    freezer::thaw(freezer, Duration::from_secs(10))?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    // Exited once gone, reaped or a zombie (its reaper is not ours to wait for).
-    while engine::liveness(proc, c) == engine::Status::Running {
-        if Instant::now() > deadline {
-            return Err(Error::StillRunning { pid: c.init_pid });
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    if let Some(d) = docker {
-        // containerd reaps the task and Docker marks the container exited,
-        // as after `docker checkpoint create`; wait so a start can follow.
-        d.daemon.wait_stopped(&c.id, Duration::from_secs(10))?;
-        return Ok(());
-    }
-    let runtime = Runtime::locate(c.runtime, &c.runtime_root, proc)?;
-    runtime.delete(&c.id)?;
-    Ok(())
 }
 
 /// Copies a failed dump's log next to the container's checkpoints so it

@@ -2,7 +2,7 @@
 
 use super::Context;
 use crate::cli::InspectArgs;
-use crate::engine;
+use crate::engine::{self, Found};
 use crate::error::Error;
 use crate::inventory::{self, FdKind};
 use crate::plan::{self, DumpOptions, Problem};
@@ -19,20 +19,12 @@ struct Report<'a> {
 
 pub fn run(ctx: &Context, args: &InspectArgs) -> Result<(), Error> {
     crate::store::names::validate_container_id(&args.container)?;
-    let (container, docker) = engine::find_running(&ctx.roots, ctx.docker, &ctx.proc, &args.container)?;
+    let Found { container, engine } = ctx.engines.running(&args.container)?;
     let spec = crate::spec::load(&container.spec_path)?;
     let inventory = inventory::collect(&ctx.proc, container.init_pid)?;
     // Free space where the checkpoint would go: Docker's directory for
     // Docker containers; the store, or the filesystem it would be made on.
-    let store_root = match &docker {
-        Some(d) => d.daemon.store_root(),
-        None => ctx
-            .store_root
-            .ancestors()
-            .find(|p| p.exists())
-            .unwrap_or(std::path::Path::new("/"))
-            .to_path_buf(),
-    };
+    let store_root = crate::engine::existing_ancestor(&engine.home().root);
     let host = crate::facts::gather(&ctx.proc, &container, &spec.facts, &store_root)?;
     let opts = DumpOptions {
         leave_running: false,

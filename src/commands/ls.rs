@@ -46,22 +46,20 @@ pub fn run(ctx: &Context, args: &LsArgs) -> Result<(), Error> {
     let rows: Vec<Row> = match &args.container {
         Some(c) => {
             names::validate_container_id(c)?;
-            let (root, id) = super::checkpoint_home(ctx, c)?;
-            list(ctx, &root, Some(&id))?.iter().map(row).collect()
+            let home = ctx.engines.home(c)?.home();
+            list(ctx, &home.root, Some(&home.id))?.iter().map(row).collect()
         }
         None => {
-            let mut rows: Vec<Row> = list(ctx, &ctx.store_root, None)?.iter().map(row).collect();
-            // Every checkpoint the operator has: Docker's too, when Docker is
-            // searched and answers.
-            if let Some(daemon) = crate::engine::docker::daemon::daemon(ctx.docker)? {
-                match list(ctx, &daemon.store_root(), None) {
+            let mut rows: Vec<Row> = Vec::new();
+            for listing in ctx.engines.listings()? {
+                match list(ctx, &listing.root, None) {
                     Ok(entries) => rows.extend(entries.iter().map(row).map(|mut r| {
-                        r.runtime.get_or_insert_with(|| "docker".into());
+                        if let Some(runtime) = listing.runtime {
+                            r.runtime.get_or_insert_with(|| runtime.into());
+                        }
                         r
                     })),
-                    Err(e) if ctx.docker == crate::engine::DockerMode::Auto => {
-                        log::warn!("cannot list Docker's checkpoints: {e}")
-                    }
+                    Err(e) if !listing.required => log::warn!("cannot list Docker's checkpoints: {e}"),
                     Err(e) => return Err(e.into()),
                 }
             }

@@ -1,10 +1,10 @@
 //! `ckpt verify`: check a checkpoint's files without touching any container.
 
-use super::{require_root, Context};
+use super::Context;
 use crate::cli::VerifyArgs;
 use crate::error::Error;
 use crate::plan::human_bytes;
-use crate::store::{names, Store, StoreError};
+use crate::store::{names, StoreError};
 
 #[derive(Debug, serde::Serialize)]
 struct Verified {
@@ -23,17 +23,17 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), Error> {
     names::validate_container_id(&args.container)?;
     names::validate_checkpoint_name(&args.name)?;
     // Checkpoint files are root's (0600): reading them needs root.
-    require_root("verify")?;
-    let (root, id) = super::checkpoint_home(ctx, &args.container)?;
-    let docker = root != ctx.store_root;
-    if !root.join(&id).is_dir() {
+    ctx.require_root("verify")?;
+    let home = ctx.engines.home(&args.container)?.home();
+    let (root, id) = (home.root, home.id);
+    if !crate::store::Layout::new(&root).container_dir(&id).is_dir() {
         return Err(StoreError::NotFound {
             container: args.container.clone(),
             name: args.name.clone(),
         }
         .into());
     }
-    let store = Store::open_with(&root, &ctx.proc)?;
+    let store = ctx.open_store(&root)?;
     let entry = store.load(&id, &args.name)?;
     let sealed = entry.meta.as_ref().is_some_and(|m| m.is_sealed());
     let (files, made_by) = match &entry.meta {
@@ -42,7 +42,7 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), Error> {
             (meta.files.len(), "ckpt")
         }
         // In ckpt's own store a checkpoint without ckpt.json is damaged.
-        None if !docker => {
+        None if !home.foreign => {
             return Err(StoreError::Corrupt {
                 dir: entry.dir.clone(),
                 reason: "ckpt.json: missing".into(),

@@ -1,6 +1,7 @@
 //! The only place that spawns `criu`. A [`Monitor`] watches the run: it
 //! forwards interrupts and bounds the wait (CRIU has no timeout of its own
-//! once it has seized the tasks).
+//! once it has seized the tasks). Commands reach CRIU through [`Locate`]
+//! and [`Runner`], so that their unit tests can stand a fake in its place.
 
 use super::log;
 use super::version::{CriuVersion, MINIMUM};
@@ -84,6 +85,51 @@ fn failed_message(
         m.push_str(h);
     }
     m
+}
+
+/// Runs CRIU: [`Criu`], the real binary, or a fake in tests.
+pub trait Runner {
+    /// The version `criu --version` gave.
+    fn version(&self) -> CriuVersion;
+    /// Runs `criu <args>` and waits for it as `monitor` says (see [`Criu::run`]).
+    fn run(
+        &self,
+        action: &'static str,
+        args: &[OsString],
+        log_path: &Path,
+        monitor: &mut dyn Monitor,
+    ) -> Result<(), CriuError>;
+}
+
+/// Finds the CRIU to run.
+pub trait Locate {
+    fn locate(&self) -> Result<Box<dyn Runner>, CriuError>;
+}
+
+/// `$CKPT_CRIU`, or `criu` in `PATH`, version-checked ([`Criu::locate`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FromPath;
+
+impl Locate for FromPath {
+    fn locate(&self) -> Result<Box<dyn Runner>, CriuError> {
+        Ok(Box::new(Criu::locate()?))
+    }
+}
+
+impl Runner for Criu {
+    fn version(&self) -> CriuVersion {
+        self.version
+    }
+
+    fn run(
+        &self,
+        action: &'static str,
+        args: &[OsString],
+        log_path: &Path,
+        monitor: &mut dyn Monitor,
+    ) -> Result<(), CriuError> {
+        Criu::run(self, action, args, log_path, monitor)
+    }
 }
 
 /// A located, version-checked criu binary.

@@ -1,21 +1,39 @@
-//! The engines that manage containers: runc and crun ([`oci`]) and Docker
-//! ([`docker`]). Finding a container: its runtime, init process, bundle,
-//! rootfs and cgroups.
+//! The engine seam: commands talk to containers only through an
+//! [`Engine`], the engine that manages one container, found by [`Engines`].
+//! There are two: runc and crun through their state roots and binaries
+//! ([`oci::OciEngine`]), and a Docker daemon ([`docker::DockerEngine`]);
+//! tests use a fake (`engine::fake`).
 //!
-//! Each runtime module parses its own state file into a [`Container`] with
-//! pure functions; this module searches the state roots and checks that the
-//! recorded init pid is still the same process (pid reuse). Nothing here
-//! changes the container.
+//! An engine owns what differs between them: where the checkpoints of its
+//! container live ([`Engine::home`]), its own rules before a dump
+//! ([`Engine::check_dump`]), how the container is stopped after one
+//! ([`Engine::stop_after_dump`]), what a restore needs to know
+//! ([`Engine::restore_facts`]), and how a restore is executed and undone
+//! ([`Engine::prepare`], [`Engine::restore`], [`Engine::undo`]). What is
+//! decided is decided in `plan`, from what the engine read; what is the
+//! same for every engine (the order of the steps, when to undo) is the
+//! commands'.
+//!
+//! Which engine a reference names is decided by one rule,
+//! [`resolve::choose`]: two different containers answering to it are an
+//! ambiguity, one container seen by two sources is not.
 
 pub mod docker;
 pub mod oci;
+pub mod resolve;
 
-use oci::{crun, runc};
+pub use resolve::Resolver;
 
+use crate::cgroups::FreezerDir;
+use crate::criu::CriuVersion;
+use crate::error::Error;
+use crate::plan::restore::{RestoreFacts, RestoreOptions, RestorePlan};
 use crate::procfs::ProcRoot;
+use crate::store::{CheckpointEntry, Store, WorkDir};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// Errors while looking up a container.
 #[derive(Debug, thiserror::Error)]
@@ -23,7 +41,7 @@ pub enum EngineError {
     /// No runtime knows the id.
     #[error("no container {id:?} in {searched} (is it running? pass --runtime-root for another state root)")]
     NotFound { id: String, searched: String },
-    /// More than one runtime knows the id.
+    /// More than one container answers to the reference.
     #[error(
         "container id {id:?} is known to several runtimes ({candidates}); pick one with --runtime or --runtime-root"
     )]
@@ -54,7 +72,8 @@ pub enum EngineError {
     Docker(#[from] docker::DockerError),
 }
 
-/// The runtime managing a container.
+/// Who manages a container: what `ckpt.json` records as `runtime`, and
+/// what `inspect` shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RuntimeKind {
@@ -131,144 +150,6 @@ pub struct Container {
     pub cgroup_paths: BTreeMap<String, PathBuf>,
 }
 
-/// Where to look for containers.
-#[derive(Debug, Clone)]
-pub struct SearchRoots {
-    pub roots: Vec<(RuntimeKind, PathBuf)>,
-}
-
-impl SearchRoots {
-    /// The roots for `--runtime` and `--runtime-root`. An explicit root is
-    /// searched for the chosen runtime, or for both when `auto`.
-    pub fn new(runtime: Option<RuntimeKind>, explicit: &[PathBuf]) -> SearchRoots {
-        let kinds: Vec<RuntimeKind> = match runtime {
-            Some(k) => vec![k],
-            None => vec![RuntimeKind::Runc, RuntimeKind::Crun],
-        };
-        let mut roots = Vec::new();
-        for kind in kinds {
-            if explicit.is_empty() {
-                roots.extend(kind.default_roots().into_iter().map(|r| (kind, r)));
-            } else {
-                roots.extend(explicit.iter().map(|r| (kind, r.clone())));
-            }
-        }
-        SearchRoots { roots }
-    }
-}
-
-/// A found container and the runtime's view of its status.
-#[derive(Debug, Clone)]
-pub struct Found {
-    pub container: Container,
-    pub status: Status,
-}
-
-/// Looks `id` up in every root. `Ok(None)` when no runtime knows it.
-pub fn lookup(roots: &SearchRoots, proc: &ProcRoot, id: &str) -> Result<Option<Found>, EngineError> {
-    let mut found: Vec<Found> = Vec::new();
-    for (kind, root) in &roots.roots {
-        let dir = root.join(id);
-        // A runtime state dir must be a real directory named exactly `id`.
-        if !dir.is_dir() {
-            continue;
-        }
-        let container = match kind {
-            RuntimeKind::Runc | RuntimeKind::Docker => runc::load(root, id)?,
-            RuntimeKind::Crun => crun::load(root, id)?,
-        };
-        let Some(container) = container else { continue };
-        let status = liveness(proc, &container);
-        found.push(Found { container, status });
-    }
-    match found.len() {
-        0 => Ok(None),
-        1 => Ok(found.pop()),
-        _ => Err(EngineError::Ambiguous {
-            id: id.to_string(),
-            candidates: found
-                .iter()
-                .map(|f| {
-                    format!(
-                        "{} in {}",
-                        f.container.runtime.name(),
-                        f.container.runtime_root.display()
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", "),
-        }),
-    }
-}
-
-/// The container of a lookup, if it is running; otherwise why not.
-pub fn require_running(found: Found, proc: &ProcRoot) -> Result<Container, EngineError> {
-    let c = found.container;
-    match found.status {
-        Status::Running | Status::Paused => Ok(c),
-        Status::Stopped => match proc.process(c.init_pid).stat().ok().and_then(|s| s.start_time) {
-            Some(now) if now != c.init_start => Err(EngineError::PidReused {
-                id: c.id,
-                pid: c.init_pid,
-                expected: c.init_start,
-                found: now,
-            }),
-            _ => Err(EngineError::NotRunning {
-                id: c.id,
-                status: "stopped".into(),
-            }),
-        },
-    }
-}
-
-/// Resolves `reference` to a running container: its runtime state, and the
-/// Docker target when Docker manages it.
-pub fn find_running(
-    roots: &SearchRoots,
-    mode: DockerMode,
-    proc: &ProcRoot,
-    reference: &str,
-) -> Result<(Container, Option<docker::DockerTarget>), EngineError> {
-    match resolve(roots, mode, proc, reference)? {
-        Some(Target::Oci(found)) => Ok((require_running(found, proc)?, None)),
-        Some(Target::Docker(t)) => Ok((docker::running_container(proc, &t)?, Some(*t))),
-        None => Err(EngineError::NotFound {
-            id: reference.to_string(),
-            searched: describe(roots, mode),
-        }),
-    }
-}
-
-/// Where a lookup searched, for messages.
-pub fn describe(roots: &SearchRoots, mode: DockerMode) -> String {
-    let mut s = describe_roots(roots);
-    if mode != DockerMode::Off {
-        let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| crate::engine::docker::client::DEFAULT_HOST.into());
-        let docker = match docker::daemon::skipped() {
-            Some(why) => format!("Docker ({host}), which could not be asked: {why}"),
-            None => format!("Docker ({host})"),
-        };
-        if s.is_empty() {
-            s = docker;
-        } else {
-            s.push_str(&format!(" and {docker}"));
-        }
-    }
-    s
-}
-
-/// The roots as one line for messages.
-pub fn describe_roots(roots: &SearchRoots) -> String {
-    let mut seen: Vec<String> = Vec::new();
-    for (_, r) in &roots.roots {
-        let s = r.display().to_string();
-        if !seen.contains(&s) {
-            seen.push(s);
-        }
-    }
-    seen.join(", ")
-}
-
 /// Whether to look for Docker containers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DockerMode {
@@ -280,101 +161,184 @@ pub enum DockerMode {
     Only,
 }
 
-/// A container found by [`resolve`].
+/// Where the checkpoints of a container live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Home {
+    /// A store root: ckpt's store, or `<DockerRootDir>/containers`.
+    pub root: PathBuf,
+    /// The container's id below it (Docker's full id).
+    pub id: String,
+    /// How messages name the container (Docker: its name).
+    pub name: String,
+    /// Whether checkpoints ckpt did not make live there (Docker's own
+    /// directory); in ckpt's store one without `ckpt.json` is damaged.
+    pub foreign: bool,
+}
+
+/// A running container and the engine that manages it.
+pub struct Found {
+    pub container: Container,
+    pub engine: Box<dyn Engine>,
+}
+
+/// A store root `ls` lists when no container is given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listing {
+    pub root: PathBuf,
+    /// The `runtime` of rows whose checkpoint does not say (Docker's own).
+    pub runtime: Option<&'static str>,
+    /// Whether failing to list it fails `ls` (else it is a warning).
+    pub required: bool,
+}
+
+/// What a restore put in place before it ran, and what undoing removes.
 #[derive(Debug)]
-pub enum Target {
-    /// A runc or crun container, by id.
-    Oci(Found),
-    /// A Docker container, by name, id or id prefix.
-    Docker(Box<docker::DockerTarget>),
+pub struct Prepared {
+    /// The id restored into (for a Docker copy, its new full id).
+    pub id: String,
+    /// How messages name it.
+    pub name: String,
+    /// The engine made this container for the restore (a Docker copy).
+    pub created: bool,
+    /// runc/crun: the bundle the runtime restores from.
+    pub bundle: Option<PathBuf>,
+    /// runc/crun: the restore's work directory, removed on drop.
+    pub work: Option<WorkDir>,
 }
 
-/// Finds `reference` among OCI runtimes and Docker. A Docker container is
-/// also visible in Docker's runc root; that is the same container, not an
-/// ambiguity. Two different containers answering to the reference are.
-pub fn resolve(
-    roots: &SearchRoots,
-    mode: DockerMode,
-    proc: &ProcRoot,
-    reference: &str,
-) -> Result<Option<Target>, EngineError> {
-    let oci = if mode == DockerMode::Only {
-        None
-    } else {
-        lookup(roots, proc, reference)?
-    };
-    let docker = docker::find(mode, reference)?;
-    match (oci, docker) {
-        (Some(o), Some(d)) if o.container.id != d.view.id => Err(EngineError::Ambiguous {
-            id: reference.to_string(),
-            candidates: format!(
-                "{} container {} in {}, Docker container {} ({})",
-                o.container.runtime.name(),
-                o.container.id,
-                o.container.runtime_root.display(),
-                d.view.name,
-                &d.view.id[..12.min(d.view.id.len())]
-            ),
-        }),
-        (_, Some(d)) => {
-            log::info!("{reference} is Docker container {} ({})", d.view.name, d.view.id);
-            Ok(Some(Target::Docker(Box::new(d))))
+/// A restore the engine reports as done.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Restored {
+    pub restore_ms: u64,
+    /// CRIU's log of the restore, when ckpt has one (runc/crun).
+    pub restore_log: Option<String>,
+    pub report: Report,
+}
+
+/// What the engine's restore adds to `start`'s output.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Report {
+    /// runc/crun: the runtime, and where the container's output goes.
+    Oci { runtime: RuntimeKind, output_log: PathBuf },
+    /// Docker: retries of its stale-content error.
+    Docker { retries: u32 },
+}
+
+/// Why a restore is being undone.
+#[derive(Debug)]
+pub struct Undo {
+    /// The restore failed so.
+    pub failure: Option<Error>,
+    /// A signal asked ckpt to stop.
+    pub signal: Option<i32>,
+}
+
+/// The engine that manages one container (see the module docs).
+pub trait Engine {
+    /// Where this container's checkpoints live.
+    fn home(&self) -> Home;
+
+    /// The engine's own rules before a dump of this container into
+    /// checkpoint `name` (Docker's checkpoint names; whether it could
+    /// restore a container `create` would stop). Warns of what does not
+    /// refuse.
+    fn check_dump(&self, name: &str, leave_running: bool) -> Result<(), Error>;
+
+    /// Whether the engine itself records the container as paused now
+    /// (Docker does, and its record decides); `None` when it keeps no record.
+    fn recorded_pause(&self) -> Option<bool>;
+
+    /// Stops `container` after its checkpoint is published: kills its
+    /// (frozen) tasks, thaws them so the kill lands, waits for init to go,
+    /// and frees the id for a restore, as `runc checkpoint` does.
+    fn stop_after_dump(&self, container: &Container, freezer: &FreezerDir) -> Result<(), Error>;
+
+    /// Whether a restore runs in ckpt's own children, which must finish or
+    /// be undone, so that `start` remembers SIGINT, SIGTERM and SIGHUP
+    /// instead of dying of them (runc/crun); Docker's runs in dockerd.
+    fn defers_signals(&self) -> bool;
+
+    /// The id in the store, besides the source's, that a restore with
+    /// `opts` writes under and so must lock: runc/crun's target. Docker's
+    /// copy gets its id only when Docker creates it.
+    fn target_lock_id(&self, opts: &RestoreOptions) -> Option<String>;
+
+    /// The engine's prerequisites of any restore (Docker: experimental mode,
+    /// a version that can restore this container's network).
+    fn check_restore(&self, opts: &RestoreOptions) -> Result<(), Error>;
+
+    /// What the restore plan needs to know, reading only: the target as
+    /// the engine sees it, the original bundle, the paths the restore
+    /// needs, what `start` would write. `criu` is the installed CRIU's
+    /// version, when it was looked for.
+    fn restore_facts(
+        &self,
+        store: &Store,
+        entry: &CheckpointEntry,
+        opts: &RestoreOptions,
+        criu: Option<CriuVersion>,
+    ) -> Result<RestoreFacts, Error>;
+
+    /// Puts in place what `plan` needs before the restore: the generated
+    /// bundle and the removal of a stopped target's leftovers (runc/crun),
+    /// the copy of the container and its checkpoint (Docker `--name`).
+    fn prepare(&self, store: &Store, entry: &CheckpointEntry, plan: &RestorePlan) -> Result<Prepared, Error>;
+
+    /// Restores the prepared target from the checkpoint.
+    fn restore(&self, store: &Store, plan: &RestorePlan, prepared: &Prepared) -> Result<Restored, Error>;
+
+    /// The host pid of the restored init.
+    fn restored_init(&self, plan: &RestorePlan, prepared: &Prepared) -> Result<i32, Error>;
+
+    /// Undoes a restore that failed or is interrupted, completely, and
+    /// returns the error that says why and in which state it left things.
+    fn undo(&self, store: &Store, plan: &RestorePlan, prepared: &Prepared, why: Undo) -> Error;
+}
+
+/// The engines a command may talk to: how a reference is resolved among
+/// them (the real one is [`Resolver`]).
+pub trait Engines {
+    /// The running container `reference` names, with its engine.
+    fn running(&self, reference: &str) -> Result<Found, Error>;
+
+    /// The engine whose home holds the checkpoints of `reference`: Docker's
+    /// when Docker knows it, ckpt's store (restored by runc or crun)
+    /// otherwise.
+    fn home(&self, reference: &str) -> Result<Box<dyn Engine>, Error>;
+
+    /// Every store root `ls` lists when no container is given.
+    fn listings(&self) -> Result<Vec<Listing>, Error>;
+}
+
+/// Kills every task of the (frozen) container, thaws it so the kill lands,
+/// and waits until its init is gone: the first half of
+/// [`Engine::stop_after_dump`], the same for every engine.
+pub fn kill_frozen(proc: &ProcRoot, c: &Container, freezer: &FreezerDir) -> Result<(), Error> {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    for pid in crate::freezer::pids(freezer)? {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    let _ = kill(Pid::from_raw(c.init_pid), Signal::SIGKILL);
+    // Thaw even a container the user had paused: frozen tasks do not act
+    // on SIGKILL, and stopping it is what the user asked for.
+    crate::freezer::thaw(freezer, Duration::from_secs(10))?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // Exited once gone, reaped or a zombie (its reaper is not ours to wait for).
+    while oci::liveness(proc, c) == Status::Running {
+        if Instant::now() > deadline {
+            return Err(Error::StillRunning { pid: c.init_pid });
         }
-        (Some(o), None) => Ok(Some(Target::Oci(o))),
-        (None, None) => Ok(None),
+        std::thread::sleep(Duration::from_millis(5));
     }
+    Ok(())
 }
 
-/// Running when the init pid is alive, not a zombie, and started at the
-/// recorded time (otherwise the pid was reused by another process).
-pub fn liveness(proc: &ProcRoot, c: &Container) -> Status {
-    match proc.process(c.init_pid).stat() {
-        Ok(s) if s.start_time == Some(c.init_start) && !s.is_dead() => Status::Running,
-        _ => Status::Stopped,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn explicit_roots_replace_defaults() {
-        let r = SearchRoots::new(Some(RuntimeKind::Runc), &[PathBuf::from("/x")]);
-        assert_eq!(r.roots, vec![(RuntimeKind::Runc, PathBuf::from("/x"))]);
-        let r = SearchRoots::new(None, &[]);
-        assert!(r.roots.contains(&(RuntimeKind::Crun, PathBuf::from("/run/crun"))));
-        assert!(r.roots.contains(&(RuntimeKind::Runc, PathBuf::from("/run/runc"))));
-    }
-
-    fn fixture_container(pid: i32, start: u64) -> Container {
-        Container {
-            id: "c".into(),
-            runtime: RuntimeKind::Runc,
-            runtime_root: "/run/runc".into(),
-            init_pid: pid,
-            init_start: start,
-            bundle: "/b".into(),
-            rootfs: "/b/rootfs".into(),
-            spec_path: "/b/config.json".into(),
-            external_descriptors: vec![],
-            cgroup_paths: BTreeMap::new(),
-        }
-    }
-
-    #[test]
-    fn liveness_detects_reuse_and_zombies() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("42");
-        std::fs::create_dir(&p).unwrap();
-        let stat =
-            |state: &str, start: u64| format!("42 (sh) {state} 1 42 42 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 {start} 0 0");
-        std::fs::write(p.join("stat"), stat("S", 100)).unwrap();
-        let proc = ProcRoot::new(dir.path());
-        assert_eq!(liveness(&proc, &fixture_container(42, 100)), Status::Running);
-        assert_eq!(liveness(&proc, &fixture_container(42, 99)), Status::Stopped);
-        std::fs::write(p.join("stat"), stat("Z", 100)).unwrap();
-        assert_eq!(liveness(&proc, &fixture_container(42, 100)), Status::Stopped);
-        assert_eq!(liveness(&proc, &fixture_container(43, 100)), Status::Stopped);
-    }
+/// The first existing directory at or above `path` (where a store that
+/// does not exist yet would be made), for free-space questions.
+pub fn existing_ancestor(path: &Path) -> PathBuf {
+    path.ancestors()
+        .find(|p| p.exists())
+        .unwrap_or(Path::new("/"))
+        .to_path_buf()
 }
