@@ -16,6 +16,7 @@ use crate::error::{Error, ResultExt as _};
 use crate::freezer::{self, FreezeGuard};
 use crate::interrupt::{self, Interrupted};
 use crate::inventory::{self, Inventory};
+use crate::output::Output;
 use crate::plan::{self, AfterDump, DumpOptions, DumpPlan};
 use crate::progress::DirProgress;
 use crate::store::{self, names, CheckpointMeta, InventorySummary, Store};
@@ -35,7 +36,7 @@ struct Created {
     warnings: Vec<String>,
 }
 
-pub fn run(ctx: &Context, args: &CreateArgs) -> Result<(), Error> {
+pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Error> {
     names::validate_container_id(&args.container)?;
     names::validate_checkpoint_name(&args.name)?;
     ctx.require_root("create")?;
@@ -211,9 +212,9 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> Result<(), Error> {
         warnings: plan.warnings,
     };
     if args.json {
-        crate::outln!("{}", serde_json::to_string_pretty(&created)?);
+        out.json(&created)?;
     } else {
-        ctx.say(format!(
+        out.say(format!(
             "checkpoint {} of {} created: {} in {} (frozen {} ms, dump {} ms){}",
             created.name,
             created.container,

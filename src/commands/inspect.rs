@@ -5,6 +5,7 @@ use crate::cli::InspectArgs;
 use crate::engine::{self, Found};
 use crate::error::Error;
 use crate::inventory::{self, FdKind};
+use crate::output::Output;
 use crate::plan::{self, DumpOptions, Problem};
 
 #[derive(Debug, serde::Serialize)]
@@ -17,7 +18,7 @@ struct Report<'a> {
     inventory: &'a inventory::Inventory,
 }
 
-pub fn run(ctx: &Context, args: &InspectArgs) -> Result<(), Error> {
+pub fn run(ctx: &Context, args: &InspectArgs, out: &mut Output) -> Result<(), Error> {
     crate::store::names::validate_container_id(&args.container)?;
     let Found { container, engine } = ctx.engines.running(&args.container)?;
     let spec = crate::spec::load(&container.spec_path)?;
@@ -42,27 +43,27 @@ pub fn run(ctx: &Context, args: &InspectArgs) -> Result<(), Error> {
         inventory: &inventory,
     };
     if args.json {
-        crate::outln!("{}", serde_json::to_string_pretty(&report)?);
+        out.json(&report)?;
         return refused_exit(&report.problems);
     }
-    crate::outln!(
+    out.line(format!(
         "container {} ({}, init pid {}, bundle {})",
         container.id,
         container.runtime.name(),
         container.init_pid,
         container.bundle.display()
-    );
+    ));
     for p in &inventory.processes {
         if p.zombie {
-            crate::outln!(
+            out.line(format!(
                 "  pid {} (ns pid {}) {}: zombie (exited, not reaped by its parent yet; dumped as a zombie)",
                 p.pid,
                 p.ns_pid.map(|n| n.to_string()).unwrap_or_else(|| "?".into()),
                 p.comm
-            );
+            ));
             continue;
         }
-        crate::outln!(
+        out.line(format!(
             "  pid {} (ns pid {}) {}: {} fds, rss {}, anon {}",
             p.pid,
             p.ns_pid.map(|n| n.to_string()).unwrap_or_else(|| "?".into()),
@@ -70,24 +71,24 @@ pub fn run(ctx: &Context, args: &InspectArgs) -> Result<(), Error> {
             p.fds.len(),
             plan::human_bytes(p.memory.rss),
             plan::human_bytes(p.memory.anon_rss)
-        );
+        ));
         for fd in &p.fds {
-            crate::outln!("    fd {:>3} {:<14} {}", fd.fd, kind_name(&fd.kind), fd.target);
+            out.line(format!("    fd {:>3} {:<14} {}", fd.fd, kind_name(&fd.kind), fd.target));
         }
     }
-    crate::outln!(
+    out.line(format!(
         "estimated image size: {}",
         plan::human_bytes(report.estimated_image_bytes)
-    );
+    ));
     for w in &report.warnings {
-        crate::outln!("warning: {w}");
+        out.line(format!("warning: {w}"));
     }
     if report.problems.is_empty() {
-        crate::outln!("verdict: ok, can be checkpointed");
+        out.line("verdict: ok, can be checkpointed");
     } else {
-        crate::outln!("verdict: refused");
+        out.line("verdict: refused");
         for p in &report.problems {
-            crate::outln!("  - {p}");
+            out.line(format!("  - {p}"));
         }
     }
     refused_exit(&report.problems)

@@ -3,6 +3,7 @@
 use super::Context;
 use crate::cli::LsArgs;
 use crate::error::Error;
+use crate::output::Output;
 use crate::plan::human_bytes;
 use crate::store::{names, CheckpointEntry, Store};
 
@@ -42,7 +43,7 @@ fn mtime(dir: &std::path::Path) -> Option<String> {
     Some(humantime::format_rfc3339_seconds(t).to_string())
 }
 
-pub fn run(ctx: &Context, args: &LsArgs) -> Result<(), Error> {
+pub fn run(ctx: &Context, args: &LsArgs, out: &mut Output) -> Result<(), Error> {
     let rows: Vec<Row> = match &args.container {
         Some(c) => {
             names::validate_container_id(c)?;
@@ -67,25 +68,19 @@ pub fn run(ctx: &Context, args: &LsArgs) -> Result<(), Error> {
         }
     };
     if args.json {
-        crate::outln!("{}", serde_json::to_string_pretty(&rows)?);
+        out.json(&rows)?;
         return Ok(());
     }
     if rows.is_empty() {
-        ctx.say("no checkpoints");
+        out.say("no checkpoints");
         return Ok(());
     }
-    crate::outln!(
+    out.line(format!(
         "{:<20} {:<20} {:<21} {:>10} {:>9} {:<7} {:<5}",
-        "CONTAINER",
-        "NAME",
-        "CREATED",
-        "SIZE",
-        "FROZEN",
-        "RUNNING",
-        "BY"
-    );
+        "CONTAINER", "NAME", "CREATED", "SIZE", "FROZEN", "RUNNING", "BY"
+    ));
     for r in rows {
-        crate::outln!(
+        out.line(format!(
             "{:<20} {:<20} {:<21} {:>10} {:>9} {:<7} {:<5}",
             short(&r.container),
             r.name,
@@ -98,7 +93,7 @@ pub fn run(ctx: &Context, args: &LsArgs) -> Result<(), Error> {
                 None => "-",
             },
             r.made_by
-        );
+        ));
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! One file per verb. Each takes the parsed arguments and a [`Context`],
-//! does the work, prints its result, and returns an [`Error`] for `main`
-//! to print once and map to an exit code.
+//! does the work, writes its result into an [`crate::output::Output`], and
+//! returns an [`Error`]; `main` prints the output, then the error once,
+//! and exits with the error's code.
 //!
 //! Commands talk to containers only through the engine seam
 //! (`ctx.engines`, see [`crate::engine`]), to CRIU only through
@@ -34,6 +35,7 @@ pub struct Context {
     /// The ckpt store (`--store`).
     pub store_root: PathBuf,
     pub proc: ProcRoot,
+    /// `-q`: no progress bars either.
     pub quiet: bool,
     /// The engines containers are found in and handled by.
     pub engines: Box<dyn Engines>,
@@ -76,13 +78,6 @@ impl Context {
             criu: Box::new(FromPath),
             root: nix::unistd::geteuid().is_root(),
             exe,
-        }
-    }
-
-    /// Prints a line to stdout unless --quiet.
-    pub fn say(&self, line: impl AsRef<str>) {
-        if !self.quiet {
-            crate::outln!("{}", line.as_ref());
         }
     }
 

@@ -3,9 +3,10 @@
 use super::{Context, LOCK_WAIT};
 use crate::cli::RmArgs;
 use crate::error::Error;
+use crate::output::Output;
 use crate::store::{names, StoreError};
 
-pub fn run(ctx: &Context, args: &RmArgs) -> Result<(), Error> {
+pub fn run(ctx: &Context, args: &RmArgs, out: &mut Output) -> Result<(), Error> {
     names::validate_container_id(&args.container)?;
     names::validate_checkpoint_name(&args.name)?;
     // Checkpoints are root's: without root a present one would look absent.
@@ -25,6 +26,6 @@ pub fn run(ctx: &Context, args: &RmArgs) -> Result<(), Error> {
     let store = ctx.open_store(&root)?;
     let _lock = store.lock(&id, LOCK_WAIT)?;
     store.remove(&id, &args.name)?;
-    ctx.say(format!("removed checkpoint {} of {}", args.name, args.container));
+    out.say(format!("removed checkpoint {} of {}", args.name, args.container));
     Ok(())
 }

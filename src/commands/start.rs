@@ -17,6 +17,7 @@ use crate::cli::StartArgs;
 use crate::engine::{Report, Undo};
 use crate::error::Error;
 use crate::interrupt::{self, Interrupted};
+use crate::output::Output;
 use crate::plan::confirm;
 use crate::plan::restore::{restore_plan, RestoreOptions};
 use crate::store::{names, ContainerLock, Store, StoreError};
@@ -45,7 +46,7 @@ struct DockerStarted {
     retries: u32,
 }
 
-pub fn run(ctx: &Context, args: &StartArgs) -> Result<(), Error> {
+pub fn run(ctx: &Context, args: &StartArgs, out: &mut Output) -> Result<(), Error> {
     names::validate_container_id(&args.container)?;
     names::validate_checkpoint_name(&args.checkpoint)?;
     if let Some(name) = &args.name {
@@ -150,9 +151,9 @@ pub fn run(ctx: &Context, args: &StartArgs) -> Result<(), Error> {
                 restore_ms: restored.restore_ms,
             };
             if args.json {
-                crate::outln!("{}", serde_json::to_string_pretty(&started)?);
+                out.json(&started)?;
             } else {
-                ctx.say(format!(
+                out.say(format!(
                     "container {} restored from checkpoint {} in {} ms (pid {}); its output goes to {}",
                     started.container,
                     started.checkpoint,
@@ -163,7 +164,7 @@ pub fn run(ctx: &Context, args: &StartArgs) -> Result<(), Error> {
             }
         }
         Report::Docker { retries } => {
-            let out = DockerStarted {
+            let started = DockerStarted {
                 container: name,
                 id,
                 checkpoint: args.checkpoint.clone(),
@@ -173,22 +174,22 @@ pub fn run(ctx: &Context, args: &StartArgs) -> Result<(), Error> {
                 retries,
             };
             if args.json {
-                crate::outln!("{}", serde_json::to_string_pretty(&out)?);
+                out.json(&started)?;
             } else {
-                ctx.say(format!(
+                out.say(format!(
                     "Docker container {} restored from checkpoint {} in {} ms (pid {}){}; see `docker logs {}`",
-                    out.container,
-                    out.checkpoint,
-                    out.restore_ms,
-                    out.pid,
-                    match out.retries {
+                    started.container,
+                    started.checkpoint,
+                    started.restore_ms,
+                    started.pid,
+                    match started.retries {
                         0 => String::new(),
                         n => format!(
                             " after {n} retr{} (Docker's stale-content error, moby#42900)",
                             if n == 1 { "y" } else { "ies" }
                         ),
                     },
-                    out.container
+                    started.container
                 ));
             }
         }

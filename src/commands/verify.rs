@@ -3,6 +3,7 @@
 use super::Context;
 use crate::cli::VerifyArgs;
 use crate::error::Error;
+use crate::output::Output;
 use crate::plan::human_bytes;
 use crate::store::{names, StoreError};
 
@@ -19,7 +20,7 @@ struct Verified {
     intact: bool,
 }
 
-pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), Error> {
+pub fn run(ctx: &Context, args: &VerifyArgs, out: &mut Output) -> Result<(), Error> {
     names::validate_container_id(&args.container)?;
     names::validate_checkpoint_name(&args.name)?;
     // Checkpoint files are root's (0600): reading them needs root.
@@ -71,9 +72,9 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), Error> {
         intact: true,
     };
     if args.json {
-        crate::outln!("{}", serde_json::to_string_pretty(&v)?);
+        out.json(&v)?;
     } else if made_by == "ckpt" {
-        ctx.say(format!(
+        out.say(format!(
             "checkpoint {} of {} is intact: {} files, {}, every checksum matches{}",
             v.name,
             v.container,
@@ -86,7 +87,7 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<(), Error> {
             }
         ));
     } else {
-        ctx.say(format!(
+        out.say(format!(
             "checkpoint {} of {} was not made by ckpt (no checksums); CRIU's core images are present ({} files, {})",
             v.name,
             v.container,
