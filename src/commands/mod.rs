@@ -17,6 +17,9 @@ pub mod rm;
 pub mod start;
 pub mod verify;
 
+#[cfg(test)]
+mod tests;
+
 use crate::cli::{GlobalArgs, RuntimeChoice};
 use crate::criu::{FromPath, Locate};
 use crate::engine::oci::SearchRoots;

@@ -14,16 +14,21 @@
 use crate::cli::RelayArgs;
 use crate::error::Error;
 use std::io::{Read, Write};
+use std::path::Path;
 
 pub fn run(args: &RelayArgs) -> Result<(), Error> {
-    let (mut sink, mut failed) = match crate::store::open_append_private(&args.output) {
+    relay(std::io::stdin().lock(), &args.output)
+}
+
+/// Copies `input` to the end of `output` until `input` ends.
+pub(super) fn relay(mut input: impl Read, output: &Path) -> Result<(), Error> {
+    let (mut sink, mut failed) = match crate::store::open_append_private(output) {
         Ok(file) => (Some(file), None),
         Err(e) => (None, Some(Error::from(e))),
     };
-    let mut stdin = std::io::stdin().lock();
     let mut buf = [0u8; 64 * 1024];
     loop {
-        let n = match stdin.read(&mut buf) {
+        let n = match input.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -40,7 +45,7 @@ pub fn run(args: &RelayArgs) -> Result<(), Error> {
             failed = Some(
                 Error::Io {
                     op: "append to",
-                    path: args.output.clone(),
+                    path: output.to_path_buf(),
                     source: e,
                 }
                 .context("the rest of the output was discarded"),

@@ -19,6 +19,8 @@
 //! ambiguity, one container seen by two sources is not.
 
 pub mod docker;
+#[cfg(test)]
+pub mod fake;
 pub mod oci;
 pub mod resolve;
 
