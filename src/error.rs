@@ -210,7 +210,10 @@ fn store_code(e: &StoreError) -> u8 {
 fn runtime_code(e: &RuntimeError) -> u8 {
     match e {
         RuntimeError::NotInstalled { .. } => PREREQUISITE,
-        RuntimeError::Spawn { .. } | RuntimeError::MountsBelow { .. } | RuntimeError::Failed { .. } => FAILURE,
+        RuntimeError::NotDriven { .. }
+        | RuntimeError::Spawn { .. }
+        | RuntimeError::MountsBelow { .. }
+        | RuntimeError::Failed { .. } => FAILURE,
     }
 }
 

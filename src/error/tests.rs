@@ -68,6 +68,7 @@ fn table() -> Vec<(&'static str, Error, u8)> {
         ("runtime restore failed", Error::Runtime(runtime_failed()), 1),
         ("runtime delete refused: mounts below", Error::Runtime(RuntimeError::MountsBelow { runtime: "runc", id: "c1".into(), source: MountError::MountsRemain { dir: p("/run/runc/c1"), mounts: vec![p("/run/runc/c1/criu-root")] } }), 1),
         ("runtime could not be run", Error::Runtime(RuntimeError::Spawn { runtime: "runc", source: io_err() }), 1),
+        ("Docker is not a runtime ckpt runs", Error::Runtime(RuntimeError::NotDriven { runtime: "docker" }), 1),
         ("did not resume", Error::NotResumed { id: "c1".into(), reason: "afresh".into() }, 1),
         ("could not be stopped after a saved checkpoint", Error::from(FreezerError::StillFrozen { dir: p("/cg"), waited: std::time::Duration::from_secs(10) }).context("checkpoint n is saved in /s, but container c could not be stopped"), 1),
         ("init did not exit", Error::StillRunning { pid: 7 }, 1),

@@ -17,6 +17,8 @@ use std::process::{Command, Stdio};
 pub enum RuntimeError {
     #[error("{runtime} is not installed (not found in PATH); install it (e.g. scripts/setup)")]
     NotInstalled { runtime: &'static str },
+    #[error("{runtime} is not a runtime ckpt runs itself; its containers are restored through it")]
+    NotDriven { runtime: &'static str },
     #[error("cannot run {runtime}")]
     Spawn {
         runtime: &'static str,
@@ -62,14 +64,13 @@ pub struct RestoreRequest<'a> {
 
 impl Runtime {
     /// Locates the runtime binary in PATH.
+    /// `kind` is runc or crun: Docker's containers are Docker's to run
+    /// (a Docker checkpoint restored from ckpt's store is restored with
+    /// runc by the restore plan's choice, not by a remap here).
     pub fn locate(kind: RuntimeKind, root: &Path, proc: &ProcRoot) -> Result<Runtime, RuntimeError> {
-        // Docker containers are run by runc; ckpt drives Docker itself only
-        // through its API, so the binary needed here is runc.
-        let kind = if kind == RuntimeKind::Docker {
-            RuntimeKind::Runc
-        } else {
-            kind
-        };
+        if kind == RuntimeKind::Docker {
+            return Err(RuntimeError::NotDriven { runtime: kind.name() });
+        }
         let binary = crate::criu::runner::find_in_path(kind.name())
             .ok_or(RuntimeError::NotInstalled { runtime: kind.name() })?;
         Ok(Runtime {
@@ -319,5 +320,11 @@ mod tests {
 {"level":"error","msg":"criu failed: type RESTORE errno 0"}"#;
         assert_eq!(runtime_error_message(log), "criu failed: type RESTORE errno 0");
         assert_eq!(runtime_error_message("plain\nlast line\n"), "last line");
+    }
+
+    #[test]
+    fn docker_is_never_run_as_a_runtime_binary() {
+        let e = Runtime::locate(RuntimeKind::Docker, Path::new("/r"), &ProcRoot::host()).unwrap_err();
+        assert!(matches!(e, RuntimeError::NotDriven { runtime: "docker" }), "{e}");
     }
 }
