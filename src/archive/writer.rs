@@ -353,12 +353,14 @@ fn append_nested<W: Write>(
     nested::write(&mut sink, rootfs)?;
     let got = sink.digest();
     if &got != want {
+        let how = if got.size == want.size {
+            format!("same {} bytes, other content", got.size)
+        } else {
+            format!("{} bytes, then {}", want.size, got.size)
+        };
         return Err(source_err(
             name,
-            format!(
-                "the root filesystem changed while it was exported ({} bytes, then {})",
-                want.size, got.size
-            ),
+            format!("the root filesystem changed between the two passes of the export ({how}); is the container still running?"),
         ));
     }
     let pad = (512 - got.size % 512) % 512;
