@@ -209,7 +209,6 @@ enum Slot {
 impl Reader<'_> {
     fn entry<R: Read>(&mut self, meta: Meta, entry: &mut tar::Entry<'_, R>) -> Result<(), ArchiveError> {
         let shown = meta.shown();
-        let first = std::mem::replace(&mut self.first, false);
         let Some(path) = EntryPath::parse_utf8(&meta.name).map_err(|r| refused(&shown, r))? else {
             // The archive's own root (`./`), as GNU tar and Podman write it.
             return if meta.kind.is_dir() {
@@ -218,6 +217,8 @@ impl Reader<'_> {
                 Err(refused(shown, Refusal::BadName("a root entry that is not a directory")))
             };
         };
+        // The root entry above does not count: `tar -C dir -c .` writes one first.
+        let first = std::mem::replace(&mut self.first, false);
         let name = path.display();
         if name == manifest::MANIFEST && !first {
             return Err(refused(name, Refusal::ManifestNotFirst));

@@ -357,3 +357,14 @@ fn devices_and_fifos_are_allowed_inside_the_rootfs_part() {
         assert_eq!(n.rdev(), nix::sys::stat::makedev(1, 3));
     }
 }
+
+#[test]
+fn a_ckpt_archive_repacked_with_a_root_entry_first_is_still_ckpts() {
+    // `tar -C dir -c .` of an unpacked archive puts `./` before ckpt.json.
+    let mut bytes = raw_header(b"./", EntryType::Directory, 0, 0o755, b"")
+        .as_bytes()
+        .to_vec();
+    bytes.extend(ckpt(vec![], |_| {}));
+    let (_parent, r) = read(&bytes, &opts());
+    assert_eq!(r.unwrap().kind, ArchiveKind::Ckpt);
+}
