@@ -5,6 +5,7 @@
 //! Pure decisions live in `plan`, `criu::args`, `restore`, `store::layout`
 //! and the parsers; the modules that touch processes only execute them.
 
+pub mod archive;
 pub mod cgroups;
 pub mod cli;
 pub mod commands;
