@@ -13,6 +13,7 @@
 //! STATUS); the table test below pins every one of them. Keep the three in
 //! step.
 
+use crate::archive::ArchiveError;
 use crate::criu::CriuError;
 use crate::engine::docker::DockerError;
 use crate::engine::oci::runtime::RuntimeError;
@@ -80,6 +81,9 @@ pub enum Error {
     /// A JSON value ckpt writes could not be made (a path that is not UTF-8).
     #[error(transparent)]
     Json(#[from] serde_json::Error),
+    /// Reading or writing a checkpoint archive.
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
     /// A signal stopped the command.
     #[error(transparent)]
     Interrupted(#[from] Interrupted),
@@ -171,6 +175,11 @@ impl Error {
             | Error::Mount(_)
             | Error::Proc(_)
             | Error::Json(_) => FAILURE,
+            Error::Archive(e) => match e {
+                // Hostile, damaged or not what the checkpoint recorded.
+                ArchiveError::Refused { .. } | ArchiveError::Source { .. } => CORRUPT,
+                ArchiveError::Io { .. } => FAILURE,
+            },
             Error::Interrupted(Interrupted(sig)) => interrupted_code(*sig),
             Error::Refused { .. } | Error::NotCheckpointable { .. } => REFUSED,
             Error::RestoreRefused(r) => r.exit_code(),

@@ -90,6 +90,7 @@ fn table() -> Vec<(&'static str, Error, u8)> {
         ("cleanup: runtime delete failed", Error::Cleanup(CleanupError::Delete(runtime_failed())), 1),
         ("helper did not start", Error::Spawn { what: "the watchdog", source: io_err() }, 1),
         ("ckpt's own I/O", Error::Io { op: "read", path: p("/x"), source: io_err() }, 1),
+        ("archive I/O", Error::Archive(crate::archive::ArchiveError::Io { op: "read", path: "a.tar".into(), source: io_err() }), 1),
         ("undone without a cause", Error::RestoreUndone { detail: String::new() }, 1),
         ("JSON of a non-UTF-8 path", Error::Json(serde_json::from_str::<u8>("x").unwrap_err()), 1),
         // 2: usage.
@@ -135,6 +136,8 @@ fn table() -> Vec<(&'static str, Error, u8)> {
         // 7: corrupt.
         ("checksum mismatch", store(StoreError::Corrupt { dir: p("/s/c/checkpoints/n"), reason: "x: checksum mismatch".into() }), 7),
         ("newer schema", store(StoreError::FutureSchema { dir: p("/d"), found: 9, supported: 2 }), 7),
+        ("a hostile archive", Error::Archive(crate::archive::ArchiveError::Refused { entry: Some("../etc".into()), reason: crate::archive::Refusal::DotDot }), 7),
+        ("an export's source changed", Error::Archive(crate::archive::ArchiveError::Source { path: "pages-1.img".into(), reason: "changed".into() }), 7),
         ("rootfs not the spec's root", refused(RestoreProblem::Corrupt { dir: p("/d"), reason: "ckpt.json: rootfs".into() }), 7),
         ("a foreign checkpoint without CRIU's images", refused(RestoreProblem::Corrupt { dir: p("/d"), reason: "pstree.img: missing".into() }), 7),
         ("several problems: the first decides", Error::RestoreRefused(RestoreRefusal { checkpoint: "n".into(), target: "c".into(), problems: vec![
