@@ -1,9 +1,11 @@
 //! ckpt: checkpoint and restore Linux containers with CRIU.
 //!
-//! Data flows one way: discover → inventory → plan → freeze → dump → publish.
-//! Restore: load → verify → restore through the runtime → confirm.
-//! Pure decisions live in `plan`, `criu::args`, `restore`, `store::layout`
-//! and the parsers; the modules that touch processes only execute them.
+//! Data flows one way: discover → inventory → plan → freeze → dump → publish
+//! → stop. Restore: load → verify → plan → prepare → restore through the
+//! engine → confirm. Commands reach containers only through the engine seam
+//! (`engine`), `/proc` only through `procfs`, and decide through the pure
+//! plans (`plan`), `criu::args`, `store::layout` and the parsers; the modules
+//! that touch processes only execute them. See docs/architecture.md.
 
 pub mod archive;
 pub mod cgroups;
