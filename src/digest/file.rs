@@ -4,6 +4,11 @@
 //! Reads with `pread` from where it stopped to the size `fstat` reports, so
 //! a writer appending meanwhile is never raced: bytes past that size are
 //! read on the next [`GrowingFile::advance`]. Never writes to the file.
+//!
+//! Writeback requests go to a [`Writeback`] thread of their own:
+//! `sync_file_range(SYNC_FILE_RANGE_WRITE)` blocks while the device queue
+//! is congested (measured: a 1.8 s stall of the hashing thread), and
+//! hashing must never wait for the disk.
 
 use super::{io_err, Digest, DigestError};
 use std::fs::{File, OpenOptions};
@@ -11,6 +16,9 @@ use std::io::{self, Read};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 
 /// Bytes read per `pread`.
 pub(super) const READ_CHUNK: usize = 4 << 20;
@@ -36,20 +44,84 @@ pub enum Advance {
 /// A regular file followed from its first byte.
 pub struct GrowingFile {
     path: PathBuf,
-    file: File,
+    file: Arc<File>,
     dev: u64,
     ino: u64,
     hasher: blake3::Hasher,
     hashed: u64,
     writeback_from: u64,
-    writeback: bool,
+    writeback: Option<Sender<Range>>,
+}
+
+/// A stretch of one file to hand to the kernel's writeback.
+pub(super) struct Range {
+    file: Arc<File>,
+    path: PathBuf,
+    from: u64,
+    len: u64,
+}
+
+/// The thread that issues the writeback requests, in the order they come.
+pub(super) struct Writeback {
+    tx: Option<Sender<Range>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writeback {
+    pub(super) fn spawn() -> std::io::Result<Writeback> {
+        let (tx, rx) = channel::<Range>();
+        let thread = std::thread::Builder::new()
+            .name("ckpt-writeback".into())
+            .spawn(move || rx.into_iter().for_each(|r| r.start()))?;
+        Ok(Writeback {
+            tx: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// A sender for [`GrowingFile::open`].
+    pub(super) fn sender(&self) -> Option<Sender<Range>> {
+        self.tx.clone()
+    }
+
+    /// Waits until every request sent so far has been issued (the senders
+    /// held elsewhere must be gone for the thread to end).
+    pub(super) fn join(mut self) {
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Range {
+    /// Advisory: a failure only means the final fsync has more to wait for.
+    fn start(self) {
+        // SAFETY: a plain syscall on a descriptor the Arc keeps open; it
+        // reads no memory of ours.
+        let rc = unsafe {
+            libc::sync_file_range(
+                self.file.as_raw_fd(),
+                self.from as libc::off64_t,
+                self.len as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            )
+        };
+        if rc != 0 {
+            log::debug!(
+                "sync_file_range on {}: {}; the final fsync will do it",
+                self.path.display(),
+                io::Error::last_os_error()
+            );
+        }
+    }
 }
 
 impl GrowingFile {
     /// Opens `path` (`O_NOFOLLOW`, `O_NONBLOCK`) and checks that it is a
-    /// regular file. With `writeback`, hashed ranges are handed to the
-    /// kernel's writeback as they are read.
-    pub fn open(path: &Path, writeback: bool) -> Result<GrowingFile, DigestError> {
+    /// regular file. With a `writeback` sender, hashed ranges are handed to
+    /// the kernel's writeback (by the [`Writeback`] thread) as they are read.
+    pub(super) fn open(path: &Path, writeback: Option<Sender<Range>>) -> Result<GrowingFile, DigestError> {
         let file = open_no_follow(path)?;
         let meta = file.metadata().map_err(io_err("inspect", path))?;
         if !meta.is_file() {
@@ -59,7 +131,7 @@ impl GrowingFile {
         }
         Ok(GrowingFile {
             path: path.to_path_buf(),
-            file,
+            file: Arc::new(file),
             dev: meta.dev(),
             ino: meta.ino(),
             hasher: blake3::Hasher::new(),
@@ -110,40 +182,29 @@ impl GrowingFile {
                 self.hasher.update(&buf[..n]);
             }
             self.hashed += n as u64;
-            if self.writeback && self.hashed - self.writeback_from >= WRITEBACK_BATCH {
+            if self.writeback.is_some() && self.hashed - self.writeback_from >= WRITEBACK_BATCH {
                 self.start_writeback();
             }
         }
         Ok(Advance::Grew(self.hashed - start))
     }
 
-    /// Starts writeback of the hashed bytes not yet handed over. Advisory:
-    /// a failure only means the final fsync has more to wait for.
+    /// Hands the hashed bytes not yet handed over to the writeback thread.
     fn start_writeback(&mut self) {
-        let (from, len) = (self.writeback_from, self.hashed - self.writeback_from);
-        // SAFETY: a plain syscall on a descriptor this struct owns; it
-        // reads no memory of ours.
-        let rc = unsafe {
-            libc::sync_file_range(
-                self.file.as_raw_fd(),
-                from as libc::off64_t,
-                len as libc::off64_t,
-                libc::SYNC_FILE_RANGE_WRITE,
-            )
-        };
-        if rc != 0 {
-            log::debug!(
-                "sync_file_range on {}: {}; the final fsync will do it",
-                self.path.display(),
-                io::Error::last_os_error()
-            );
+        if let Some(tx) = &self.writeback {
+            let _ = tx.send(Range {
+                file: Arc::clone(&self.file),
+                path: self.path.clone(),
+                from: self.writeback_from,
+                len: self.hashed - self.writeback_from,
+            });
         }
         self.writeback_from = self.hashed;
     }
 
     /// The digest of the bytes hashed, and the file for a final `fsync`.
-    pub fn finish(mut self) -> (Digest, File) {
-        if self.writeback && self.hashed > self.writeback_from {
+    pub fn finish(mut self) -> (Digest, Arc<File>) {
+        if self.writeback.is_some() && self.hashed > self.writeback_from {
             self.start_writeback();
         }
         let digest = Digest {
@@ -157,7 +218,7 @@ impl GrowingFile {
 /// Size and BLAKE3 of a whole file, read from its first byte on all
 /// cores: the way `store::files::digest_open_file` hashes after a dump,
 /// here for files the follower could not vouch for.
-pub fn hash_file(path: &Path) -> Result<(Digest, File), DigestError> {
+pub fn hash_file(path: &Path) -> Result<(Digest, Arc<File>), DigestError> {
     let mut file = open_no_follow(path)?;
     if !file.metadata().map_err(io_err("inspect", path))?.is_file() {
         return Err(DigestError::NotRegular {
@@ -181,7 +242,7 @@ pub fn hash_file(path: &Path) -> Result<(Digest, File), DigestError> {
         size,
         blake3: hasher.finalize().to_hex().to_string(),
     };
-    Ok((digest, file))
+    Ok((digest, Arc::new(file)))
 }
 
 fn open_no_follow(path: &Path) -> Result<File, DigestError> {

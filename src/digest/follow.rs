@@ -9,7 +9,7 @@
 //! instance left) [`Follower::spawn`] fails and the caller hashes after the
 //! dump as before: polling alone cannot see a file reopened for writing.
 
-use super::file::{hash_file, Advance, GrowingFile};
+use super::file::{hash_file, Advance, GrowingFile, Range, Writeback};
 use super::{io_err, Digest, DigestError};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use std::collections::{BTreeMap, HashMap};
@@ -17,6 +17,7 @@ use std::fs::{self, File};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -24,7 +25,9 @@ use std::time::Duration;
 /// How to follow.
 #[derive(Debug, Clone, Copy)]
 pub struct FollowOptions {
-    /// Start writeback of each hashed range (`sync_file_range`).
+    /// Start writeback of each hashed range (`sync_file_range`, from a
+    /// thread of its own). Slows a writer whose disk cannot keep up: use
+    /// it when the total time matters, not the writer's.
     pub writeback: bool,
     /// How long the thread sleeps after a round that found nothing new.
     pub idle_sleep: Duration,
@@ -89,6 +92,7 @@ pub struct Follower {
     stop: Arc<AtomicBool>,
     followed: Arc<AtomicU64>,
     thread: Option<JoinHandle<Seen>>,
+    writeback: Option<Writeback>,
 }
 
 impl Follower {
@@ -107,6 +111,12 @@ impl Follower {
         inotify
             .add_watch(dir, mask)
             .map_err(|e| io_err("watch", dir)(e.into()))?;
+        let writeback = if opts.writeback {
+            Some(Writeback::spawn().map_err(io_err("start a writeback thread for", dir))?)
+        } else {
+            None
+        };
+        let wb = writeback.as_ref().and_then(Writeback::sender);
         // Listed after the watch exists, so that no file falls between.
         let mut seen = Seen::default();
         for entry in fs::read_dir(dir).map_err(io_err("read", dir))? {
@@ -114,7 +124,7 @@ impl Follower {
             if let Some(name) = entry.file_name().to_str() {
                 seen.tracked
                     .entry(name.to_string())
-                    .or_insert_with(|| track(dir, name, opts));
+                    .or_insert_with(|| track(dir, name, &wb));
             }
         }
         let stop = Arc::new(AtomicBool::new(false));
@@ -123,7 +133,7 @@ impl Follower {
             let (d, stop, followed) = (dir.to_path_buf(), stop.clone(), followed.clone());
             std::thread::Builder::new()
                 .name("ckpt-digest".into())
-                .spawn(move || run(&d, inotify, seen, &stop, &followed, opts))
+                .spawn(move || run(&d, inotify, seen, &stop, &followed, wb, opts))
                 .map_err(io_err("start a thread to follow", dir))?
         };
         Ok(Follower {
@@ -131,6 +141,7 @@ impl Follower {
             stop,
             followed,
             thread: Some(thread),
+            writeback,
         })
     }
 
@@ -152,7 +163,13 @@ impl Follower {
             .take()
             .and_then(|t| t.join().ok())
             .ok_or_else(|| DigestError::ThreadDied { dir: self.dir.clone() })?;
-        final_pass(&self.dir, seen, fsync)
+        let out = final_pass(&self.dir, seen, fsync);
+        // Every sender is gone with the followed files: no request is
+        // left on the way once this returns.
+        if let Some(wb) = self.writeback.take() {
+            wb.join();
+        }
+        out
     }
 }
 
@@ -163,13 +180,16 @@ impl Drop for Follower {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        if let Some(wb) = self.writeback.take() {
+            wb.join();
+        }
     }
 }
 
-fn track(dir: &Path, name: &str, opts: FollowOptions) -> Tracked {
+fn track(dir: &Path, name: &str, wb: &Option<Sender<Range>>) -> Tracked {
     // A name that is gone again, or is not a regular file, is judged in
     // the final pass, from whatever is there then.
-    let file = GrowingFile::open(&dir.join(name), opts.writeback).ok();
+    let file = GrowingFile::open(&dir.join(name), wb.clone()).ok();
     Tracked {
         file,
         closes: 0,
@@ -185,12 +205,13 @@ fn run(
     mut seen: Seen,
     stop: &AtomicBool,
     followed: &AtomicU64,
+    wb: Option<Sender<Range>>,
     opts: FollowOptions,
 ) -> Seen {
     let mut buf = Vec::new();
     loop {
         let stopping = stop.load(Ordering::SeqCst);
-        drain(dir, &inotify, &mut seen, opts);
+        drain(dir, &inotify, &mut seen, &wb);
         let mut grew = 0;
         for t in seen.tracked.values_mut().filter(|t| !t.tainted) {
             let Some(f) = t.file.as_mut() else { continue };
@@ -211,7 +232,7 @@ fn run(
     }
 }
 
-fn drain(dir: &Path, inotify: &Inotify, seen: &mut Seen, opts: FollowOptions) {
+fn drain(dir: &Path, inotify: &Inotify, seen: &mut Seen, wb: &Option<Sender<Range>>) {
     loop {
         let events = match inotify.read_events() {
             Ok(events) if !events.is_empty() => events,
@@ -236,7 +257,7 @@ fn drain(dir: &Path, inotify: &Inotify, seen: &mut Seen, opts: FollowOptions) {
             {
                 // A new file under this name: whatever was followed before
                 // is not what the name shows now.
-                seen.tracked.insert(name.clone(), track(dir, &name, opts));
+                seen.tracked.insert(name.clone(), track(dir, &name, wb));
             }
             if ev
                 .mask
@@ -247,7 +268,7 @@ fn drain(dir: &Path, inotify: &Inotify, seen: &mut Seen, opts: FollowOptions) {
             if ev.mask.contains(AddWatchFlags::IN_CLOSE_WRITE) {
                 seen.tracked
                     .entry(name.clone())
-                    .or_insert_with(|| track(dir, &name, opts))
+                    .or_insert_with(|| track(dir, &name, wb))
                     .closes += 1;
             }
         }
@@ -298,7 +319,7 @@ fn vouched(t: Tracked, path: &Path) -> Option<GrowingFile> {
     ((meta.dev(), meta.ino()) == f.identity()).then_some(f)
 }
 
-fn rehash(path: &Path, stats: &mut FollowStats) -> Result<(Digest, File), DigestError> {
+fn rehash(path: &Path, stats: &mut FollowStats) -> Result<(Digest, Arc<File>), DigestError> {
     let (digest, file) = hash_file(path)?;
     stats.rehashed_files += 1;
     stats.rehashed_bytes += digest.size;
