@@ -10,6 +10,7 @@ pub mod cleanup;
 pub mod cli;
 pub mod commands;
 pub mod criu;
+pub mod digest;
 pub mod discovery;
 pub mod docker;
 pub mod dump_watch;
