@@ -12,6 +12,7 @@ pub mod cgroups;
 pub mod cli;
 pub mod commands;
 pub mod criu;
+pub mod digest;
 pub mod dump_watch;
 pub mod engine;
 pub mod error;
