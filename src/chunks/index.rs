@@ -1,15 +1,16 @@
 //! The loaded packs of a chunk store, and everything that reads chunks:
 //! reassembling a page file, verifying recipes.
 //!
-//! Every chunk read is checked against its digest before its bytes are
-//! used. A chunk held by two packs (left by a collection cut short) is
+//! Packs are read through read-only memory maps (see `map`). Every chunk
+//! read is checked against its digest before its bytes are used. A chunk held by two packs (left by a collection cut short) is
 //! read from the pack with fewer entries, the compacted copy. Never writes
 //! into the chunk store.
-use super::fsutil::{create_new, read_at};
+use super::fsutil::create_new;
+use super::map::Map;
 use super::pack::{self, Entry, PackIndex, PACK_EXT};
 use super::{io_err, ChunkError, Digest, FileRecipe, Recipe};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::fs::{self, File};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -24,11 +25,28 @@ pub(crate) struct Loc {
     pub len: u32,
 }
 
-/// One pack, open.
+/// One pack, open and mapped.
 #[derive(Debug)]
 pub(crate) struct OpenPack {
-    pub file: File,
+    pub map: Map,
     pub index: PackIndex,
+}
+
+impl OpenPack {
+    fn open(path: &Path) -> Result<OpenPack, ChunkError> {
+        let (file, index) = pack::read_index(path)?;
+        let len = file.metadata().map_err(io_err("inspect", path))?.len();
+        Ok(OpenPack {
+            map: Map::new(&file, len, path)?,
+            index,
+        })
+    }
+
+    /// The bytes of a chunk at `loc` (in bounds: `read_index` checked
+    /// every entry against the file's length, which is the map's).
+    pub(crate) fn chunk(&self, offset: u64, len: u32) -> &[u8] {
+        &self.map.bytes()[offset as usize..offset as usize + len as usize]
+    }
 }
 
 /// The packs of a chunk store as they were when loaded.
@@ -59,6 +77,25 @@ pub struct Problem {
     pub problem: ChunkProblem,
 }
 
+/// How [`Packs::reassemble`] writes and checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reassembly {
+    /// Also check the whole file against the recipe's BLAKE3 (a second
+    /// hash of every byte; each chunk is checked either way).
+    pub check_file: bool,
+    /// fsync the result (a restore's work directory does not need it; an
+    /// export to keep might).
+    pub durable: bool,
+}
+
+impl Reassembly {
+    /// For a restore's work directory: both checks, no fsync.
+    pub const RESTORE: Reassembly = Reassembly {
+        check_file: true,
+        durable: false,
+    };
+}
+
 /// Counts for `ls`-like reports.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StoreStats {
@@ -86,8 +123,8 @@ impl Packs {
         let mut packs = Vec::new();
         let mut bad = Vec::new();
         for name in names {
-            match pack::read_index(&packs_dir.join(&name)) {
-                Ok((file, index)) => packs.push(OpenPack { file, index }),
+            match OpenPack::open(&packs_dir.join(&name)) {
+                Ok(p) => packs.push(p),
                 Err(e @ (ChunkError::BadPack { .. } | ChunkError::Unsafe { .. })) => bad.push(e),
                 Err(e) => return Err(e),
             }
@@ -126,16 +163,16 @@ impl Packs {
 
     /// Adds a pack just written (its chunks are in no other pack).
     pub(crate) fn add(&mut self, path: &Path) -> Result<(), ChunkError> {
-        let (file, index) = pack::read_index(path)?;
+        let pack = OpenPack::open(path)?;
         let p = self.packs.len();
-        for e in &index.entries {
+        for e in &pack.index.entries {
             self.index.entry(e.digest).or_insert(Loc {
                 pack: p,
                 offset: e.offset,
                 len: e.len,
             });
         }
-        self.packs.push(OpenPack { file, index });
+        self.packs.push(pack);
         Ok(())
     }
 
@@ -155,40 +192,41 @@ impl Packs {
             packs: self.packs.len(),
             chunks: self.index.len(),
             chunk_bytes: self.index.values().map(|l| u64::from(l.len)).sum(),
-            file_bytes: self
-                .packs
-                .iter()
-                .map(|p| p.file.metadata().map(|m| m.len()).unwrap_or(0))
-                .sum(),
+            file_bytes: self.packs.iter().map(|p| p.map.bytes().len() as u64).sum(),
         }
     }
 
     /// Writes page file `file` to `out`, reading, verifying and writing
     /// [`BATCH`] bytes at a time. A missing or corrupt chunk stops it with
-    /// an error naming the chunk; the whole file's digest is checked at the
-    /// end ([`ChunkError::FileMismatch`]). Bytes already written to `out`
-    /// are the caller's to discard on error.
-    pub fn write_file(&self, file: &FileRecipe, out: &mut dyn Write, out_path: &Path) -> Result<u64, ChunkError> {
+    /// an error naming the chunk; with `check_file` the whole file's digest
+    /// is checked at the end ([`ChunkError::FileMismatch`]). Bytes already
+    /// written to `out` are the caller's to discard on error.
+    pub fn write_file(
+        &self,
+        file: &FileRecipe,
+        out: &mut dyn Write,
+        out_path: &Path,
+        check_file: bool,
+    ) -> Result<u64, ChunkError> {
         let mut whole = blake3::Hasher::new();
-        let mut buf = vec![0u8; BATCH.min(file.size as usize)];
         let mut written = 0u64;
         let mut i = 0;
         while i < file.chunks.len() {
-            // Chunks i..k fill at most one batch (always at least one chunk).
+            // Chunks i..k make at most one batch (always at least one chunk).
             let mut k = i;
             let mut n = 0usize;
-            while k < file.chunks.len() && (k == i || n + file.chunks[k].len as usize <= buf.len()) {
+            while k < file.chunks.len() && (k == i || n + file.chunks[k].len as usize <= BATCH) {
                 n += file.chunks[k].len as usize;
                 k += 1;
             }
-            if buf.len() < n {
-                buf.resize(n, 0);
-            }
             let refs = &file.chunks[i..k];
-            self.read_chunks(&file.name, refs, &mut buf[..n])?;
-            let pieces = split_pieces(&buf[..n], refs.iter().map(|c| c.len));
+            let pieces = self.pieces(&file.name, refs)?;
             let digests = hash_pieces_and(&pieces, || {
-                whole.update(&buf[..n]);
+                if check_file {
+                    for piece in &pieces {
+                        whole.update(piece);
+                    }
+                }
             });
             for (c, got) in refs.iter().zip(digests) {
                 if got != c.digest {
@@ -200,12 +238,12 @@ impl Packs {
                     });
                 }
             }
-            out.write_all(&buf[..n]).map_err(io_err("write", out_path))?;
+            write_all_pieces(out, &pieces).map_err(io_err("write", out_path))?;
             written += n as u64;
             i = k;
         }
         let found = Digest::from(whole.finalize());
-        if found != file.blake3 {
+        if check_file && found != file.blake3 {
             return Err(ChunkError::FileMismatch {
                 file: file.name.clone(),
                 expected: file.blake3,
@@ -215,14 +253,35 @@ impl Packs {
         Ok(written)
     }
 
+    /// The stored bytes of chunks `refs` (not yet verified); a chunk in no
+    /// pack, or stored with another length, is an error naming it.
+    fn pieces(&self, file: &str, refs: &[super::ChunkRef]) -> Result<Vec<&[u8]>, ChunkError> {
+        refs.iter()
+            .map(|c| {
+                let loc = *self.index.get(&c.digest).ok_or_else(|| ChunkError::MissingChunk {
+                    file: file.to_string(),
+                    digest: c.digest,
+                })?;
+                let pack = &self.packs[loc.pack];
+                if loc.len != c.len {
+                    return Err(ChunkError::CorruptChunk {
+                        file: file.to_string(),
+                        digest: c.digest,
+                        pack: pack.index.path.clone(),
+                    });
+                }
+                Ok(pack.chunk(loc.offset, loc.len))
+            })
+            .collect()
+    }
+
     /// Reassembles `file` into `target_dir/<name>` (a new 0600 file). On
-    /// any error the partial file is removed. `durable` fsyncs it (a
-    /// restore's work directory does not need that; an export might).
-    pub fn reassemble(&self, file: &FileRecipe, target_dir: &Path, durable: bool) -> Result<PathBuf, ChunkError> {
+    /// any error the partial file is removed.
+    pub fn reassemble(&self, file: &FileRecipe, target_dir: &Path, how: Reassembly) -> Result<PathBuf, ChunkError> {
         let path = target_dir.join(&file.name);
         let mut out = create_new(&path)?;
-        let done = self.write_file(file, &mut out, &path).and_then(|_| {
-            if durable {
+        let done = self.write_file(file, &mut out, &path, how.check_file).and_then(|_| {
+            if how.durable {
                 out.sync_all().map_err(io_err("fsync", &path))?;
             }
             Ok(())
@@ -235,48 +294,13 @@ impl Packs {
         Ok(path)
     }
 
-    /// Reads the chunks `refs` back to back into `buf`, merging reads of
-    /// chunks that lie next to each other in one pack. Does not verify.
-    fn read_chunks(&self, file: &str, refs: &[super::ChunkRef], buf: &mut [u8]) -> Result<(), ChunkError> {
-        let mut at = 0usize;
-        let mut run: Option<(Loc, usize)> = None; // (first loc, bytes) of the pending read
-        let flush = |run: &mut Option<(Loc, usize)>, buf: &mut [u8], end: usize| -> Result<(), ChunkError> {
-            if let Some((loc, n)) = run.take() {
-                let p = &self.packs[loc.pack];
-                read_at(&p.file, &mut buf[end - n..end], loc.offset, &p.index.path)?;
-            }
-            Ok(())
-        };
-        for c in refs {
-            let loc = *self.index.get(&c.digest).ok_or_else(|| ChunkError::MissingChunk {
-                file: file.to_string(),
-                digest: c.digest,
-            })?;
-            if loc.len != c.len {
-                return Err(ChunkError::CorruptChunk {
-                    file: file.to_string(),
-                    digest: c.digest,
-                    pack: self.packs[loc.pack].index.path.clone(),
-                });
-            }
-            let len = c.len as usize;
-            match &mut run {
-                Some((first, n)) if first.pack == loc.pack && first.offset + *n as u64 == loc.offset => *n += len,
-                _ => {
-                    flush(&mut run, buf, at)?;
-                    run = Some((loc, len));
-                }
-            }
-            at += len;
-        }
-        flush(&mut run, buf, at)
-    }
-
     /// Checks every chunk that `recipes` (named by checkpoint) use, each
     /// chunk once however many recipes share it, and reports each bad
     /// chunk for every checkpoint and file that uses it.
     pub fn verify<'a>(&self, recipes: impl IntoIterator<Item = (&'a str, &'a Recipe)> + Clone) -> Vec<Problem> {
-        let used: BTreeSet<Digest> = recipes.clone().into_iter().flat_map(|(_, r)| r.digests()).collect();
+        let mut used: Vec<Digest> = recipes.clone().into_iter().flat_map(|(_, r)| r.digests()).collect();
+        used.sort_unstable();
+        used.dedup();
         let mut bad: HashMap<Digest, ChunkProblem> = HashMap::new();
         // Per pack, the used chunks it owns, in file order.
         let mut by_pack: BTreeMap<usize, Vec<(Digest, Loc)>> = BTreeMap::new();
@@ -291,27 +315,11 @@ impl Packs {
         for (p, mut chunks) in by_pack {
             chunks.sort_by_key(|(_, l)| l.offset);
             let pack = &self.packs[p];
-            for group in batches(&chunks) {
-                let start = group[0].1.offset;
-                let end = group
-                    .last()
-                    .map(|(_, l)| l.offset + u64::from(l.len))
-                    .expect("non-empty");
-                let mut buf = vec![0u8; (end - start) as usize];
-                let corrupt = || ChunkProblem::Corrupt(pack.index.path.clone());
-                if read_at(&pack.file, &mut buf, start, &pack.index.path).is_err() {
-                    for (d, _) in group {
-                        bad.insert(*d, corrupt());
-                    }
-                    continue;
-                }
-                let pieces: Vec<&[u8]> = group
-                    .iter()
-                    .map(|(_, l)| &buf[(l.offset - start) as usize..(l.offset - start) as usize + l.len as usize])
-                    .collect();
+            for group in chunks.chunks(BATCH / 4096) {
+                let pieces: Vec<&[u8]> = group.iter().map(|(_, l)| pack.chunk(l.offset, l.len)).collect();
                 for ((d, _), got) in group.iter().zip(hash_pieces_and(&pieces, || ())) {
                     if got != *d {
-                        bad.insert(*d, corrupt());
+                        bad.insert(*d, ChunkProblem::Corrupt(pack.index.path.clone()));
                     }
                 }
             }
@@ -348,21 +356,22 @@ impl Packs {
     }
 }
 
-/// Splits `chunks` (sorted by offset) into groups spanning at most about
-/// [`BATCH`] bytes of the pack, for one read each.
-fn batches(chunks: &[(Digest, Loc)]) -> Vec<&[(Digest, Loc)]> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < chunks.len() {
-        let start = chunks[i].1.offset;
-        let mut k = i + 1;
-        while k < chunks.len() && chunks[k].1.offset + u64::from(chunks[k].1.len) - start <= BATCH as u64 {
-            k += 1;
+/// Writes `pieces` in order with as few `writev` calls as it can.
+fn write_all_pieces(out: &mut dyn Write, pieces: &[&[u8]]) -> std::io::Result<()> {
+    use std::io::IoSlice;
+    for group in pieces.chunks(1024) {
+        let mut slices: Vec<IoSlice> = group.iter().map(|p| IoSlice::new(p)).collect();
+        let mut rest = &mut slices[..];
+        while !rest.is_empty() {
+            match out.write_vectored(rest) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => IoSlice::advance_slices(&mut rest, n),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
         }
-        out.push(&chunks[i..k]);
-        i = k;
     }
-    out
+    Ok(())
 }
 
 /// `buf` cut into consecutive pieces of the given lengths.

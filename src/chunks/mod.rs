@@ -62,9 +62,10 @@ pub mod store;
 
 mod digest;
 mod fsutil;
+mod map;
 
 pub use digest::Digest;
-pub use index::{ChunkProblem, Packs, Problem, StoreStats};
+pub use index::{ChunkProblem, Packs, Problem, Reassembly, StoreStats};
 pub use recipe::{ChunkRef, FileRecipe, Recipe, RECIPE_FILE};
 pub use split::{ChunkRule, CHUNK_SIZE};
 pub use store::{ChunkStore, CollectPolicy, CollectReport, Reader, Session, WriteStats, Writer};

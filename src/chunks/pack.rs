@@ -6,10 +6,12 @@
 //! (docs/incremental.md). Little-endian:
 //!
 //! ```text
-//! header  16  "CKPTPACK", version u32 (1), reserved u32 (0)
-//! data        the chunks' bytes, back to back
-//! index       per chunk, sorted by digest: blake3 [32], offset u64, len u32
-//! footer  56  index offset u64, entries u64, BLAKE3 of the index [32], "CKPTPEND"
+//! header  4096  "CKPTPACK", version u32 (1), zeros to 4096
+//! data          the chunks' bytes, back to back, so page-sized chunks lie
+//!               on block boundaries (a reflink could share them, see
+//!               docs/incremental.md)
+//! index         per chunk, sorted by digest: blake3 [32], offset u64, len u32
+//! footer  56    index offset u64, entries u64, BLAKE3 of the index [32], "CKPTPEND"
 //! ```
 //!
 //! A pack is named `<BLAKE3 of its index>.pack`, so its name checks its
@@ -27,8 +29,9 @@ use std::path::{Path, PathBuf};
 const MAGIC: &[u8; 8] = b"CKPTPACK";
 const END_MAGIC: &[u8; 8] = b"CKPTPEND";
 const VERSION: u32 = 1;
-/// Bytes before the first chunk.
-pub const HEADER_LEN: u64 = 16;
+/// Bytes before the first chunk: one block, so that chunks of whole pages
+/// are block-aligned in the file.
+pub const HEADER_LEN: u64 = 4096;
 const FOOTER_LEN: u64 = 56;
 const ENTRY_LEN: usize = 44;
 /// The extension of a published pack.
@@ -72,10 +75,9 @@ impl PackWriter {
         faults.step("create pack")?;
         let file = create_new(tmp)?;
         let mut out = BufWriter::with_capacity(4 << 20, file);
-        let mut header = Vec::with_capacity(HEADER_LEN as usize);
-        header.extend_from_slice(MAGIC);
-        header.extend(VERSION.to_le_bytes());
-        header.extend(0u32.to_le_bytes());
+        let mut header = vec![0u8; HEADER_LEN as usize];
+        header[..8].copy_from_slice(MAGIC);
+        header[8..12].copy_from_slice(&VERSION.to_le_bytes());
         out.write_all(&header).map_err(io_err("write", tmp))?;
         Ok(PackWriter {
             tmp: tmp.to_path_buf(),
@@ -153,7 +155,7 @@ pub fn read_index(path: &Path) -> Result<(File, PackIndex), ChunkError> {
     if len < HEADER_LEN + FOOTER_LEN {
         return Err(bad(format!("{len} bytes is too short for a pack")));
     }
-    let mut header = [0u8; HEADER_LEN as usize];
+    let mut header = [0u8; 12];
     read_at(&file, &mut header, 0, path)?;
     if &header[..8] != MAGIC {
         return Err(bad("no pack header".into()));

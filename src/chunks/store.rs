@@ -333,15 +333,13 @@ impl Session {
         let tmp = self.store.tmp_path();
         let mut out = PackWriter::create(&tmp, faults)?;
         let mut corrupt = Vec::new();
-        let mut buf = Vec::new();
         for e in &sorted {
-            buf.resize(e.len as usize, 0);
-            super::fsutil::read_at(&src.file, &mut buf, e.offset, &src.index.path)?;
-            if Digest::of(&buf) != e.digest {
+            let bytes = src.chunk(e.offset, e.len);
+            if Digest::of(bytes) != e.digest {
                 corrupt.push(e.digest);
                 continue;
             }
-            out.append(e.digest, &buf, faults)?;
+            out.append(e.digest, bytes, faults)?;
         }
         if !corrupt.is_empty() {
             // Keep the old pack whole: what is corrupt stays reported.

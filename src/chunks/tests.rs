@@ -144,7 +144,7 @@ impl Harness {
         let out = tempfile::TempDir::new_in(self.root()).unwrap().keep();
         let r = self.chunks.reader(WAIT)?;
         for f in &recipe.files {
-            r.reassemble(f, &out, false)?;
+            r.reassemble(f, &out, Reassembly::RESTORE)?;
         }
         Ok(out)
     }
@@ -222,7 +222,7 @@ fn a_missing_chunk_refuses_reassembly_naming_it_and_leaves_no_partial_file() {
     broken.chunks[1].digest = Digest::of(b"never stored");
     let out = tempfile::tempdir().unwrap();
     let r = h.chunks.reader(WAIT).unwrap();
-    match r.reassemble(&broken, out.path(), false).unwrap_err() {
+    match r.reassemble(&broken, out.path(), Reassembly::RESTORE).unwrap_err() {
         ChunkError::MissingChunk { file, digest } => {
             assert_eq!((file.as_str(), digest), ("pages-1.img", Digest::of(b"never stored")));
         }
@@ -232,7 +232,7 @@ fn a_missing_chunk_refuses_reassembly_naming_it_and_leaves_no_partial_file() {
     // A recipe whose whole-file digest is wrong is caught at the end.
     let mut wrong = recipe.files[0].clone();
     wrong.blake3 = Digest::of(b"other");
-    let e = r.reassemble(&wrong, out.path(), false).unwrap_err();
+    let e = r.reassemble(&wrong, out.path(), Reassembly::RESTORE).unwrap_err();
     assert!(matches!(e, ChunkError::FileMismatch { .. }), "{e}");
     assert!(!out.path().join("pages-1.img").exists());
 }
