@@ -12,19 +12,36 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 /// How many recipes use each chunk (a recipe that uses a chunk twice
 /// counts once).
 pub fn counts<'a>(recipes: impl IntoIterator<Item = &'a Recipe>) -> HashMap<Digest, u32> {
-    let mut counts = HashMap::new();
-    for r in recipes {
-        for d in r.digests() {
-            *counts.entry(d).or_insert(0) += 1;
+    // (count, index of the last recipe counted), so that a chunk a recipe
+    // uses twice counts once, without sorting each recipe.
+    let mut counts: HashMap<Digest, (u32, usize)> = HashMap::new();
+    for (i, r) in recipes.into_iter().enumerate() {
+        counts.reserve(r.files.iter().map(|f| f.chunks.len()).sum::<usize>() / 4);
+        for c in r.files.iter().flat_map(|f| &f.chunks) {
+            let e = counts.entry(c.digest).or_insert((0, usize::MAX));
+            if e.1 != i {
+                *e = (e.0 + 1, i);
+            }
         }
     }
-    counts
+    counts.into_iter().map(|(d, (n, _))| (d, n)).collect()
+}
+
+/// Every chunk that `recipes` use, each once.
+pub fn live<'a>(recipes: impl IntoIterator<Item = &'a Recipe>) -> HashSet<Digest> {
+    let mut set = HashSet::new();
+    for r in recipes {
+        let chunks = r.files.iter().flat_map(|f| &f.chunks);
+        set.reserve(r.files.iter().map(|f| f.chunks.len()).sum::<usize>() / 4);
+        set.extend(chunks.map(|c| c.digest));
+    }
+    set
 }
 
 /// The chunks that no recipe of `remaining` uses once `removed` is gone:
 /// what removing it frees.
 pub fn released_by<'a>(removed: &Recipe, remaining: impl IntoIterator<Item = &'a Recipe>) -> BTreeSet<Digest> {
-    let still: HashSet<Digest> = remaining.into_iter().flat_map(|r| r.digests()).collect();
+    let still = live(remaining);
     removed.digests().into_iter().filter(|d| !still.contains(d)).collect()
 }
 
@@ -33,7 +50,7 @@ pub fn unreferenced<'a>(
     present: impl IntoIterator<Item = Digest>,
     recipes: impl IntoIterator<Item = &'a Recipe>,
 ) -> BTreeSet<Digest> {
-    let used: HashSet<Digest> = recipes.into_iter().flat_map(|r| r.digests()).collect();
+    let used = live(recipes);
     present.into_iter().filter(|d| !used.contains(d)).collect()
 }
 
@@ -125,6 +142,12 @@ mod tests {
             let want: BTreeSet<Digest> = freed.iter().map(|&n| d(n)).collect();
             assert_eq!(got, want, "{removed:?} {remaining:?}");
         }
+    }
+
+    #[test]
+    fn live_is_the_union() {
+        let got = live([&recipe(&[1, 2, 2]), &recipe(&[2, 3]), &recipe(&[])]);
+        assert_eq!(got, [d(1), d(2), d(3)].into_iter().collect());
     }
 
     #[test]

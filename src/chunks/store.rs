@@ -245,7 +245,7 @@ impl Session {
         roots: impl IntoIterator<Item = &'a Recipe>,
         policy: CollectPolicy,
     ) -> Result<CollectReport, ChunkError> {
-        let live: HashSet<Digest> = roots.into_iter().flat_map(|r| r.digests()).collect();
+        let live = super::refs::live(roots);
         let mut report = CollectReport {
             temp_files_swept: self.swept,
             bad_packs: self.packs.bad.iter().map(ToString::to_string).collect(),
