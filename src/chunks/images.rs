@@ -8,7 +8,7 @@
 use super::fsutil::{open_read, read_small_file};
 use super::pagemap::{Pagemap, Run};
 use super::{io_err, ChunkError};
-use std::collections::BTreeMap;
+use std::collections::btree_map::{BTreeMap, Entry};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -48,20 +48,20 @@ pub fn page_files(dir: &Path) -> Result<Vec<PageFile>, ChunkError> {
             pagemaps.push(entry.path());
         }
     }
-    // pages_id → runs; a second pagemap for the same id poisons it.
+    // pages_id → runs; a second pagemap for the same id poisons it (None).
     let mut runs: BTreeMap<u32, Option<Vec<Run>>> = BTreeMap::new();
     for path in pagemaps {
         let parsed = read_small_file(&path).map(|b| Pagemap::parse(&b));
         match parsed {
-            Ok(Ok(pm)) => {
-                let slot = runs.entry(pm.pages_id).or_insert(None);
-                if slot.is_some() {
-                    log::debug!("two pagemaps name pages-{}.img; cutting it by offset", pm.pages_id);
-                    *slot = None;
-                    continue;
+            Ok(Ok(pm)) => match runs.entry(pm.pages_id) {
+                Entry::Vacant(slot) => {
+                    slot.insert(Some(pm.present_runs()));
                 }
-                *slot = Some(pm.present_runs());
-            }
+                Entry::Occupied(mut slot) => {
+                    log::debug!("two pagemaps name pages-{}.img; cutting it by offset", pm.pages_id);
+                    *slot.get_mut() = None;
+                }
+            },
             Ok(Err(e)) => log::debug!("cannot parse {}: {e}; its pages are cut by offset", path.display()),
             Err(e) => return Err(e),
         }
@@ -95,6 +95,10 @@ mod tests {
         fs::write(d.join("pagemap-1.img"), image(1, &[(0x10000, 3, Some(4))])).unwrap();
         fs::write(d.join("pagemap-shmem-9.img"), image(2, &[(0x0, 1, Some(4))])).unwrap();
         fs::write(d.join("pagemap-7.img"), b"garbage").unwrap();
+        // Three pagemaps claim pages-3.img: none of them is believed.
+        for pid in [31, 32, 33] {
+            fs::write(d.join(format!("pagemap-{pid}.img")), image(3, &[(0x0, 1, Some(4))])).unwrap();
+        }
         fs::write(d.join("core-1.img"), b"x").unwrap();
         fs::write(d.join("pages-x.img"), b"not a page file name").unwrap();
         let files = page_files(d).unwrap();
