@@ -4,9 +4,9 @@
 //! fsync, rename, unlink) first calls [`Faults::step`]. [`FailAt`] fails
 //! step *n* and every step after it, which is what a crash at that point
 //! looks like from the disk: nothing after it happens. The error is
-//! [`ChunkError::Injected`], and no code path cleans up after an error
-//! (a crashed process would not either); the next writer sweeps what was
-//! left. Production code uses [`NoFaults`].
+//! [`ChunkError::Injected`], and no step of the chunk store cleans up
+//! after an error (a crashed process would not either); the next session
+//! sweeps what was left. Production code uses [`NoFaults`].
 use super::ChunkError;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
