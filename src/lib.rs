@@ -6,6 +6,7 @@
 //! and the parsers; the modules that touch processes only execute them.
 
 pub mod archive;
+pub mod chunks;
 pub mod cleanup;
 pub mod cli;
 pub mod commands;
