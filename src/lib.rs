@@ -9,6 +9,7 @@
 
 pub mod archive;
 pub mod cgroups;
+pub mod chunks;
 pub mod cli;
 pub mod commands;
 pub mod criu;
