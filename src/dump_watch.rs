@@ -17,8 +17,8 @@
 //!
 //! Reads only, except the thaw of a lend; never kills anything itself.
 
+use crate::cgroups::FreezerDir;
 use crate::criu::runner::{Monitor, Verdict};
-use crate::discovery::cgroups::FreezerDir;
 use crate::freezer::{self, FreezeGuard, State};
 use crate::pause::{self, Phase, Step};
 use crate::progress::DirProgress;

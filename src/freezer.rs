@@ -10,7 +10,7 @@
 //! never thaws a container the user paused.
 //! Functions take the cgroup directory, so tests use fixture trees.
 
-use crate::discovery::cgroups::{CgroupVersion, FreezerDir};
+use crate::cgroups::{CgroupVersion, FreezerDir};
 use crate::pause::{self, Action, Will};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -1,15 +1,19 @@
-//! `ckpt`: parse → run → print the error chain once → exit code.
+//! `ckpt`: parse → run → print the output, then the error chain once →
+//! exit with the command's code.
 
 use ckpt::cli::{Cli, Command};
 use ckpt::commands::{self, Context};
+use ckpt::error::Error;
+use ckpt::output::{self, Output};
 use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let argv = match ckpt::plugin::classify(std::env::args_os().collect()) {
         ckpt::plugin::Invocation::Metadata => {
-            ckpt::outln!("{}", ckpt::plugin::metadata());
-            return ExitCode::SUCCESS;
+            let mut out = Output::new(false);
+            out.line(ckpt::plugin::metadata());
+            return finish(&out, None);
         }
         ckpt::plugin::Invocation::Direct(argv) => argv,
         ckpt::plugin::Invocation::Plugin { argv, docker_host } => {
@@ -32,24 +36,27 @@ fn main() -> ExitCode {
         .format_target(false)
         .init();
     let ctx = Context::new(&cli.global);
+    let mut out = Output::new(cli.global.quiet);
     let result = match &cli.command {
-        Command::Create(a) => commands::create::run(&ctx, a),
-        Command::Ls(a) => commands::ls::run(&ctx, a),
-        Command::Rm(a) => commands::rm::run(&ctx, a),
-        Command::Start(a) => commands::start::run(&ctx, a),
-        Command::Inspect(a) => commands::inspect::run(&ctx, a),
-        Command::Verify(a) => commands::verify::run(&ctx, a),
+        Command::Create(a) => commands::create::run(&ctx, a, &mut out),
+        Command::Ls(a) => commands::ls::run(&ctx, a, &mut out),
+        Command::Rm(a) => commands::rm::run(&ctx, a, &mut out),
+        Command::Start(a) => commands::start::run(&ctx, a, &mut out),
+        Command::Inspect(a) => commands::inspect::run(&ctx, a, &mut out),
+        Command::Verify(a) => commands::verify::run(&ctx, a, &mut out),
         Command::Relay(a) => commands::relay::run(a),
-        Command::Watchdog(a) => ckpt::watchdog::run(a.dir.clone(), &a.cgroup_version, a.leave_frozen),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("ckpt: error: {err}");
-            for cause in err.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
-            }
-            ExitCode::from(ckpt::exit::code_for(&err))
+        Command::Watchdog(a) => {
+            ckpt::watchdog::run(&ctx.proc, a.dir.clone(), &a.cgroup_version, a.leave_frozen).map_err(Into::into)
         }
-    }
+    };
+    finish(&out, result.err())
+}
+
+fn finish(out: &Output, error: Option<Error>) -> ExitCode {
+    ExitCode::from(output::finish(
+        out,
+        error.as_ref(),
+        std::io::stdout().lock(),
+        std::io::stderr().lock(),
+    ))
 }

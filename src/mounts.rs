@@ -24,9 +24,6 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-/// Where the kernel lists the mounts ckpt itself sees.
-pub const SELF_MOUNTINFO: &str = "/proc/self/mountinfo";
-
 /// How many times [`detach_below`] re-reads mountinfo and retries: a lazy
 /// unmount detaches a whole subtree at once, so one round normally does.
 const DETACH_ROUNDS: usize = 4;
@@ -133,7 +130,8 @@ fn read_mounts(mountinfo: &Path) -> Vec<Mount> {
 }
 
 /// Lazily unmounts every mount strictly below `dir` (as listed in
-/// `mountinfo`, normally [`SELF_MOUNTINFO`]), children first, and checks
+/// `mountinfo`, normally ckpt's own, [`crate::procfs::ProcRoot::own_mountinfo`]),
+/// children first, and checks
 /// that none is left. Only for directories whose mounts are leftovers by
 /// definition: ckpt's own work and staging dirs, and the runtime state
 /// dir of a container about to be deleted. Returns how many it unmounted.

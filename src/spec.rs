@@ -2,6 +2,11 @@
 //!
 //! [`load`] returns the parsed spec reduced to [`SpecFacts`], the plain data
 //! the planner needs, plus the raw JSON that is copied into each checkpoint.
+//! A spec kept as raw JSON (the copy in `ckpt.json`, a bundle's
+//! `config.json` as it is now) is read with the accessors below
+//! ([`root_path`], [`hooks`], [`has_namespace`], [`cgroups_path`],
+//! [`bind_sources`]), which never fail on a shape they do not expect: they
+//! find nothing there.
 
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use serde::Serialize;
@@ -72,6 +77,69 @@ impl SpecFacts {
 pub struct LoadedSpec {
     pub facts: SpecFacts,
     pub raw: serde_json::Value,
+}
+
+/// The raw JSON of the spec at `path`; `None` if there is no file there.
+pub fn read_raw(path: &Path) -> Result<Option<serde_json::Value>, SpecError> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(SpecError::Read {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| SpecError::Parse {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+/// `root.path` of a raw spec, as written (may be relative to the bundle).
+pub fn root_path(raw: &serde_json::Value) -> Option<&str> {
+    raw["root"]["path"].as_str()
+}
+
+/// `hooks` of a raw spec: hook kind → its list (absent: empty).
+pub fn hooks(raw: &serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    raw["hooks"].as_object().cloned().unwrap_or_default()
+}
+
+/// Whether a raw spec asks for a namespace of `kind` (`time`, `cgroup`, ...).
+pub fn has_namespace(raw: &serde_json::Value, kind: &str) -> bool {
+    raw["linux"]["namespaces"]
+        .as_array()
+        .is_some_and(|ns| ns.iter().any(|n| n["type"] == kind))
+}
+
+/// `linux.cgroupsPath` of a raw spec.
+pub fn cgroups_path(raw: &serde_json::Value) -> Option<&str> {
+    raw["linux"]["cgroupsPath"].as_str()
+}
+
+/// The host sources of a raw spec's bind mounts ([`SpecMount::is_bind`]),
+/// in the spec's order.
+pub fn bind_sources(raw: &serde_json::Value) -> Vec<PathBuf> {
+    let Some(mounts) = raw["mounts"].as_array() else {
+        return Vec::new();
+    };
+    mounts
+        .iter()
+        .filter_map(|m| {
+            let mount = SpecMount {
+                destination: PathBuf::from(m["destination"].as_str().unwrap_or_default()),
+                typ: m["type"].as_str().unwrap_or_default().to_string(),
+                source: m["source"].as_str().map(PathBuf::from),
+                options: m["options"]
+                    .as_array()
+                    .map(|o| o.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+                    .unwrap_or_default(),
+            };
+            mount.is_bind().then_some(mount.source).flatten()
+        })
+        .collect()
 }
 
 /// Reads and parses `path`.
@@ -195,5 +263,38 @@ mod tests {
     fn bad_json_names_the_file() {
         let e = parse(Path::new("/b/config.json"), "{").unwrap_err();
         assert!(e.to_string().contains("/b/config.json"));
+    }
+
+    #[test]
+    fn raw_accessors_find_what_is_there_and_nothing_else() {
+        let raw: serde_json::Value = serde_json::from_str(RUNC_SPEC).unwrap();
+        assert_eq!(root_path(&raw), Some("rootfs"));
+        assert!(has_namespace(&raw, "pid") && !has_namespace(&raw, "time"));
+        assert_eq!(bind_sources(&raw), vec![PathBuf::from("/srv/data")]);
+        assert_eq!(cgroups_path(&raw), None);
+        assert!(hooks(&raw).is_empty());
+        let odd = serde_json::json!({"root": 7, "mounts": {"x": 1}, "hooks": [], "linux": {"cgroupsPath": "/c", "namespaces": "no"}});
+        assert_eq!(root_path(&odd), None);
+        assert!(bind_sources(&odd).is_empty() && hooks(&odd).is_empty() && !has_namespace(&odd, "pid"));
+        assert_eq!(cgroups_path(&odd), Some("/c"));
+        // type "bind", or an (r)bind option, as runc judges it.
+        let m = serde_json::json!({"mounts": [
+            {"destination": "/a", "type": "bind", "source": "/x"},
+            {"destination": "/b", "type": "none", "source": "/y", "options": ["rbind"]},
+            {"destination": "/c", "type": "tmpfs", "source": "tmpfs"},
+            {"destination": "/d", "type": "bind"}
+        ]});
+        assert_eq!(bind_sources(&m), vec![PathBuf::from("/x"), PathBuf::from("/y")]);
+    }
+
+    #[test]
+    fn read_raw_of_a_missing_file_is_none_and_of_garbage_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(read_raw(&dir.path().join("config.json")).unwrap().is_none());
+        std::fs::write(dir.path().join("config.json"), "{").unwrap();
+        assert!(matches!(
+            read_raw(&dir.path().join("config.json")),
+            Err(SpecError::Parse { .. })
+        ));
     }
 }

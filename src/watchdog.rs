@@ -13,8 +13,10 @@
 //! container the user paused is thawed only for as long as it takes to
 //! stop CRIU safely, and is left paused.
 
-use crate::discovery::cgroups::{CgroupVersion, FreezerDir};
+use crate::cgroups::{CgroupVersion, FreezerDir};
+use crate::freezer::FreezerError;
 use crate::pause;
+use crate::procfs::ProcRoot;
 use std::io::{BufRead, Write};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -29,11 +31,17 @@ pub struct Watchdog {
 }
 
 impl Watchdog {
-    /// Starts a watchdog for `freezer`. With `paused_before` (the user had
+    /// Starts a watchdog for `freezer`: ckpt's own binary `exe` as
+    /// `__watchdog`. With `paused_before` (the user had
     /// paused the container) it leaves the container paused whatever else
     /// happens.
-    pub fn spawn(freezer: &FreezerDir, paused_before: bool) -> std::io::Result<Watchdog> {
-        let mut cmd = Command::new(std::env::current_exe()?);
+    pub fn spawn(
+        exe: Option<&std::path::Path>,
+        freezer: &FreezerDir,
+        paused_before: bool,
+    ) -> std::io::Result<Watchdog> {
+        let exe = exe.ok_or(std::io::ErrorKind::NotFound)?;
+        let mut cmd = Command::new(exe);
         cmd.arg("__watchdog")
             .arg(&freezer.dir)
             .arg(match freezer.version {
@@ -132,7 +140,7 @@ pub fn listen(input: impl BufRead) -> Heard {
 
 /// The watchdog process's main: waits for ckpt to finish or die; if ckpt
 /// died, stops its CRIU and leaves the container as the user wants it.
-pub fn run(dir: PathBuf, version: &str, paused_before: bool) -> anyhow::Result<()> {
+pub fn run(proc: &ProcRoot, dir: PathBuf, version: &str, paused_before: bool) -> Result<(), FreezerError> {
     let heard = listen(std::io::stdin().lock());
     if heard.done {
         return Ok(());
@@ -159,7 +167,7 @@ pub fn run(dir: PathBuf, version: &str, paused_before: bool) -> anyhow::Result<(
         paused_during: heard.paused,
         docker_paused: None,
     };
-    if let Some(pid) = heard.criu.filter(|&p| is_criu(p)) {
+    if let Some(pid) = heard.criu.filter(|&p| is_criu(proc, p)) {
         let (phase, now_frozen) = (phase(), frozen().unwrap_or(false));
         will.observe(phase, now_frozen, false);
         if pause::thaw_before_stopping_criu(phase, now_frozen) {
@@ -169,7 +177,7 @@ pub fn run(dir: PathBuf, version: &str, paused_before: bool) -> anyhow::Result<(
             let _ = crate::freezer::thaw(&freezer, Duration::from_secs(5));
             std::thread::sleep(Duration::from_millis(200));
         }
-        kill_criu(pid);
+        kill_criu(proc, pid);
     }
     let Ok(now_frozen) = frozen() else { return Ok(()) };
     match pause::settle(&will, now_frozen) {
@@ -192,27 +200,29 @@ pub fn run(dir: PathBuf, version: &str, paused_before: bool) -> anyhow::Result<(
     Ok(())
 }
 
-fn is_criu(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .map(|c| c.trim() == "criu")
-        .unwrap_or(false)
+fn is_criu(proc: &ProcRoot, pid: i32) -> bool {
+    proc.process(pid)
+        .comm()
+        .ok()
+        .flatten()
+        .is_some_and(|c| c.trim() == "criu")
 }
 
 /// SIGKILLs `pid` if it is still a criu, and waits (bounded) for it to go:
 /// a CRIU left running would re-freeze the container when it finishes.
-fn kill_criu(pid: i32) {
+fn kill_criu(proc: &ProcRoot, pid: i32) {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
-    if !is_criu(pid) {
+    if !is_criu(proc, pid) {
         return;
     }
     let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
-        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok();
-        match state.and_then(|s| crate::discovery::parse_stat_state_and_start(&s)) {
-            None | Some(('Z', _)) | Some(('X', _)) => return,
-            _ => std::thread::sleep(Duration::from_millis(10)),
+        match proc.process(pid).stat() {
+            Err(_) => return,
+            Ok(s) if s.is_dead() => return,
+            Ok(_) => std::thread::sleep(Duration::from_millis(10)),
         }
     }
 }

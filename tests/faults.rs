@@ -655,8 +655,8 @@ fn remove_tree_stops_at_a_bind_mount_instead_of_deleting_through_it() {
     let e = ckpt::mounts::remove_tree(&victim).unwrap_err();
     assert!(e.to_string().contains("criu-root"), "{e}");
     assert_eq!(fs::read_to_string(precious.join("data")).unwrap(), "keep me");
-    let info = std::path::Path::new(ckpt::mounts::SELF_MOUNTINFO);
-    ckpt::mounts::remove_leftover_tree(info, &victim).unwrap();
+    let info = ckpt::procfs::ProcRoot::host().own_mountinfo();
+    ckpt::mounts::remove_leftover_tree(&info, &victim).unwrap();
     assert!(!victim.exists());
     assert_eq!(fs::read_to_string(precious.join("data")).unwrap(), "keep me");
     assert!(support::mounts_under(t.path()).is_empty());

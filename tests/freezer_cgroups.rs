@@ -5,7 +5,7 @@
 //! The unit tests cover the same code over fixture files; these check that
 //! the kernel answers the way the code expects.
 
-use ckpt::discovery::cgroups::{CgroupVersion, FreezerDir};
+use ckpt::cgroups::{CgroupVersion, FreezerDir};
 use ckpt::freezer::{self, FreezeGuard, State};
 use ckpt::mountinfo;
 use std::path::PathBuf;

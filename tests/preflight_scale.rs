@@ -174,7 +174,12 @@ fn host_facts(root: &Path) -> HostFacts {
         runtime_root: PathBuf::from("/run/runc"),
         joined_netns_inode: None,
         joined_pidns_inode: None,
-        freezer_dir: Some(PathBuf::from("/sys/fs/cgroup/freezer/ctr")),
+        freezer: Some(ckpt::cgroups::FreezerDir {
+            dir: PathBuf::from("/sys/fs/cgroup/freezer/ctr"),
+            version: ckpt::cgroups::CgroupVersion::V1,
+        }),
+        recorded_stdio: vec![],
+        live_stdio: vec![],
         store_free_bytes: Some(1 << 40),
         store_root: root.to_path_buf(),
         naming: ExternalNaming::Runc,
@@ -214,7 +219,7 @@ fn preflight_of_1000_processes_and_10000_fds() {
     let built = t.elapsed();
 
     let (t, cpu) = (Instant::now(), thread_cpu());
-    let inv = inventory::collect(dir.path(), INIT).unwrap();
+    let inv = inventory::collect(&ckpt::procfs::ProcRoot::new(dir.path()), INIT).unwrap();
     let (collected, collected_cpu) = (t.elapsed(), thread_cpu() - cpu);
     let spec = ckpt::spec::parse(Path::new("config.json"), SPEC).unwrap();
     let host = host_facts(dir.path());

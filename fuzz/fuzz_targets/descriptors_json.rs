@@ -10,10 +10,10 @@ use std::path::Path;
 
 fuzz_target!(|text: &str| {
     let root = Path::new("/run/fuzz");
-    if let Ok(c) = ckpt::discovery::crun::parse_status(Path::new("status"), text, root, "id") {
+    if let Ok(c) = ckpt::engine::oci::crun::parse_status(Path::new("status"), text, root, "id") {
         // The spec path is built from the root and the id given, never from
         // the file: a status file cannot point ckpt at another spec.
         assert_eq!(c.spec_path, root.join("id").join("config.json"));
     }
-    let _ = ckpt::discovery::runc::parse_state(Path::new("state.json"), text, root);
+    let _ = ckpt::engine::oci::runc::parse_state(Path::new("state.json"), text, root);
 });

@@ -26,11 +26,11 @@ fuzz_target!(|data: &[u8]| {
             let _ = ckpt::mountinfo::parse(text);
         }
         1 => {
-            let _ = ckpt::discovery::cgroups::parse_proc_cgroup(text);
+            let _ = ckpt::cgroups::parse_proc_cgroup(text);
         }
         2 => {
-            if let Some((state, _)) = ckpt::discovery::parse_stat_state_and_start(text) {
-                assert!(!state.is_whitespace(), "state letter is whitespace in {text:?}");
+            if let Some(stat) = ckpt::procfs::parse_stat(text) {
+                assert!(!stat.state.is_whitespace(), "state letter is whitespace in {text:?}");
             }
         }
         4 => {

@@ -69,10 +69,17 @@ impl Dir {
         })
     }
 
-    /// Whether the directory has no entries.
+    /// Whether the directory has no entries (read through a duplicate of
+    /// its own fd, so no path is looked up again).
     pub fn is_empty(&self) -> io::Result<bool> {
-        let path = format!("/proc/self/fd/{}", self.fd.as_raw_fd());
-        Ok(std::fs::read_dir(path)?.next().is_none())
+        let mut dir = nix::dir::Dir::from_fd(nix::unistd::dup(self.fd.as_raw_fd())?)?;
+        for entry in dir.iter() {
+            let name = entry?.file_name().to_bytes().to_vec();
+            if name != b"." && name != b".." {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Opens the child directory `name`, creating it with `mode` when

@@ -1,8 +1,26 @@
 //! Command-line types (clap). Only what the user typed, validated for form;
-//! deciding what to do with it is `commands::*`'s job.
+//! deciding what to do with it is `commands::*`'s job. This file holds the
+//! command line as a whole (`Cli`, the global options, the verbs); each
+//! verb's arguments have a file of their own.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
+
+mod create;
+mod inspect;
+mod internal;
+mod ls;
+mod rm;
+mod start;
+mod verify;
+
+pub use create::CreateArgs;
+pub use inspect::InspectArgs;
+pub use internal::{RelayArgs, WatchdogArgs};
+pub use ls::LsArgs;
+pub use rm::RmArgs;
+pub use start::StartArgs;
+pub use verify::VerifyArgs;
 
 /// Checkpoint and restore Linux containers with CRIU.
 ///
@@ -136,30 +154,6 @@ pub enum Command {
     Watchdog(WatchdogArgs),
 }
 
-/// `ckpt verify`.
-#[derive(Debug, Args)]
-pub struct VerifyArgs {
-    /// Print the result as JSON.
-    #[arg(long)]
-    pub json: bool,
-    /// Container id (or Docker name).
-    pub container: String,
-    /// Checkpoint name.
-    pub name: String,
-}
-
-/// `ckpt __watchdog`.
-#[derive(Debug, Args)]
-pub struct WatchdogArgs {
-    /// The freezer cgroup directory.
-    pub dir: PathBuf,
-    /// `v1` or `v2`.
-    pub cgroup_version: String,
-    /// The user had the container paused: do not thaw it.
-    #[arg(long)]
-    pub leave_frozen: bool,
-}
-
 /// CRIU options a user may need for containers with open connections.
 #[derive(Debug, Clone, Default, Args)]
 pub struct CriuFlags {
@@ -174,77 +168,6 @@ pub struct CriuFlags {
     /// (CRIU --ext-unix-sk).
     #[arg(long)]
     pub ext_unix_sk: bool,
-}
-
-/// `ckpt create`.
-#[derive(Debug, Args)]
-pub struct CreateArgs {
-    /// Keep the container running after the checkpoint.
-    #[arg(long, short = 'R')]
-    pub leave_running: bool,
-    #[command(flatten)]
-    pub criu: CriuFlags,
-    /// Print the result as JSON.
-    #[arg(long)]
-    pub json: bool,
-    /// Container id.
-    pub container: String,
-    /// Checkpoint name: [a-zA-Z0-9][a-zA-Z0-9_.-]*, not ending in '.'.
-    pub name: String,
-}
-
-/// `ckpt ls`.
-#[derive(Debug, Args)]
-pub struct LsArgs {
-    /// Print JSON (an array of objects) instead of a table.
-    #[arg(long)]
-    pub json: bool,
-    /// Only this container's checkpoints.
-    pub container: Option<String>,
-}
-
-/// `ckpt rm`.
-#[derive(Debug, Args)]
-pub struct RmArgs {
-    /// Container id.
-    pub container: String,
-    /// Checkpoint name.
-    pub name: String,
-}
-
-/// `ckpt start`.
-#[derive(Debug, Args)]
-pub struct StartArgs {
-    /// The checkpoint to restore.
-    #[arg(long, value_name = "NAME")]
-    pub checkpoint: String,
-    /// Restore as a new container with this id instead of the original.
-    #[arg(long, value_name = "NEW_ID")]
-    pub name: Option<String>,
-    /// Print the result as JSON.
-    #[arg(long)]
-    pub json: bool,
-    /// Container id the checkpoint belongs to.
-    pub container: String,
-}
-
-/// `ckpt inspect`.
-#[derive(Debug, Args)]
-pub struct InspectArgs {
-    /// Print the whole inventory and verdict as JSON.
-    #[arg(long)]
-    pub json: bool,
-    #[command(flatten)]
-    pub criu: CriuFlags,
-    /// Container id.
-    pub container: String,
-}
-
-/// `ckpt __relay`.
-#[derive(Debug, Args)]
-pub struct RelayArgs {
-    /// File to append to.
-    pub output: PathBuf,
 }
 
 #[cfg(test)]

@@ -7,20 +7,20 @@
 //! after the checkpoint is durably published. Any failure before that
 //! thaws the container, which carries on as if nothing happened.
 
-use super::{require_root, Context, LOCK_WAIT};
+use super::{Context, LOCK_WAIT};
 use crate::cli::CreateArgs;
-use crate::criu::{self, args::DUMP_LOG, Criu};
-use crate::discovery::{self, cgroups::FreezerDir, docker::DockerTarget, Container};
+use crate::criu::{self, args::DUMP_LOG};
 use crate::dump_watch::DumpWatch;
+use crate::engine::{Container, Found};
+use crate::error::{Error, ResultExt as _};
 use crate::freezer::{self, FreezeGuard};
 use crate::interrupt::{self, Interrupted};
 use crate::inventory::{self, Inventory};
-use crate::plan::{self, DumpOptions};
+use crate::output::Output;
+use crate::plan::{self, AfterDump, DumpOptions, DumpPlan};
 use crate::progress::DirProgress;
-use crate::runtime::Runtime;
 use crate::store::{self, names, CheckpointMeta, InventorySummary, Store};
 use crate::watchdog::Watchdog;
-use anyhow::Context as _;
 use std::time::{Duration, Instant};
 
 /// Result of a create, printed as text or JSON.
@@ -36,81 +36,60 @@ struct Created {
     warnings: Vec<String>,
 }
 
-pub fn run(ctx: &Context, args: &CreateArgs) -> anyhow::Result<()> {
+pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Error> {
     names::validate_container_id(&args.container)?;
     names::validate_checkpoint_name(&args.name)?;
-    require_root("create")?;
+    ctx.require_root("create")?;
     // Only create holds a container frozen: it alone must outlive a signal
     // long enough to thaw; the other commands may simply die.
     interrupt::install();
-    let criu = Criu::locate()?;
-    let (container, docker) = discovery::find_running(&ctx.roots, ctx.docker, &ctx.proc_root, &args.container)?;
+    let criu = ctx.criu.locate()?;
+    let Found { container, engine } = ctx.engines.running(&args.container)?;
     log::info!(
         "found {} container {} (init pid {})",
         container.runtime.name(),
         container.id,
         container.init_pid
     );
-    if let Some(d) = &docker {
-        names::validate_docker_checkpoint_name(&args.name)?;
-        if let Some(blocker) =
-            crate::docker::restore_blocker(&d.daemon.info.version, &d.view.network_mode, d.view.network_disabled)
-        {
-            if !args.leave_running {
-                // Stopping a container this Docker cannot restore would lose it.
-                return Err(anyhow::Error::new(blocker).context(format!(
-                    "refusing to stop {} for a checkpoint it could not be restored from",
-                    d.view.name
-                )));
-            }
-            log::warn!("{blocker}");
-        }
-    }
+    engine.check_dump(&args.name, args.leave_running)?;
     let spec = crate::spec::load(&container.spec_path)?;
-    // Docker only restores checkpoints from its own directory.
-    let store_root = docker
-        .as_ref()
-        .map(|d| d.daemon.store_root())
-        .unwrap_or_else(|| ctx.store_root.clone());
-    let store = Store::open(&store_root)?;
-    let _lock = store.lock(&container.id, LOCK_WAIT)?;
+    let home = engine.home();
+    let store = ctx.open_store(&home.root)?;
+    let _lock = store.lock(&home.id, LOCK_WAIT)?;
 
-    let inventory = inventory::collect(&ctx.proc_root, container.init_pid)?;
-    let (host, freezer) = crate::facts::gather(&ctx.proc_root, &container, &spec.facts, store.root())?;
+    let inventory = inventory::collect(&ctx.proc, container.init_pid)?;
+    let host = crate::facts::gather(&ctx.proc, &container, &spec.facts, store.root())?;
     let opts = DumpOptions {
         leave_running: args.leave_running,
         tcp_established: args.criu.tcp_established,
         file_locks: args.criu.file_locks,
         ext_unix_sk: args.criu.ext_unix_sk,
     };
-    let plan = plan::dump_plan(&spec.facts, &inventory, &host, &opts).map_err(|r| Refused {
+    let plan = plan::dump_plan(&spec.facts, &inventory, &host, &opts).map_err(|r| Error::Refused {
         id: container.id.clone(),
         refusal: r,
     })?;
     for w in &plan.warnings {
         log::warn!("{w}");
     }
-    let freezer = freezer.expect("the plan refuses containers without a freezer");
+    let freezer = plan.freezer.clone();
 
-    let staging = store.begin(&container.id, &args.name)?;
-    let descriptors = if container.external_descriptors.is_empty() {
-        crate::facts::stdio_descriptors(&ctx.proc_root, container.init_pid)
-    } else {
-        container.external_descriptors.clone()
-    };
-    staging.write_file("descriptors.json", serde_json::to_string(&descriptors)?.as_bytes())?;
+    let staging = store.begin(&home.id, &args.name)?;
+    staging.write_file("descriptors.json", serde_json::to_string(&plan.descriptors)?.as_bytes())?;
     staging.write_file("inventory.json", serde_json::to_string_pretty(&inventory)?.as_bytes())?;
 
     let mut guard = FreezeGuard::new(freezer.clone())?;
     // From here on the container may be frozen (by ckpt or by CRIU): a
     // watchdog leaves it as the user wants it should ckpt die, however it dies.
-    let mut watchdog = Watchdog::spawn(&freezer, guard.paused_before()).context("cannot start the watchdog")?;
+    let mut watchdog =
+        Watchdog::spawn(ctx.exe.as_deref(), &freezer, guard.paused_before()).map_err(|source| Error::Spawn {
+            what: "the watchdog",
+            source,
+        })?;
     let dump_log = staging.dir().join(DUMP_LOG);
     watchdog.announce_log(&dump_log);
     let created_at = super::now_rfc3339();
     let started = Instant::now();
-    let mut criu_plan = plan.clone();
-    criu_plan.options.leave_running = true;
     // ckpt freezes the container itself, with or without --leave-running:
     // CRIU then finds it frozen and re-freezes it before it releases the
     // tasks, on success and on its own error paths. That is what makes a
@@ -122,7 +101,7 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> anyhow::Result<()> {
     log::info!(
         "dumping {} process(es) with criu {}",
         inventory.processes.len(),
-        criu.version
+        criu.version()
     );
     let mut progress = DirProgress::new(
         "dumping",
@@ -142,7 +121,7 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> anyhow::Result<()> {
         );
         let dumped = criu.run(
             "dump",
-            &criu::args::dump_args(&criu_plan, staging.dir()),
+            &criu::args::dump_args(&plan, staging.dir()),
             &dump_log,
             &mut watch,
         );
@@ -150,11 +129,9 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> anyhow::Result<()> {
         (dumped, watch.lent())
     };
     progress.finish();
-    if let Some(d) = &docker {
-        // Docker records a pause itself; its record decides.
-        if let Ok(Some((view, _))) = d.daemon.inspect(&container.id) {
-            guard.will_mut().docker_paused = Some(view.paused);
-        }
+    if let Some(paused) = engine.recorded_pause() {
+        // The engine records a pause itself (Docker); its record decides.
+        guard.will_mut().docker_paused = Some(paused);
     }
     let left = if guard.will().wants_paused() {
         "is left paused, as the user left it"
@@ -169,16 +146,16 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> anyhow::Result<()> {
         // The staging dir (and the log in it) goes away with this error:
         // point the message at the copy that stays.
         if let (criu::CriuError::Failed { log_path, .. } | criu::CriuError::Stalled { log_path, .. }, Some(kept)) =
-            (&mut e, keep_failed_log(&store, &container.id, &dump_log))
+            (&mut e, keep_failed_log(&store, &home.id, &dump_log))
         {
             *log_path = kept;
         }
-        return Err(anyhow::Error::new(e).context(format!("container {} was not changed and {left}", container.id)));
+        return Err(Error::from(e).context(format!("container {} was not changed and {left}", container.id)));
     }
     if let Some(sig) = interrupt::pending() {
         return Err(Interrupted(sig).into());
     }
-    if args.leave_running {
+    if plan.after == AfterDump::Resume {
         // Thaw at once (unless the user paused it): publishing takes a while.
         guard.settle()?;
     }
@@ -187,10 +164,9 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> anyhow::Result<()> {
         log::warn!(
             "container {} was paused while CRIU dumped it; {}",
             container.id,
-            if args.leave_running {
-                "it is left paused"
-            } else {
-                "it is stopped now, as asked"
+            match plan.after {
+                AfterDump::Resume => "it is left paused",
+                AfterDump::Stop => "it is stopped now, as asked",
             }
         );
     }
@@ -200,19 +176,20 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> anyhow::Result<()> {
         &container,
         &spec.raw,
         &inventory,
-        &criu,
-        &args.name,
-        created_at,
-        frozen_ms,
-        dump_ms,
-        &opts,
-        descriptors,
+        &plan,
+        Recorded {
+            name: &args.name,
+            criu: criu.version(),
+            created_at,
+            frozen_ms,
+            dump_ms,
+        },
     );
     let dir = staging.publish(meta)?;
-    let size_bytes = store.load(&container.id, &args.name).map(|e| e.size_bytes).unwrap_or(0);
+    let size_bytes = store.load(&home.id, &args.name).map(|e| e.size_bytes).unwrap_or(0);
 
-    if !args.leave_running {
-        stop_container(&container, &freezer, docker.as_ref()).with_context(|| {
+    if plan.after == AfterDump::Stop {
+        engine.stop_after_dump(&container, &freezer).with_context(|| {
             format!(
                 "checkpoint {} is saved in {}, but container {} could not be stopped",
                 args.name,
@@ -235,9 +212,9 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> anyhow::Result<()> {
         warnings: plan.warnings,
     };
     if args.json {
-        crate::outln!("{}", serde_json::to_string_pretty(&created)?);
+        out.json(&created)?;
     } else {
-        ctx.say(format!(
+        out.say(format!(
             "checkpoint {} of {} created: {} in {} (frozen {} ms, dump {} ms){}",
             created.name,
             created.container,
@@ -255,32 +232,21 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The preflight's refusal, with the container named.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot checkpoint container {id} (nothing was frozen or changed):\n  {}", .refusal.to_string().replace('\n', "\n  "))]
-pub struct Refused {
-    pub id: String,
-    pub refusal: plan::Refusal,
-}
-
-#[allow(clippy::too_many_arguments)]
-fn metadata(
-    c: &Container,
-    spec: &serde_json::Value,
-    inv: &Inventory,
-    criu: &Criu,
-    name: &str,
+/// What a dump measured and used, for its metadata.
+struct Recorded<'a> {
+    name: &'a str,
+    criu: crate::criu::CriuVersion,
     created_at: String,
     frozen_ms: u64,
     dump_ms: u64,
-    opts: &DumpOptions,
-    descriptors: Vec<String>,
-) -> CheckpointMeta {
+}
+
+fn metadata(c: &Container, spec: &serde_json::Value, inv: &Inventory, plan: &DumpPlan, r: Recorded) -> CheckpointMeta {
     CheckpointMeta {
         schema_version: store::SCHEMA_VERSION,
         tool: format!("ckpt {}", env!("CARGO_PKG_VERSION")),
         container_id: c.id.clone(),
-        name: name.to_string(),
+        name: r.name.to_string(),
         runtime: c.runtime.name().to_string(),
         runtime_root: Some(c.runtime_root.clone()),
         bundle: Some(c.bundle.clone()),
@@ -296,55 +262,23 @@ fn metadata(
                 .map(|p| (p.ns_pid.unwrap_or(p.pid), p.comm.clone()))
                 .collect(),
         },
-        criu_version: criu.version.to_string(),
+        criu_version: r.criu.to_string(),
         kernel: nix::sys::utsname::uname()
             .map(|u| u.release().to_string_lossy().into_owned())
             .unwrap_or_default(),
-        created_at,
-        frozen_ms,
-        dump_ms,
+        created_at: r.created_at,
+        frozen_ms: r.frozen_ms,
+        dump_ms: r.dump_ms,
         size_bytes: 0,
         options: store::metadata::DumpOptionsRecord {
-            leave_running: opts.leave_running,
-            tcp_established: opts.tcp_established,
-            file_locks: opts.file_locks,
-            ext_unix_sk: opts.ext_unix_sk,
+            leave_running: plan.options.leave_running,
+            tcp_established: plan.options.tcp_established,
+            file_locks: plan.options.file_locks,
+            ext_unix_sk: plan.options.ext_unix_sk,
         },
-        descriptors,
+        descriptors: plan.descriptors.clone(),
         files: Default::default(),
     }
-}
-
-/// Kills every task of the (frozen) container, thaws it so the kill lands,
-/// waits for init to go, and has the runtime delete the container so that
-/// its id is free for the restore (what `runc checkpoint` does too).
-fn stop_container(c: &Container, freezer: &FreezerDir, docker: Option<&DockerTarget>) -> anyhow::Result<()> {
-    use nix::sys::signal::{kill, Signal};
-    use nix::unistd::Pid;
-    for pid in freezer::pids(freezer)? {
-        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-    }
-    let _ = kill(Pid::from_raw(c.init_pid), Signal::SIGKILL);
-    // Thaw even a container the user had paused: frozen tasks do not act
-    // on SIGKILL, and stopping it is what the user asked for.
-    freezer::thaw(freezer, Duration::from_secs(10))?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    // Exited once gone, reaped or a zombie (its reaper is not ours to wait for).
-    while discovery::liveness(std::path::Path::new("/proc"), c) == discovery::Status::Running {
-        if Instant::now() > deadline {
-            anyhow::bail!("init process {} did not exit after SIGKILL", c.init_pid);
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    if let Some(d) = docker {
-        // containerd reaps the task and Docker marks the container exited,
-        // as after `docker checkpoint create`; wait so a start can follow.
-        d.daemon.wait_stopped(&c.id, Duration::from_secs(10))?;
-        return Ok(());
-    }
-    let runtime = Runtime::locate(c.runtime, &c.runtime_root)?;
-    runtime.delete(&c.id)?;
-    Ok(())
 }
 
 /// Copies a failed dump's log next to the container's checkpoints so it
@@ -352,8 +286,12 @@ fn stop_container(c: &Container, freezer: &FreezerDir, docker: Option<&DockerTar
 /// (0600, renamed into place), never through a symlink planted there.
 fn keep_failed_log(store: &Store, id: &str, log: &std::path::Path) -> Option<std::path::PathBuf> {
     let kept = std::fs::read(log)
-        .map_err(anyhow::Error::from)
-        .and_then(|text| Ok(store.replace_file(id, "dump-failed.log", &text)?));
-    kept.map_err(|e| log::warn!("cannot keep CRIU's log of the failed dump: {e:#}"))
+        .map_err(|source| Error::Io {
+            op: "read",
+            path: log.to_path_buf(),
+            source,
+        })
+        .and_then(|text| Ok(store.write_log(id, crate::store::Log::DumpFailed, &text)?));
+    kept.map_err(|e| log::warn!("cannot keep CRIU's log of the failed dump: {}", crate::error::chain(&e)))
         .ok()
 }

@@ -2,13 +2,15 @@
 
 use super::Context;
 use crate::cli::InspectArgs;
-use crate::discovery;
+use crate::engine::{self, Found};
+use crate::error::Error;
 use crate::inventory::{self, FdKind};
+use crate::output::Output;
 use crate::plan::{self, DumpOptions, Problem};
 
 #[derive(Debug, serde::Serialize)]
 struct Report<'a> {
-    container: &'a discovery::Container,
+    container: &'a engine::Container,
     verdict: &'static str,
     problems: Vec<Problem>,
     warnings: Vec<String>,
@@ -16,23 +18,15 @@ struct Report<'a> {
     inventory: &'a inventory::Inventory,
 }
 
-pub fn run(ctx: &Context, args: &InspectArgs) -> anyhow::Result<()> {
+pub fn run(ctx: &Context, args: &InspectArgs, out: &mut Output) -> Result<(), Error> {
     crate::store::names::validate_container_id(&args.container)?;
-    let (container, docker) = discovery::find_running(&ctx.roots, ctx.docker, &ctx.proc_root, &args.container)?;
+    let Found { container, engine } = ctx.engines.running(&args.container)?;
     let spec = crate::spec::load(&container.spec_path)?;
-    let inventory = inventory::collect(&ctx.proc_root, container.init_pid)?;
+    let inventory = inventory::collect(&ctx.proc, container.init_pid)?;
     // Free space where the checkpoint would go: Docker's directory for
     // Docker containers; the store, or the filesystem it would be made on.
-    let store_root = match &docker {
-        Some(d) => d.daemon.store_root(),
-        None => ctx
-            .store_root
-            .ancestors()
-            .find(|p| p.exists())
-            .unwrap_or(std::path::Path::new("/"))
-            .to_path_buf(),
-    };
-    let (host, _) = crate::facts::gather(&ctx.proc_root, &container, &spec.facts, &store_root)?;
+    let store_root = crate::engine::existing_ancestor(&engine.home().root);
+    let host = crate::facts::gather(&ctx.proc, &container, &spec.facts, &store_root)?;
     let opts = DumpOptions {
         leave_running: false,
         tcp_established: args.criu.tcp_established,
@@ -49,27 +43,27 @@ pub fn run(ctx: &Context, args: &InspectArgs) -> anyhow::Result<()> {
         inventory: &inventory,
     };
     if args.json {
-        crate::outln!("{}", serde_json::to_string_pretty(&report)?);
+        out.json(&report)?;
         return refused_exit(&report.problems);
     }
-    crate::outln!(
+    out.line(format!(
         "container {} ({}, init pid {}, bundle {})",
         container.id,
         container.runtime.name(),
         container.init_pid,
         container.bundle.display()
-    );
+    ));
     for p in &inventory.processes {
         if p.zombie {
-            crate::outln!(
+            out.line(format!(
                 "  pid {} (ns pid {}) {}: zombie (exited, not reaped by its parent yet; dumped as a zombie)",
                 p.pid,
                 p.ns_pid.map(|n| n.to_string()).unwrap_or_else(|| "?".into()),
                 p.comm
-            );
+            ));
             continue;
         }
-        crate::outln!(
+        out.line(format!(
             "  pid {} (ns pid {}) {}: {} fds, rss {}, anon {}",
             p.pid,
             p.ns_pid.map(|n| n.to_string()).unwrap_or_else(|| "?".into()),
@@ -77,24 +71,24 @@ pub fn run(ctx: &Context, args: &InspectArgs) -> anyhow::Result<()> {
             p.fds.len(),
             plan::human_bytes(p.memory.rss),
             plan::human_bytes(p.memory.anon_rss)
-        );
+        ));
         for fd in &p.fds {
-            crate::outln!("    fd {:>3} {:<14} {}", fd.fd, kind_name(&fd.kind), fd.target);
+            out.line(format!("    fd {:>3} {:<14} {}", fd.fd, kind_name(&fd.kind), fd.target));
         }
     }
-    crate::outln!(
+    out.line(format!(
         "estimated image size: {}",
         plan::human_bytes(report.estimated_image_bytes)
-    );
+    ));
     for w in &report.warnings {
-        crate::outln!("warning: {w}");
+        out.line(format!("warning: {w}"));
     }
     if report.problems.is_empty() {
-        crate::outln!("verdict: ok, can be checkpointed");
+        out.line("verdict: ok, can be checkpointed");
     } else {
-        crate::outln!("verdict: refused");
+        out.line("verdict: refused");
         for p in &report.problems {
-            crate::outln!("  - {p}");
+            out.line(format!("  - {p}"));
         }
     }
     refused_exit(&report.problems)
@@ -125,17 +119,10 @@ fn kind_name(k: &FdKind) -> &'static str {
 
 /// A refused verdict exits 3 like a refused `create`, so scripts can test
 /// `ckpt inspect C && ckpt create C x`.
-fn refused_exit(problems: &[Problem]) -> anyhow::Result<()> {
+fn refused_exit(problems: &[Problem]) -> Result<(), Error> {
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(NotCheckpointable { count: problems.len() }.into())
+        Err(Error::NotCheckpointable { count: problems.len() })
     }
-}
-
-/// `inspect` found reasons to refuse a checkpoint (already printed).
-#[derive(Debug, thiserror::Error)]
-#[error("the container cannot be checkpointed as is ({count} problem(s) above)")]
-pub struct NotCheckpointable {
-    pub count: usize,
 }

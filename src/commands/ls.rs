@@ -2,6 +2,8 @@
 
 use super::Context;
 use crate::cli::LsArgs;
+use crate::error::Error;
+use crate::output::Output;
 use crate::plan::human_bytes;
 use crate::store::{names, CheckpointEntry, Store};
 
@@ -41,26 +43,24 @@ fn mtime(dir: &std::path::Path) -> Option<String> {
     Some(humantime::format_rfc3339_seconds(t).to_string())
 }
 
-pub fn run(ctx: &Context, args: &LsArgs) -> anyhow::Result<()> {
+pub fn run(ctx: &Context, args: &LsArgs, out: &mut Output) -> Result<(), Error> {
     let rows: Vec<Row> = match &args.container {
         Some(c) => {
             names::validate_container_id(c)?;
-            let (root, id) = super::checkpoint_home(ctx, c)?;
-            list(&root, Some(&id))?.iter().map(row).collect()
+            let home = ctx.engines.home(c)?.home();
+            list(ctx, &home.root, Some(&home.id))?.iter().map(row).collect()
         }
         None => {
-            let mut rows: Vec<Row> = list(&ctx.store_root, None)?.iter().map(row).collect();
-            // Every checkpoint the operator has: Docker's too, when Docker is
-            // searched and answers.
-            if let Some(daemon) = crate::discovery::docker::daemon(ctx.docker)? {
-                match list(&daemon.store_root(), None) {
+            let mut rows: Vec<Row> = Vec::new();
+            for listing in ctx.engines.listings()? {
+                match list(ctx, &listing.root, None) {
                     Ok(entries) => rows.extend(entries.iter().map(row).map(|mut r| {
-                        r.runtime.get_or_insert_with(|| "docker".into());
+                        if let Some(runtime) = listing.runtime {
+                            r.runtime.get_or_insert_with(|| runtime.into());
+                        }
                         r
                     })),
-                    Err(e) if ctx.docker == crate::discovery::DockerMode::Auto => {
-                        log::warn!("cannot list Docker's checkpoints: {e}")
-                    }
+                    Err(e) if !listing.required => log::warn!("cannot list Docker's checkpoints: {e}"),
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -68,25 +68,19 @@ pub fn run(ctx: &Context, args: &LsArgs) -> anyhow::Result<()> {
         }
     };
     if args.json {
-        crate::outln!("{}", serde_json::to_string_pretty(&rows)?);
+        out.json(&rows)?;
         return Ok(());
     }
     if rows.is_empty() {
-        ctx.say("no checkpoints");
+        out.say("no checkpoints");
         return Ok(());
     }
-    crate::outln!(
+    out.line(format!(
         "{:<20} {:<20} {:<21} {:>10} {:>9} {:<7} {:<5}",
-        "CONTAINER",
-        "NAME",
-        "CREATED",
-        "SIZE",
-        "FROZEN",
-        "RUNNING",
-        "BY"
-    );
+        "CONTAINER", "NAME", "CREATED", "SIZE", "FROZEN", "RUNNING", "BY"
+    ));
     for r in rows {
-        crate::outln!(
+        out.line(format!(
             "{:<20} {:<20} {:<21} {:>10} {:>9} {:<7} {:<5}",
             short(&r.container),
             r.name,
@@ -99,15 +93,19 @@ pub fn run(ctx: &Context, args: &LsArgs) -> anyhow::Result<()> {
                 None => "-",
             },
             r.made_by
-        );
+        ));
     }
     Ok(())
 }
 
 /// A store's checkpoints; a missing store has none (listing never creates it).
-fn list(root: &std::path::Path, id: Option<&str>) -> Result<Vec<CheckpointEntry>, crate::store::StoreError> {
+fn list(
+    ctx: &Context,
+    root: &std::path::Path,
+    id: Option<&str>,
+) -> Result<Vec<CheckpointEntry>, crate::store::StoreError> {
     if root.exists() {
-        Store::open(root)?.list(id)
+        Store::open_with(root, &ctx.proc)?.list(id)
     } else {
         Ok(Vec::new())
     }

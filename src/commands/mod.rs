@@ -1,6 +1,13 @@
 //! One file per verb. Each takes the parsed arguments and a [`Context`],
-//! does the work, prints its result, and returns typed errors wrapped in
-//! `anyhow` for `main` to print once and map to an exit code.
+//! does the work, writes its result into an [`crate::output::Output`], and
+//! returns an [`Error`]; `main` prints the output, then the error once,
+//! and exits with the error's code.
+//!
+//! Commands talk to containers only through the engine seam
+//! (`ctx.engines`, see [`crate::engine`]), to CRIU only through
+//! `ctx.criu`, and decide through the plans; they never call each other,
+//! and nothing but `main` calls them. Their unit tests (`tests.rs`) put a
+//! fake engine and a fake CRIU in the context, and need no root.
 
 pub mod create;
 pub mod inspect;
@@ -8,25 +15,39 @@ pub mod ls;
 pub mod relay;
 pub mod rm;
 pub mod start;
-pub mod start_docker;
 pub mod verify;
 
+#[cfg(test)]
+mod tests;
+
 use crate::cli::{GlobalArgs, RuntimeChoice};
-use crate::discovery::{DockerMode, RuntimeKind, SearchRoots};
-use std::path::PathBuf;
+use crate::criu::{FromPath, Locate};
+use crate::engine::oci::SearchRoots;
+use crate::engine::{DockerMode, Engines, Resolver, RuntimeKind};
+use crate::error::Error;
+use crate::procfs::ProcRoot;
+use crate::store::{Store, StoreError};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// How long a command waits for another ckpt working on the same container.
 pub const LOCK_WAIT: Duration = Duration::from_secs(10);
 
-/// What every command needs to know.
-#[derive(Debug, Clone)]
+/// What every command needs: where things are, and the seams to the world.
 pub struct Context {
+    /// The ckpt store (`--store`).
     pub store_root: PathBuf,
-    pub roots: SearchRoots,
-    pub docker: DockerMode,
-    pub proc_root: PathBuf,
+    pub proc: ProcRoot,
+    /// `-q`: no progress bars either.
     pub quiet: bool,
+    /// The engines containers are found in and handled by.
+    pub engines: Box<dyn Engines>,
+    /// Where CRIU comes from.
+    pub criu: Box<dyn Locate>,
+    /// Whether ckpt runs as root.
+    pub root: bool,
+    /// ckpt's own binary, for the helper processes it starts (`__watchdog`).
+    pub exe: Option<PathBuf>,
 }
 
 impl Context {
@@ -44,113 +65,42 @@ impl Context {
         } else {
             docker
         };
+        let proc = ProcRoot::host();
+        let exe = std::env::current_exe().ok();
         Context {
             store_root: g.store.clone(),
-            roots: SearchRoots::new(runtime, &g.runtime_roots),
-            docker,
-            proc_root: PathBuf::from("/proc"),
+            engines: Box::new(Resolver {
+                roots: SearchRoots::new(runtime, &g.runtime_roots),
+                docker,
+                store_root: g.store.clone(),
+                proc: proc.clone(),
+                exe: exe.clone(),
+            }),
+            proc,
             quiet: g.quiet,
+            criu: Box::new(FromPath),
+            root: nix::unistd::geteuid().is_root(),
+            exe,
         }
     }
 
-    /// Prints a line to stdout unless --quiet.
-    pub fn say(&self, line: impl AsRef<str>) {
-        if !self.quiet {
-            crate::outln!("{}", line.as_ref());
+    /// Fails unless running as root.
+    pub fn require_root(&self, verb: &'static str) -> Result<(), Error> {
+        if self.root {
+            Ok(())
+        } else {
+            Err(Error::NotRoot { verb })
         }
     }
-}
 
-/// Errors shared by the commands.
-#[derive(Debug, thiserror::Error)]
-pub enum CommandError {
-    #[error("ckpt {verb} must run as root (CRIU needs CAP_SYS_ADMIN and friends); try: sudo ckpt {verb} ...")]
-    NotRoot { verb: &'static str },
-    #[error(
-        "container {id} is running; stop it first, or restore the checkpoint as a new container with --name NEW_ID"
-    )]
-    TargetRunning { id: String },
-    #[error(
-        "checkpoint {name} was made by CRIU {made}, newer than the installed CRIU {installed}; install CRIU >= {made}"
-    )]
-    CriuOlderThanCheckpoint {
-        name: String,
-        made: String,
-        installed: String,
-    },
-    #[error("{what} {path} does not exist; the checkpoint needs it to restore")]
-    MissingPath { what: &'static str, path: PathBuf },
-    #[error("the restore of {id} did not resume the checkpointed processes: {reason}")]
-    NotResumed { id: String, reason: String },
-    #[error("cannot {op} {path}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-/// Fails unless running as root.
-pub fn require_root(verb: &'static str) -> Result<(), CommandError> {
-    if nix::unistd::geteuid().is_root() {
-        Ok(())
-    } else {
-        Err(CommandError::NotRoot { verb })
+    /// Opens the store at `root`, its staging judged by this context's
+    /// processes.
+    pub fn open_store(&self, root: &Path) -> Result<Store, StoreError> {
+        Store::open_with(root, &self.proc)
     }
 }
 
 /// RFC 3339 UTC now, to the second.
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
-}
-
-/// The Docker container `reference` names, when Docker is searched and
-/// knows it; with `--runtime docker` an unknown name is an error.
-pub fn docker_target(
-    ctx: &Context,
-    reference: &str,
-) -> Result<Option<crate::discovery::docker::DockerTarget>, crate::discovery::DiscoveryError> {
-    match crate::discovery::docker::find(ctx.docker, reference)? {
-        None if ctx.docker == DockerMode::Only => Err(crate::docker::DockerError::NoSuchContainer {
-            reference: reference.to_string(),
-        }
-        .into()),
-        found => Ok(found),
-    }
-}
-
-/// Where the checkpoints of `reference` live and its full id: Docker's
-/// directory for Docker containers, the ckpt store otherwise.
-pub fn checkpoint_home(ctx: &Context, reference: &str) -> Result<(PathBuf, String), crate::discovery::DiscoveryError> {
-    Ok(match docker_target(ctx, reference)? {
-        Some(t) => {
-            refuse_ambiguous(ctx, reference, &t)?;
-            (t.daemon.store_root(), t.view.id)
-        }
-        None => (ctx.store_root.clone(), reference.to_string()),
-    })
-}
-
-/// In auto mode, a reference that names a Docker container *and* has
-/// checkpoints of its own in the ckpt store names two things: refuse
-/// rather than guess (`--runtime` picks one).
-pub fn refuse_ambiguous(
-    ctx: &Context,
-    reference: &str,
-    t: &crate::discovery::docker::DockerTarget,
-) -> Result<(), crate::discovery::DiscoveryError> {
-    let in_store = ctx.store_root.join(reference).join("checkpoints");
-    if ctx.docker == DockerMode::Auto && reference != t.view.id && in_store.is_dir() {
-        return Err(crate::discovery::DiscoveryError::Ambiguous {
-            id: reference.to_string(),
-            candidates: format!(
-                "Docker container {} ({}), checkpoints in {}",
-                t.view.name,
-                &t.view.id[..12.min(t.view.id.len())],
-                in_store.display()
-            ),
-        });
-    }
-    Ok(())
 }

@@ -12,28 +12,44 @@
 //! the error.
 
 use crate::cli::RelayArgs;
+use crate::error::Error;
 use std::io::{Read, Write};
+use std::path::Path;
 
-pub fn run(args: &RelayArgs) -> anyhow::Result<()> {
-    let (mut sink, mut failed) = match crate::store::open_append_private(&args.output) {
+pub fn run(args: &RelayArgs) -> Result<(), Error> {
+    relay(std::io::stdin().lock(), &args.output)
+}
+
+/// Copies `input` to the end of `output` until `input` ends.
+pub(super) fn relay(mut input: impl Read, output: &Path) -> Result<(), Error> {
+    let (mut sink, mut failed) = match crate::store::open_append_private(output) {
         Ok(file) => (Some(file), None),
-        Err(e) => (None, Some(anyhow::Error::new(e))),
+        Err(e) => (None, Some(Error::from(e))),
     };
-    let mut stdin = std::io::stdin().lock();
     let mut buf = [0u8; 64 * 1024];
     loop {
-        let n = match stdin.read(&mut buf) {
+        let n = match input.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e.into()),
+            Err(source) => {
+                return Err(Error::Io {
+                    op: "read",
+                    path: "(stdin)".into(),
+                    source,
+                })
+            }
         };
         if let Some(Err(e)) = sink.as_mut().map(|f| f.write_all(&buf[..n])) {
             sink = None;
-            failed = Some(anyhow::Error::new(e).context(format!(
-                "cannot append to {}; the rest of the output was discarded",
-                args.output.display()
-            )));
+            failed = Some(
+                Error::Io {
+                    op: "append to",
+                    path: output.to_path_buf(),
+                    source: e,
+                }
+                .context("the rest of the output was discarded"),
+            );
         }
     }
     failed.map_or(Ok(()), Err)

@@ -2,24 +2,30 @@
 
 use super::{Context, LOCK_WAIT};
 use crate::cli::RmArgs;
-use crate::store::{names, Store, StoreError};
+use crate::error::Error;
+use crate::output::Output;
+use crate::store::{names, StoreError};
 
-pub fn run(ctx: &Context, args: &RmArgs) -> anyhow::Result<()> {
+pub fn run(ctx: &Context, args: &RmArgs, out: &mut Output) -> Result<(), Error> {
     names::validate_container_id(&args.container)?;
     names::validate_checkpoint_name(&args.name)?;
     // Checkpoints are root's: without root a present one would look absent.
-    super::require_root("rm")?;
-    let (root, id) = super::checkpoint_home(ctx, &args.container)?;
-    if !root.join(&id).join("checkpoints").join(&args.name).exists() {
+    ctx.require_root("rm")?;
+    let home = ctx.engines.home(&args.container)?.home();
+    let (root, id) = (home.root, home.id);
+    if !crate::store::Layout::new(&root)
+        .checkpoint_dir(&id, &args.name)
+        .exists()
+    {
         return Err(StoreError::NotFound {
             container: args.container.clone(),
             name: args.name.clone(),
         }
         .into());
     }
-    let store = Store::open(&root)?;
+    let store = ctx.open_store(&root)?;
     let _lock = store.lock(&id, LOCK_WAIT)?;
     store.remove(&id, &args.name)?;
-    ctx.say(format!("removed checkpoint {} of {}", args.name, args.container));
+    out.say(format!("removed checkpoint {} of {}", args.name, args.container));
     Ok(())
 }

@@ -1,31 +1,29 @@
-//! `ckpt start`: load → verify → restore through the runtime → confirm.
+//! `ckpt start`: load → verify → plan → prepare → restore through the
+//! engine → confirm.
 //!
 //! Nothing is written until every check has passed (schema, checksums,
-//! CRIU version, the bundle and its rootfs, bind-mount sources, the
-//! target's files, the target not running), and all of it under the locks
-//! of the source and the target: a refused start changes nothing, and of
-//! two starts into one target the second sees what the first did. A
-//! restore that fails, or that SIGINT, SIGTERM or SIGHUP interrupts, is
-//! undone whole ([`crate::cleanup::undo_restore`]): the target is then
-//! stopped and the checkpoint can be restored again. ckpt never dies of
-//! those signals while the runtime restores: it lets the runtime finish,
-//! then undoes.
+//! the plan: CRIU version, the bundle and its rootfs, bind-mount sources,
+//! the target's files, the target not running), and all of it under the
+//! locks of the source and the target: a refused start changes nothing,
+//! and of two starts into one target the second sees what the first did.
+//! A restore that fails, or that SIGINT, SIGTERM or SIGHUP interrupts, is
+//! undone whole by its engine: the target is then stopped and the
+//! checkpoint can be restored again. Where the restore runs in ckpt's own
+//! children (runc, crun), ckpt never dies of those signals while it runs:
+//! it lets the runtime finish, then undoes.
 
-use super::{require_root, CommandError, Context, LOCK_WAIT};
-use crate::cleanup::{self, RestoreSite};
+use super::{Context, LOCK_WAIT};
 use crate::cli::StartArgs;
-use crate::criu::{Criu, CriuVersion};
-use crate::discovery::{self, RuntimeKind, SearchRoots, Status};
+use crate::engine::{Report, Undo};
+use crate::error::Error;
 use crate::interrupt::{self, Interrupted};
-use crate::restore;
-use crate::restore::{BundleChoice, BundleRefusal};
-use crate::runtime::{RestoreRequest, Runtime};
-use crate::store::{names, CheckpointMeta, ContainerLock, Store, StoreError};
-use anyhow::Context as _;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use crate::output::Output;
+use crate::plan::confirm;
+use crate::plan::restore::{restore_plan, RestoreOptions};
+use crate::store::{names, ContainerLock, Store, StoreError};
+use std::path::PathBuf;
 
+/// `start --json` of a runc or crun restore.
 #[derive(Debug, serde::Serialize)]
 struct Started {
     container: String,
@@ -36,449 +34,178 @@ struct Started {
     restore_ms: u64,
 }
 
-pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
+/// `start --json` of a Docker restore.
+#[derive(Debug, serde::Serialize)]
+struct DockerStarted {
+    container: String,
+    id: String,
+    checkpoint: String,
+    pid: i32,
+    runtime: &'static str,
+    restore_ms: u64,
+    retries: u32,
+}
+
+pub fn run(ctx: &Context, args: &StartArgs, out: &mut Output) -> Result<(), Error> {
     names::validate_container_id(&args.container)?;
     names::validate_checkpoint_name(&args.checkpoint)?;
-    if let Some(t) = super::docker_target(ctx, &args.container)? {
-        super::refuse_ambiguous(ctx, &args.container, &t)?;
-        return super::start_docker::run(ctx, args, t);
+    if let Some(name) = &args.name {
+        names::validate_container_id(name)?;
     }
-    let target = args.name.clone().unwrap_or_else(|| args.container.clone());
-    names::validate_container_id(&target)?;
-    require_root("start")?;
-    // From here a signal is remembered, not fatal: the restore below must
-    // finish or be undone, never be abandoned half-way.
-    interrupt::install();
-    let criu = Criu::locate()?;
-    let store = Store::open(&ctx.store_root)?;
+    let engine = ctx.engines.home(&args.container)?;
+    let home = engine.home();
+    ctx.require_root("start")?;
+    let opts = RestoreOptions {
+        new_name: args.name.clone(),
+    };
+    if engine.defers_signals() {
+        // From here a signal is remembered, not fatal: the restore below
+        // must finish or be undone, never be abandoned half-way.
+        interrupt::install();
+    }
+    // CRIU as soon as it is sure to be needed: every checkpoint in ckpt's
+    // store has a CRIU version to check; one in Docker's directory may not.
+    let mut criu = match home.foreign {
+        false => Some(ctx.criu.locate()?.version()),
+        true => None,
+    };
+    engine.check_restore(&opts)?;
+    let store = ctx.open_store(&home.root)?;
     // Look before locking: the lock would create the container's directory.
-    if !store
-        .layout()
-        .checkpoint_dir(&args.container, &args.checkpoint)
-        .exists()
-    {
-        return Err(crate::store::StoreError::NotFound {
-            container: args.container.clone(),
+    if !store.layout().checkpoint_dir(&home.id, &args.checkpoint).exists() {
+        return Err(StoreError::NotFound {
+            container: home.name.clone(),
             name: args.checkpoint.clone(),
         }
         .into());
     }
-    let _locks = lock_in_order(&store, &args.container, &target)?;
+    let _locks = lock_in_order(&store, &home.id, engine.target_lock_id(&opts).as_deref())?;
 
-    // 1. Is the checkpoint whole and ours?
-    let entry = store.load(&args.container, &args.checkpoint)?;
-    // In ckpt's own store every checkpoint has a ckpt.json: one without is
-    // damaged (Docker's directory is where foreign checkpoints live).
-    let meta = entry.meta.clone().ok_or_else(|| StoreError::Corrupt {
-        dir: entry.dir.clone(),
-        reason: "ckpt.json: missing".into(),
-    })?;
-    store.verify(&entry)?;
-    check_criu_version(&meta, &criu)?;
-    let kind = RuntimeKind::from_name(&meta.runtime).ok_or_else(|| {
-        anyhow::anyhow!(
-            "checkpoint {} was made for runtime {:?}, which this ckpt cannot restore",
-            meta.name,
-            meta.runtime
-        )
-    })?;
-    let runtime_root = meta
-        .runtime_root
-        .clone()
-        .unwrap_or_else(|| kind.default_roots()[0].clone());
-    let runtime = Runtime::locate(kind, &runtime_root)?;
-
-    // 2. Where will it go? Decided in full before anything is written.
-    let bundle_choice = choose_bundle(&meta, &entry.dir, args.name.is_some())?;
-    check_bind_sources(&meta.spec)?;
-    // What this start writes into the target's directory must be ckpt's
-    // own files, not symlinks planted there.
-    store.check_no_symlinks(&target, TARGET_FILES)?;
-    let roots = SearchRoots {
-        roots: vec![(kind, runtime_root.clone())],
-    };
-    let found = discovery::lookup(&roots, &ctx.proc_root, &target)?;
-    if let Some(found) = &found {
-        if found.status != Status::Stopped {
-            warn_of_leftover_mounts(&runtime_root.join(&target), &target, kind);
-            return Err(CommandError::TargetRunning { id: target }.into());
+    // 1. Is the checkpoint whole, and whose is it?
+    let entry = store.load(&home.id, &args.checkpoint)?;
+    match &entry.meta {
+        // In ckpt's own store every checkpoint has a ckpt.json: one without
+        // is damaged (Docker's directory is where foreign checkpoints live).
+        None if !home.foreign => {
+            return Err(StoreError::Corrupt {
+                dir: entry.dir.clone(),
+                reason: "ckpt.json: missing".into(),
+            }
+            .into())
+        }
+        None => {}
+        Some(_) => {
+            store.verify(&entry)?;
+            if criu.is_none() {
+                criu = Some(ctx.criu.locate()?.version());
+            }
         }
     }
+
+    // 2. Where will it go? Decided in full before anything is written.
+    let facts = engine.restore_facts(&store, &entry, &opts, criu)?;
+    let plan = restore_plan(&entry, &facts, &opts)?;
     if let Some(sig) = interrupt::pending() {
-        return Err(anyhow::Error::new(Interrupted(sig)).context("nothing was started or changed"));
+        return Err(Error::from(Interrupted(sig)).context("nothing was started or changed"));
     }
 
-    // Every check has passed: from here on, ckpt writes.
-    let bundle = write_bundle(&store, &target, bundle_choice)?;
-    let staging_root = store.layout().staging_root(&target);
-    let site = |work_area| RestoreSite {
-        runtime: &runtime,
-        id: &target,
-        bundle: &bundle,
-        work_area,
-        proc_root: &ctx.proc_root,
-    };
-    if found.is_some() || runtime_root.join(&target).exists() {
-        // A stopped container, or a state dir without a state file: the
-        // leftover of an earlier failed or killed create or restore, which
-        // may still have CRIU's and the runtime's mounts (the rootfs among
-        // them) below it. The runtime refuses the id until it goes.
-        log::info!(
-            "removing the stopped or leftover container {target} in {}",
-            runtime_root.display()
-        );
-        cleanup::undo_restore(&site(&staging_root)).with_context(|| {
-            format!(
-                "cannot remove the leftover state of {target} in {}; nothing was restored",
-                runtime_root.display()
-            )
-        })?;
-    }
+    // 3. Every check has passed: from here on, ckpt writes.
+    let prepared = engine.prepare(&store, &entry, &plan)?;
     if let Some(sig) = interrupt::pending() {
-        return Err(anyhow::Error::new(Interrupted(sig)).context("nothing was started"));
+        return Err(Error::from(Interrupted(sig)).context("nothing was started"));
     }
-
-    // 3. Restore.
-    crate::store::publish::ensure_private_dir(&staging_root)?;
-    let work = WorkDir(
-        tempfile::Builder::new()
-            // `<name>.<pid>.<nonce>` like every staging entry, so that a work
-            // dir left by a killed ckpt is cleaned by the next command.
-            .prefix(&format!("restore.{}.", std::process::id()))
-            .tempdir_in(&staging_root)
-            .map_err(|source| CommandError::Io {
-                op: "create a work directory in",
-                path: staging_root.clone(),
-                source,
-            })?
-            .keep(),
-    );
-    let output_log = store.layout().container_dir(&target).join("output.log");
-    let started = std::time::Instant::now();
-    let pipe_write = spawn_relay(&output_log)?;
-    let pid_file = work.0.join("pid");
-    let req = RestoreRequest {
-        id: &target,
-        bundle: &bundle,
-        images: &entry.dir,
-        work_dir: &work.0,
-        pid_file: &pid_file,
-        options: crate::plan::DumpOptions {
-            leave_running: meta.options.leave_running,
-            tcp_established: meta.options.tcp_established,
-            file_locks: meta.options.file_locks,
-            ext_unix_sk: meta.options.ext_unix_sk,
-        },
+    let undo = |failure: Option<Error>| {
+        let signal = interrupt::pending();
+        engine.undo(&store, &plan, &prepared, Undo { failure, signal })
     };
-    log::info!("restoring {} from {} with {}", target, entry.dir.display(), kind.name());
-    let restored = runtime.restore(&req, pipe_write);
-    let restore_log_text = std::fs::read_to_string(work.0.join("restore.log")).unwrap_or_default();
-    let kept_log = store.layout().container_dir(&target).join("restore.log");
-    let _ = store.replace_file(&target, "restore.log", restore_log_text.as_bytes());
-    let undo = |restore_error: Option<anyhow::Error>| {
-        let sig = interrupt::pending();
-        let undone = cleanup::undo_restore(&site(&work.0));
-        explain_undo(restore_error, sig, undone, &target, &args.checkpoint, &kept_log)
+    let restored = match engine.restore(&store, &plan, &prepared) {
+        Err(e) => return Err(undo(Some(e))),
+        Ok(_) if interrupt::pending().is_some() => return Err(undo(None)),
+        Ok(restored) => restored,
     };
-    match restored {
-        Err(e) => return Err(undo(Some(e.into()))),
-        Ok(()) if interrupt::pending().is_some() => return Err(undo(None)),
-        Ok(()) => {}
-    }
-    let restore_ms = started.elapsed().as_millis() as u64;
 
     // 4. Did the saved processes come back?
-    let pid: i32 = std::fs::read_to_string(&pid_file)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .ok_or_else(|| CommandError::NotResumed {
-            id: target.clone(),
-            reason: format!("{} wrote no pid file", kind.name()),
-        })?;
-    let live = restore::live_init(&ctx.proc_root, pid);
-    restore::confirm_resumed(&meta, &live, Some(&restore_log_text)).map_err(|reason| CommandError::NotResumed {
-        id: target.clone(),
-        reason,
+    let pid = engine.restored_init(&plan, &prepared)?;
+    let live = ctx.proc.live_init(pid);
+    confirm::confirm(entry.meta.as_ref(), &live, restored.restore_log.as_deref()).map_err(|reason| {
+        Error::NotResumed {
+            id: prepared.name.clone(),
+            reason,
+        }
     })?;
     // The last moment to honour a signal: past it, success is reported.
     if interrupt::pending().is_some() {
         return Err(undo(None));
     }
-    drop(work);
+    let (id, name) = (prepared.id.clone(), prepared.name.clone());
+    drop(prepared);
 
-    let started = Started {
-        container: target,
-        checkpoint: meta.name.clone(),
-        pid,
-        runtime: kind.name().into(),
-        output_log,
-        restore_ms,
-    };
-    if args.json {
-        crate::outln!("{}", serde_json::to_string_pretty(&started)?);
-    } else {
-        ctx.say(format!(
-            "container {} restored from checkpoint {} in {} ms (pid {}); its output goes to {}",
-            started.container,
-            started.checkpoint,
-            started.restore_ms,
-            started.pid,
-            started.output_log.display()
-        ));
+    match restored.report {
+        Report::Oci { runtime, output_log } => {
+            let started = Started {
+                container: name,
+                checkpoint: plan.checkpoint,
+                pid,
+                runtime: runtime.name().into(),
+                output_log,
+                restore_ms: restored.restore_ms,
+            };
+            if args.json {
+                out.json(&started)?;
+            } else {
+                out.say(format!(
+                    "container {} restored from checkpoint {} in {} ms (pid {}); its output goes to {}",
+                    started.container,
+                    started.checkpoint,
+                    started.restore_ms,
+                    started.pid,
+                    started.output_log.display()
+                ));
+            }
+        }
+        Report::Docker { retries } => {
+            let started = DockerStarted {
+                container: name,
+                id,
+                checkpoint: args.checkpoint.clone(),
+                pid,
+                runtime: "docker",
+                restore_ms: restored.restore_ms,
+                retries,
+            };
+            if args.json {
+                out.json(&started)?;
+            } else {
+                out.say(format!(
+                    "Docker container {} restored from checkpoint {} in {} ms (pid {}){}; see `docker logs {}`",
+                    started.container,
+                    started.checkpoint,
+                    started.restore_ms,
+                    started.pid,
+                    match started.retries {
+                        0 => String::new(),
+                        n => format!(
+                            " after {n} retr{} (Docker's stale-content error, moby#42900)",
+                            if n == 1 { "y" } else { "ies" }
+                        ),
+                    },
+                    started.container
+                ));
+            }
+        }
     }
     Ok(())
 }
 
-/// Refuses checkpoints made by a newer CRIU than the installed one.
-pub fn check_criu_version(meta: &CheckpointMeta, criu: &Criu) -> Result<(), CommandError> {
-    match CriuVersion::parse_plain(&meta.criu_version) {
-        Some(made) if made > criu.version => Err(CommandError::CriuOlderThanCheckpoint {
-            name: meta.name.clone(),
-            made: made.to_string(),
-            installed: criu.version.to_string(),
-        }),
-        _ => Ok(()),
-    }
-}
-
-/// The files `start` writes below `<store>/<target>/` (and their dirs).
-const TARGET_FILES: &[&str] = &[
-    "output.log",
-    "restore.log",
-    ".ckpt-staging",
-    "bundle",
-    "bundle/config.json",
-];
-
-/// Takes the locks of `source` and, when it is another id, of `target`,
-/// always in the order of the ids: two starts crossing the same two ids
-/// (`--name B A` and `--name A B`) then never each hold one lock while
-/// waiting for the other. A target unknown to the store gets a directory
-/// for its lock, which goes again if the start writes nothing there.
-fn lock_in_order(store: &Store, source: &str, target: &str) -> Result<Vec<ContainerLock>, StoreError> {
-    let mut ids = vec![source, target];
+/// Takes the locks of `source` and, when there is one and it is another
+/// id, of `target`, always in the order of the ids: two starts crossing
+/// the same two ids (`--name B A` and `--name A B`) then never each hold
+/// one lock while waiting for the other. A target unknown to the store gets
+/// a directory for its lock, which goes again if the start writes nothing
+/// there.
+fn lock_in_order(store: &Store, source: &str, target: Option<&str>) -> Result<Vec<ContainerLock>, StoreError> {
+    let mut ids: Vec<&str> = [Some(source), target].into_iter().flatten().collect();
     ids.sort_unstable();
     ids.dedup();
     ids.into_iter().map(|id| store.lock(id, LOCK_WAIT)).collect()
-}
-
-/// Decides the bundle to restore into (see [`restore::choose_bundle`]) and
-/// checks that a generated one's rootfs exists. Reads, never writes.
-fn choose_bundle(meta: &CheckpointMeta, dir: &Path, new_id: bool) -> anyhow::Result<BundleChoice> {
-    let original = match (&meta.bundle, new_id) {
-        (Some(bundle), false) => read_spec(&bundle.join("config.json"))?,
-        _ => None,
-    };
-    let choice = restore::choose_bundle(meta, new_id, original.as_ref()).map_err(|r| match r {
-        BundleRefusal::Inconsistent(reason) => anyhow::Error::new(StoreError::Corrupt {
-            dir: dir.to_path_buf(),
-            reason: format!("{}: {reason}", crate::store::metadata::META_FILE),
-        }),
-        BundleRefusal::NoRootfs => CommandError::MissingPath {
-            what: "root filesystem",
-            path: PathBuf::from("(not recorded)"),
-        }
-        .into(),
-        changed => changed.into(),
-    })?;
-    if let (BundleChoice::Generated(_), Some(rootfs)) = (&choice, &meta.rootfs) {
-        if !rootfs.is_dir() {
-            return Err(CommandError::MissingPath {
-                what: "root filesystem",
-                path: rootfs.clone(),
-            }
-            .into());
-        }
-    }
-    Ok(choice)
-}
-
-/// The parsed OCI spec at `path`; `None` if there is no file there.
-fn read_spec(path: &Path) -> anyhow::Result<Option<serde_json::Value>> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(CommandError::Io {
-                op: "read",
-                path: path.to_path_buf(),
-                source,
-            }
-            .into())
-        }
-    };
-    let spec =
-        serde_json::from_slice(&bytes).with_context(|| format!("cannot parse the OCI spec {}", path.display()))?;
-    Ok(Some(spec))
-}
-
-/// Puts the chosen bundle in place: the original as it is, or the
-/// generated spec as `<store>/<target>/bundle/config.json`, written by the
-/// store (0600, fsynced, renamed into place). Returns the bundle dir.
-fn write_bundle(store: &Store, target: &str, choice: BundleChoice) -> anyhow::Result<PathBuf> {
-    match choice {
-        BundleChoice::Original(dir) => Ok(dir),
-        BundleChoice::Generated(spec) => {
-            let path = store.replace_file(target, "bundle/config.json", &serde_json::to_vec_pretty(&spec)?)?;
-            Ok(path.parent().expect("a file in bundle/").to_path_buf())
-        }
-    }
-}
-
-/// Every bind mount's source must exist, or CRIU fails half-way.
-fn check_bind_sources(spec: &serde_json::Value) -> Result<(), CommandError> {
-    let Some(mounts) = spec.get("mounts").and_then(|m| m.as_array()) else {
-        return Ok(());
-    };
-    for m in mounts {
-        let is_bind = m["type"] == "bind"
-            || m["options"]
-                .as_array()
-                .is_some_and(|o| o.iter().any(|x| x == "bind" || x == "rbind"));
-        if let (true, Some(src)) = (is_bind, m["source"].as_str()) {
-            if !Path::new(src).exists() {
-                return Err(CommandError::MissingPath {
-                    what: "bind-mount source",
-                    path: src.into(),
-                });
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Starts `ckpt __relay <output_log>` in its own session reading a new
-/// pipe; returns the pipe's write end for the restored container.
-fn spawn_relay(output_log: &Path) -> anyhow::Result<std::os::fd::OwnedFd> {
-    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-    let exe = std::env::current_exe()?;
-    let mut cmd = Command::new(exe);
-    cmd.arg("__relay")
-        .arg(output_log)
-        .stdin(Stdio::from(read))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    // SAFETY: setsid is async-signal-safe; the relay must not die with
-    // ckpt's terminal session.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::unistd::setsid()?;
-            Ok(())
-        });
-    }
-    cmd.spawn().context("cannot start the output relay")?;
-    Ok(write)
-}
-
-/// A restore whose ckpt and runtime were killed together just after CRIU
-/// resumed the tasks runs on, but the runtime never unmounted the rootfs
-/// from below its state dir; a `runc delete --force` of the container
-/// would then delete the rootfs through that mount. A refused start
-/// changes nothing, so it only says so (ckpt's own deletes unmount first).
-fn warn_of_leftover_mounts(state_dir: &Path, id: &str, kind: RuntimeKind) {
-    let mounts = crate::mountinfo::parse(&std::fs::read_to_string(crate::mounts::SELF_MOUNTINFO).unwrap_or_default());
-    let Ok(dir) = std::fs::canonicalize(state_dir) else {
-        return;
-    };
-    if let Err(left) = crate::mounts::delete_verdict(&mounts, &dir) {
-        let first = left[0].display();
-        log::warn!(
-            "{id} runs, but an interrupted restore left {} mounted below {}: `{} delete --force {id}` would \
-             delete the files it shows (the container's root filesystem); unmount it first (umount -l {first})",
-            left.iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-            dir.display(),
-            kind.name(),
-        );
-    }
-}
-
-/// The restore's work directory, removed on drop. Never a plain
-/// `remove_dir_all`: CRIU killed part-way leaves its cgroup yard (every
-/// cgroup hierarchy of the host) mounted in it.
-struct WorkDir(PathBuf);
-
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        let mountinfo = Path::new(crate::mounts::SELF_MOUNTINFO);
-        if let Err(e) = crate::mounts::remove_leftover_tree(mountinfo, &self.0) {
-            log::warn!("cannot remove the restore work directory {}: {e}", self.0.display());
-        }
-    }
-}
-
-/// The error of a start whose restore failed or was interrupted and has
-/// been undone (or failed to be): why, and in which state it left things.
-fn explain_undo(
-    restore_error: Option<anyhow::Error>,
-    sig: Option<i32>,
-    undone: Result<(), cleanup::CleanupError>,
-    target: &str,
-    checkpoint: &str,
-    kept_log: &Path,
-) -> anyhow::Error {
-    // The cleanup's failure is told in the same sentence: it says what is
-    // left behind, which matters more than why the restore failed.
-    let failed_cleanup = undone.err().map(|e| format!("{:#}", anyhow::Error::new(e)));
-    let cleanup = failed_cleanup
-        .as_ref()
-        .map(|e| format!(", but cleaning up after it failed: {e}"))
-        .unwrap_or_default();
-    let log = kept_log.display();
-    match (sig, restore_error) {
-        (Some(sig), _) if failed_cleanup.is_none() => anyhow::Error::new(Interrupted(sig)).context(format!(
-            "the restore was undone: container {target} is stopped, and checkpoint {checkpoint} is unchanged \
-             and can be restored again; restore log kept at {log}"
-        )),
-        (Some(sig), _) => anyhow::Error::new(Interrupted(sig)).context(format!(
-            "the restore was interrupted{cleanup}; restore log kept at {log}"
-        )),
-        (None, Some(e)) => e.context(format!("nothing was started{cleanup}; restore log kept at {log}")),
-        (None, None) => anyhow::anyhow!("nothing was started{cleanup}; restore log kept at {log}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn explained(restore_failed: bool, sig: Option<i32>, cleanup_failed: bool) -> (u8, String) {
-        let restore_error = restore_failed.then(|| anyhow::anyhow!("runc restore failed"));
-        let undone = if cleanup_failed {
-            Err(cleanup::CleanupError::RootfsChanged {
-                rootfs: "/b/rootfs".into(),
-                lost: vec!["bin".into()],
-            })
-        } else {
-            Ok(())
-        };
-        let e = explain_undo(restore_error, sig, undone, "c1", "s1", Path::new("/s/c1/restore.log"));
-        (crate::exit::code_for(&e), format!("{e:#}"))
-    }
-
-    /// (restore failed, signal, cleanup failed, exit code, phrases in the message)
-    type Case = (bool, Option<i32>, bool, u8, &'static [&'static str]);
-
-    #[test]
-    fn undo_is_explained_with_the_right_exit_code() {
-        #[rustfmt::skip]
-        let cases: &[Case] = &[
-            (true, None, false, 1, &["nothing was started; restore log kept at /s/c1/restore.log", "runc restore failed"]),
-            (true, None, true, 1, &["nothing was started, but cleaning up after it failed", "/b/rootfs", "runc restore failed"]),
-            (false, Some(15), false, 143, &["the restore was undone: container c1 is stopped", "checkpoint s1 is unchanged", "interrupted by signal 15"]),
-            (true, Some(2), false, 130, &["the restore was undone", "interrupted by signal 2"]),
-            (false, Some(1), true, 129, &["the restore was interrupted, but cleaning up after it failed", "/b/rootfs"]),
-        ];
-        for (failed, sig, cleanup_failed, code, phrases) in cases {
-            let (got, text) = explained(*failed, *sig, *cleanup_failed);
-            assert_eq!(got, *code, "{text}");
-            for p in *phrases {
-                assert!(text.contains(p), "{p:?} not in {text:?}");
-            }
-        }
-        let (_, text) = explained(false, Some(15), true);
-        assert!(!text.contains("undone"), "a failed cleanup is not an undo: {text}");
-    }
 }

@@ -1,9 +1,11 @@
 //! `ckpt verify`: check a checkpoint's files without touching any container.
 
-use super::{require_root, Context};
+use super::Context;
 use crate::cli::VerifyArgs;
+use crate::error::Error;
+use crate::output::Output;
 use crate::plan::human_bytes;
-use crate::store::{names, Store, StoreError};
+use crate::store::{names, StoreError};
 
 #[derive(Debug, serde::Serialize)]
 struct Verified {
@@ -18,21 +20,21 @@ struct Verified {
     intact: bool,
 }
 
-pub fn run(ctx: &Context, args: &VerifyArgs) -> anyhow::Result<()> {
+pub fn run(ctx: &Context, args: &VerifyArgs, out: &mut Output) -> Result<(), Error> {
     names::validate_container_id(&args.container)?;
     names::validate_checkpoint_name(&args.name)?;
     // Checkpoint files are root's (0600): reading them needs root.
-    require_root("verify")?;
-    let (root, id) = super::checkpoint_home(ctx, &args.container)?;
-    let docker = root != ctx.store_root;
-    if !root.join(&id).is_dir() {
+    ctx.require_root("verify")?;
+    let home = ctx.engines.home(&args.container)?.home();
+    let (root, id) = (home.root, home.id);
+    if !crate::store::Layout::new(&root).container_dir(&id).is_dir() {
         return Err(StoreError::NotFound {
             container: args.container.clone(),
             name: args.name.clone(),
         }
         .into());
     }
-    let store = Store::open(&root)?;
+    let store = ctx.open_store(&root)?;
     let entry = store.load(&id, &args.name)?;
     let sealed = entry.meta.as_ref().is_some_and(|m| m.is_sealed());
     let (files, made_by) = match &entry.meta {
@@ -41,7 +43,7 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> anyhow::Result<()> {
             (meta.files.len(), "ckpt")
         }
         // In ckpt's own store a checkpoint without ckpt.json is damaged.
-        None if !docker => {
+        None if !home.foreign => {
             return Err(StoreError::Corrupt {
                 dir: entry.dir.clone(),
                 reason: "ckpt.json: missing".into(),
@@ -49,7 +51,13 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> anyhow::Result<()> {
             .into())
         }
         None => {
-            super::start_docker::require_images(&entry.dir)?;
+            if let Some(image) = crate::store::listing::missing_core_image(&entry.dir) {
+                return Err(StoreError::Corrupt {
+                    dir: entry.dir.clone(),
+                    reason: crate::store::listing::missing_image_reason(image),
+                }
+                .into());
+            }
             (std::fs::read_dir(&entry.dir).map(|d| d.count()).unwrap_or(0), "other")
         }
     };
@@ -64,9 +72,9 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> anyhow::Result<()> {
         intact: true,
     };
     if args.json {
-        crate::outln!("{}", serde_json::to_string_pretty(&v)?);
+        out.json(&v)?;
     } else if made_by == "ckpt" {
-        ctx.say(format!(
+        out.say(format!(
             "checkpoint {} of {} is intact: {} files, {}, every checksum matches{}",
             v.name,
             v.container,
@@ -79,7 +87,7 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> anyhow::Result<()> {
             }
         ));
     } else {
-        ctx.say(format!(
+        out.say(format!(
             "checkpoint {} of {} was not made by ckpt (no checksums); CRIU's core images are present ({} files, {})",
             v.name,
             v.container,

@@ -23,14 +23,12 @@ pub fn dump_args(plan: &DumpPlan, images_dir: &Path) -> Vec<OsString> {
     // runc never dumps network devices ("runc doesn't manage network
     // devices") and always restores with an empty netns: do the same.
     a.extend(["--empty-ns".into(), "net".into()]);
-    if let Some(fc) = &plan.freeze_cgroup {
-        a.extend(["--freeze-cgroup".into(), fc.as_os_str().into()]);
-    }
+    a.extend(["--freeze-cgroup".into(), plan.freezer.dir.as_os_str().into()]);
     let flags = [
-        (plan.options.leave_running, "--leave-running"),
-        (plan.options.tcp_established, "--tcp-established"),
-        (plan.options.file_locks, "--file-locks"),
-        (plan.options.ext_unix_sk, "--ext-unix-sk"),
+        (plan.criu.leave_running, "--leave-running"),
+        (plan.criu.tcp_established, "--tcp-established"),
+        (plan.criu.file_locks, "--file-locks"),
+        (plan.criu.ext_unix_sk, "--ext-unix-sk"),
     ];
     a.extend(flags.iter().filter(|(on, _)| *on).map(|(_, f)| OsString::from(f)));
     for e in &plan.externals {
@@ -42,15 +40,24 @@ pub fn dump_args(plan: &DumpPlan, images_dir: &Path) -> Vec<OsString> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::DumpOptions;
+    use crate::cgroups::{CgroupVersion, FreezerDir};
+    use crate::plan::{AfterDump, DumpOptions};
 
+    /// A plan whose CRIU options are `opts` (the planner always sets
+    /// leave_running there; these tests check each flag either way).
     fn plan(opts: DumpOptions) -> DumpPlan {
         DumpPlan {
             pid: 4871,
             root: "/b/rootfs".into(),
-            freeze_cgroup: Some("/sys/fs/cgroup/freezer/c".into()),
+            freezer: FreezerDir {
+                dir: "/sys/fs/cgroup/freezer/c".into(),
+                version: CgroupVersion::V1,
+            },
             externals: vec!["mnt[/etc/hosts]:/etc/hosts".into()],
-            options: opts,
+            options: DumpOptions::default(),
+            criu: opts,
+            after: AfterDump::Stop,
+            descriptors: vec![],
             warnings: vec![],
         }
     }
@@ -83,14 +90,14 @@ mod tests {
     }
 
     #[test]
-    fn no_freezer_no_flag() {
+    fn the_users_options_do_not_reach_criu_only_the_plans() {
         let mut p = plan(DumpOptions::default());
-        p.freeze_cgroup = None;
+        p.options.tcp_established = true;
         let a: Vec<_> = dump_args(&p, Path::new("/x"))
             .into_iter()
             .map(|s| s.into_string().unwrap())
             .collect();
-        assert!(!a.contains(&"--freeze-cgroup".to_string()));
+        assert!(!a.contains(&"--tcp-established".to_string()));
     }
 
     macro_rules! option_pair {

@@ -8,5 +8,5 @@ pub mod runner;
 pub mod stats;
 pub mod version;
 
-pub use runner::{Criu, CriuError};
+pub use runner::{Criu, CriuError, FromPath, Locate, Runner};
 pub use version::CriuVersion;

@@ -1,6 +1,7 @@
 //! The only place that spawns `criu`. A [`Monitor`] watches the run: it
 //! forwards interrupts and bounds the wait (CRIU has no timeout of its own
-//! once it has seized the tasks).
+//! once it has seized the tasks). Commands reach CRIU through [`Locate`]
+//! and [`Runner`], so that their unit tests can stand a fake in its place.
 
 use super::log;
 use super::version::{CriuVersion, MINIMUM};
@@ -84,6 +85,51 @@ fn failed_message(
         m.push_str(h);
     }
     m
+}
+
+/// Runs CRIU: [`Criu`], the real binary, or a fake in tests.
+pub trait Runner {
+    /// The version `criu --version` gave.
+    fn version(&self) -> CriuVersion;
+    /// Runs `criu <args>` and waits for it as `monitor` says (see [`Criu::run`]).
+    fn run(
+        &self,
+        action: &'static str,
+        args: &[OsString],
+        log_path: &Path,
+        monitor: &mut dyn Monitor,
+    ) -> Result<(), CriuError>;
+}
+
+/// Finds the CRIU to run.
+pub trait Locate {
+    fn locate(&self) -> Result<Box<dyn Runner>, CriuError>;
+}
+
+/// `$CKPT_CRIU`, or `criu` in `PATH`, version-checked ([`Criu::locate`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FromPath;
+
+impl Locate for FromPath {
+    fn locate(&self) -> Result<Box<dyn Runner>, CriuError> {
+        Ok(Box::new(Criu::locate()?))
+    }
+}
+
+impl Runner for Criu {
+    fn version(&self) -> CriuVersion {
+        self.version
+    }
+
+    fn run(
+        &self,
+        action: &'static str,
+        args: &[OsString],
+        log_path: &Path,
+        monitor: &mut dyn Monitor,
+    ) -> Result<(), CriuError> {
+        Criu::run(self, action, args, log_path, monitor)
+    }
 }
 
 /// A located, version-checked criu binary.
@@ -184,11 +230,7 @@ impl Criu {
         if status.success() {
             return Ok(());
         }
-        let mut stderr = String::new();
-        if let Some(mut e) = child.stderr.take() {
-            use std::io::Read;
-            let _ = e.read_to_string(&mut stderr);
-        }
+        let stderr = child.stderr.take().map(read_what_is_there).unwrap_or_default();
         let log_text = std::fs::read_to_string(log_path).unwrap_or_default();
         let mut errors = log::error_lines(&log_text);
         if errors.is_empty() {
@@ -206,6 +248,35 @@ impl Criu {
             errors,
         })
     }
+}
+
+/// What CRIU left in its stderr pipe, read without waiting for the end
+/// of the pipe: CRIU has exited, but a child it forked may hold the write
+/// end for ever (CRIU killed during its kernel-feature probes leaves a
+/// ptrace test child stopped, never to run again), so reading to EOF could
+/// wait for ever. What CRIU wrote is in the pipe already.
+fn read_what_is_there(pipe: std::process::ChildStderr) -> String {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    let nonblocking = nix::fcntl::fcntl(
+        pipe.as_raw_fd(),
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    );
+    let mut bytes = Vec::new();
+    if nonblocking.is_ok() {
+        let mut pipe = pipe;
+        let mut buf = [0u8; 8192];
+        loop {
+            match pipe.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => bytes.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                // WouldBlock: nothing more, though the pipe is still open.
+                Err(_) => break,
+            }
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// Asks CRIU to give up the way its own timeout does (SIGALRM: the
@@ -244,4 +315,64 @@ pub fn find_in_path(name: &str) -> Option<PathBuf> {
             .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
             .unwrap_or(false)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    struct Quiet;
+    impl Monitor for Quiet {
+        fn spawned(&mut self, _pid: u32) {}
+        fn tick(&mut self) -> Verdict {
+            Verdict::Go
+        }
+    }
+
+    /// Regression: CRIU SIGKILLed during its kernel-feature probes leaves
+    /// the ptrace test child it forked stopped for ever, and that child
+    /// still holds CRIU's stderr; ckpt read stderr to EOF after CRIU exited
+    /// and so hung for ever (seen in e2e_runc's criu_killed_mid_dump on a
+    /// loaded host). A script stands in for CRIU: it forks a child that
+    /// stops itself holding stderr, says an error, and exits.
+    #[test]
+    fn criu_exit_with_a_stopped_child_holding_stderr_does_not_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let (script, pid_file) = (dir.path().join("criu"), dir.path().join("child.pid"));
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nsh -c 'echo $$ > {}; kill -STOP $$' &\nwhile [ ! -s {} ]; do sleep 0.01; done\n\
+                 echo 'Error (criu/kerndat.c:1): probe killed' >&2\nexit 3\n",
+                pid_file.display(),
+                pid_file.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let criu = Criu {
+            path: script,
+            version: MINIMUM,
+        };
+        let log = dir.path().join("dump.log");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(criu.run("dump", &[], &log, &mut Quiet));
+        });
+        let outcome = rx.recv_timeout(Duration::from_secs(20));
+        let child: Option<i32> = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok());
+        if let Some(pid) = child {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+        match outcome.expect("Criu::run still waits for a pipe a stopped child holds") {
+            Err(CriuError::Failed { status, errors, .. }) => {
+                assert_eq!(status, "exit status 3");
+                assert_eq!(errors, vec!["Error (criu/kerndat.c:1): probe killed".to_string()]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -9,25 +9,23 @@
 //! An fd closed while we read it is skipped, never reported as an error:
 //! the container keeps running during the inventory.
 
-use super::proc_files::{numeric_entries, read_link_text, read_optional_text};
 use super::{FdInfo, FdKind, InventoryError};
+use crate::procfs::{ProcError, Process};
 use std::collections::HashSet;
 use std::path::Path;
 
-/// Reads every open fd of the process whose proc directory is `pid_dir`.
-/// `mount_ids` are the mounts of that process's mount namespace, used for
-/// [`FdInfo::outside_mount_ns`]; `own_dir` is ckpt's own proc directory
-/// (`<proc_root>/self`), where [`read_fd`] reads its pinned copies.
+/// Reads every open fd of `process`. `mount_ids` are the mounts of its
+/// mount namespace, used for [`FdInfo::outside_mount_ns`]; `own` is ckpt's
+/// own process (`<proc_root>/self`), where [`read_fd`] reads its pinned
+/// copies.
 pub(super) fn read_fds(
-    pid_dir: &Path,
+    process: &Process,
     mount_ids: &HashSet<u64>,
-    own_dir: &Path,
+    own: &Process,
 ) -> Result<Vec<FdInfo>, InventoryError> {
-    let fd_dir = pid_dir.join("fd");
     let mut fds = Vec::new();
-    for fd in numeric_entries(&fd_dir)? {
-        let link = fd_dir.join(fd.to_string());
-        let Some(read) = read_fd(&link, &pid_dir.join("fdinfo").join(fd.to_string()), own_dir)? else {
+    for fd in process.fds()? {
+        let Some(read) = read_fd(process, fd, own)? else {
             continue;
         };
         let (_, locks) = parse_fdinfo(&read.fdinfo);
@@ -67,8 +65,9 @@ struct FdRead {
 /// nothing else can rebind. Other targets (pipes, sockets, anonymous
 /// inodes) are not judged by their mount and are read as they are. `None`
 /// when the fd was closed meanwhile.
-fn read_fd(link: &Path, fdinfo_path: &Path, own_dir: &Path) -> Result<Option<FdRead>, InventoryError> {
-    let target = match read_link_text(link) {
+fn read_fd(process: &Process, fd: i32, own: &Process) -> Result<Option<FdRead>, ProcError> {
+    let link = process.fd_path(fd);
+    let target = match process.fd_target(fd) {
         Ok(target) => target,
         Err(err) if err.is_vanished() => return Ok(None),
         Err(err) => return Err(err),
@@ -76,12 +75,12 @@ fn read_fd(link: &Path, fdinfo_path: &Path, own_dir: &Path) -> Result<Option<FdR
     // The pinned read, for paths; where it cannot be made (a fixture tree,
     // whose links name no real file) the plain reads below stand.
     let pinned = if target.starts_with('/') {
-        pinned(link, own_dir)
+        pinned(&link, own)
     } else {
         None
     };
     // The fd's own fdinfo still gives its locks.
-    let Some(fdinfo) = read_optional_text(fdinfo_path)? else {
+    let Some(fdinfo) = process.fdinfo(fd)? else {
         return Ok(None);
     };
     Ok(Some(match pinned {
@@ -92,7 +91,7 @@ fn read_fd(link: &Path, fdinfo_path: &Path, own_dir: &Path) -> Result<Option<FdR
             meta: Some(meta),
         },
         None => FdRead {
-            meta: target.starts_with('/').then(|| std::fs::metadata(link).ok()).flatten(),
+            meta: target.starts_with('/').then(|| std::fs::metadata(&link).ok()).flatten(),
             mnt_id: parse_fdinfo(&fdinfo).0,
             target,
             fdinfo,
@@ -101,8 +100,8 @@ fn read_fd(link: &Path, fdinfo_path: &Path, own_dir: &Path) -> Result<Option<FdR
 }
 
 /// `(target, mnt_id, metadata)` of the file `link` names now, read through
-/// an `O_PATH` descriptor of ckpt's own (`own_dir` is ckpt's proc dir).
-fn pinned(link: &Path, own_dir: &Path) -> Option<(String, Option<u64>, std::fs::Metadata)> {
+/// an `O_PATH` descriptor of ckpt's own (`own` is ckpt's proc entry).
+fn pinned(link: &Path, own: &Process) -> Option<(String, Option<u64>, std::fs::Metadata)> {
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
@@ -110,9 +109,9 @@ fn pinned(link: &Path, own_dir: &Path) -> Option<(String, Option<u64>, std::fs::
         .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
         .open(link)
         .ok()?;
-    let fd = file.as_raw_fd().to_string();
-    let target = read_link_text(&own_dir.join("fd").join(&fd)).ok()?;
-    let (mnt_id, _) = parse_fdinfo(&read_optional_text(&own_dir.join("fdinfo").join(&fd)).ok()??);
+    let fd = file.as_raw_fd();
+    let target = own.fd_target(fd).ok()?;
+    let (mnt_id, _) = parse_fdinfo(&own.fdinfo(fd).ok()??);
     Some((target, mnt_id, file.metadata().ok()?))
 }
 

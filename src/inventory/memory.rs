@@ -4,19 +4,18 @@
 //! has no `smaps_rollup` (kernels before 4.14, or fixture trees): the
 //! resident figures are then zero, which only makes the size estimate low.
 
-use super::proc_files::read_optional_text;
 use super::{InventoryError, MemorySummary};
-use std::path::Path;
+use crate::procfs::Process;
 
-/// Reads the memory summary of the process whose proc directory is `pid_dir`.
-pub(super) fn read_memory(pid_dir: &Path) -> Result<MemorySummary, InventoryError> {
+/// Reads the memory summary of `process`.
+pub(super) fn read_memory(process: &Process) -> Result<MemorySummary, InventoryError> {
     let mut summary = MemorySummary::default();
-    if let Some(text) = read_optional_text(&pid_dir.join("smaps_rollup"))? {
+    if let Some(text) = process.read_optional("smaps_rollup")? {
         let (rss, anon_rss) = parse_smaps_rollup(&text);
         summary.rss = rss;
         summary.anon_rss = anon_rss;
     }
-    if let Some(text) = read_optional_text(&pid_dir.join("maps"))? {
+    if let Some(text) = process.read_optional("maps")? {
         let maps = parse_maps(&text);
         summary.anon_mapped = maps.anon;
         summary.file_mapped = maps.file;
@@ -146,15 +145,18 @@ Swap:                  0 kB
     #[test]
     fn missing_smaps_rollup_and_maps_give_zeros() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(read_memory(dir.path()).unwrap(), MemorySummary::default());
+        std::fs::create_dir(dir.path().join("1")).unwrap();
+        let process = crate::procfs::ProcRoot::new(dir.path()).process(1);
+        assert_eq!(read_memory(&process).unwrap(), MemorySummary::default());
     }
 
     #[test]
     fn read_memory_combines_both_files() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("smaps_rollup"), ROLLUP).unwrap();
-        std::fs::write(dir.path().join("maps"), MAPS).unwrap();
-        let summary = read_memory(dir.path()).unwrap();
+        std::fs::create_dir(dir.path().join("1")).unwrap();
+        std::fs::write(dir.path().join("1/smaps_rollup"), ROLLUP).unwrap();
+        std::fs::write(dir.path().join("1/maps"), MAPS).unwrap();
+        let summary = read_memory(&crate::procfs::ProcRoot::new(dir.path()).process(1)).unwrap();
         assert_eq!(summary.rss, 2048 * 1024);
         assert_eq!(summary.anon_rss, 768 * 1024);
         assert_eq!(summary.file_mapped, 0x5000);

@@ -1,4 +1,5 @@
-//! Preflight inventory: the one module that reads `/proc`.
+//! Preflight inventory of a container's processes, read through
+//! [`crate::procfs`].
 //!
 //! Given a proc root and the init pid of a container, [`collect`] finds every
 //! process of the container and describes what CRIU will have to deal with:
@@ -13,7 +14,6 @@
 mod collect;
 mod fds;
 mod memory;
-mod proc_files;
 mod sockets;
 #[cfg(test)]
 mod tests;
@@ -24,22 +24,23 @@ pub use collect::collect;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-/// Errors while reading `/proc`.
+/// Errors while reading the container's processes.
 #[derive(Debug, thiserror::Error)]
 pub enum InventoryError {
     /// The container's init process is gone (exited, or never was).
     #[error("process {pid} does not exist under {proc_root}")]
     NoSuchProcess { pid: i32, proc_root: PathBuf },
-    /// A file under the proc root could not be read.
-    #[error("cannot read {path}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// A file under the proc root did not have the expected format.
-    #[error("cannot parse {path}: {reason}")]
-    Parse { path: PathBuf, reason: String },
+    /// A file under the proc root could not be read or parsed.
+    #[error(transparent)]
+    Proc(#[from] crate::procfs::ProcError),
+}
+
+impl InventoryError {
+    /// True when this error means the thing read has disappeared while we
+    /// were looking, which is normal for a running container.
+    fn is_vanished(&self) -> bool {
+        matches!(self, InventoryError::Proc(e) if e.is_vanished())
+    }
 }
 
 /// Everything ckpt knows about a container's processes before a dump.

@@ -15,11 +15,10 @@
 //! Never fails on a missing table (no IPv6, fixture trees): the table is
 //! then empty and its sockets become [`FdKind::OtherSocket`].
 
-use super::proc_files::read_optional_text;
 use super::{FdKind, InventoryError};
+use crate::procfs::Process;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::path::Path;
 
 /// `St` of a unix socket that is connected to a peer (`SS_CONNECTED`).
 const UNIX_SS_CONNECTED: &str = "03";
@@ -31,10 +30,8 @@ pub(super) struct SocketTable {
 }
 
 impl SocketTable {
-    /// Reads every table of the network namespace of the process whose proc
-    /// directory is `pid_dir`.
-    pub(super) fn read(pid_dir: &Path) -> Result<SocketTable, InventoryError> {
-        let net = pid_dir.join("net");
+    /// Reads every table of the network namespace `process` lives in.
+    pub(super) fn read(process: &Process) -> Result<SocketTable, InventoryError> {
         let mut table = SocketTable::default();
         for (file, parse) in [
             ("tcp", parse_tcp as fn(&str, bool, &mut SocketTable)),
@@ -42,14 +39,14 @@ impl SocketTable {
             ("udp", parse_udp),
             ("udp6", parse_udp),
         ] {
-            if let Some(text) = read_optional_text(&net.join(file))? {
+            if let Some(text) = process.read_optional(&format!("net/{file}"))? {
                 parse(&text, file.ends_with('6'), &mut table);
             }
         }
-        if let Some(text) = read_optional_text(&net.join("unix"))? {
+        if let Some(text) = process.read_optional("net/unix")? {
             parse_unix(&text, &mut table);
         }
-        if let Some(text) = read_optional_text(&net.join("netlink"))? {
+        if let Some(text) = process.read_optional("net/netlink")? {
             parse_netlink(&text, &mut table);
         }
         Ok(table)
@@ -335,7 +332,7 @@ mod tests {
     #[test]
     fn missing_tables_give_an_empty_table() {
         let dir = tempfile::tempdir().unwrap();
-        let table = SocketTable::read(dir.path()).unwrap();
+        let table = SocketTable::read(&crate::procfs::ProcRoot::new(dir.path()).process(1)).unwrap();
         assert!(table.by_inode.is_empty());
     }
 }

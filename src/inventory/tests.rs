@@ -6,6 +6,7 @@
 //! would show, so the same `readlink` code reads both kinds of tree.
 
 use super::*;
+use crate::procfs::{ProcError, ProcRoot};
 use std::os::unix::fs::symlink;
 use std::path::Path;
 use tempfile::TempDir;
@@ -88,7 +89,7 @@ impl Fixture {
     }
 
     fn collect(&self, init: i32) -> Inventory {
-        collect(self.root(), init).unwrap()
+        collect(&ProcRoot::new(self.root()), init).unwrap()
     }
 }
 
@@ -394,7 +395,7 @@ fn an_fd_closed_mid_scan_is_skipped() {
 fn missing_init_is_no_such_process() {
     let fx = Fixture::new();
     fx.process(100, 1, CONTAINER_NS, 1);
-    let err = collect(fx.root(), 999).unwrap_err();
+    let err = collect(&ProcRoot::new(fx.root()), 999).unwrap_err();
     assert!(matches!(err, InventoryError::NoSuchProcess { pid: 999, .. }), "{err:?}");
 }
 
@@ -403,7 +404,7 @@ fn init_vanishing_mid_scan_is_no_such_process() {
     let fx = Fixture::new();
     fx.process(100, 1, CONTAINER_NS, 1);
     std::fs::remove_file(fx.root().join("100/status")).unwrap();
-    let err = collect(fx.root(), 100).unwrap_err();
+    let err = collect(&ProcRoot::new(fx.root()), 100).unwrap_err();
     assert!(matches!(err, InventoryError::NoSuchProcess { pid: 100, .. }), "{err:?}");
 }
 
@@ -411,9 +412,9 @@ fn init_vanishing_mid_scan_is_no_such_process() {
 fn malformed_stat_is_a_parse_error_naming_the_file() {
     let fx = Fixture::new();
     fx.process(100, 1, CONTAINER_NS, 1).write(100, "stat", "nonsense");
-    let err = collect(fx.root(), 100).unwrap_err();
+    let err = collect(&ProcRoot::new(fx.root()), 100).unwrap_err();
     assert!(
-        matches!(&err, InventoryError::Parse { path, .. } if path.ends_with("100/stat")),
+        matches!(&err, InventoryError::Proc(ProcError::Parse { path, .. }) if path.ends_with("100/stat")),
         "{err:?}"
     );
 }
@@ -427,7 +428,7 @@ fn real_proc_lists_this_process_and_its_fds() {
     let (left, right) = std::os::unix::net::UnixStream::pair().unwrap();
     let me = std::process::id() as i32;
 
-    let inv = collect(Path::new("/proc"), me).unwrap();
+    let inv = collect(&ProcRoot::host(), me).unwrap();
 
     let init = inv.init().unwrap();
     assert_eq!(init.pid, me);
@@ -477,7 +478,7 @@ fn real_proc_sees_peers_held_outside_the_process_tree() {
         .spawn()
         .unwrap();
     // `spawn` returns once the child has exec'ed, so its fds are in place.
-    let result = collect(Path::new("/proc"), child.id() as i32);
+    let result = collect(&ProcRoot::host(), child.id() as i32);
     child.kill().unwrap();
     child.wait().unwrap();
     drop(ours);
@@ -519,9 +520,8 @@ fn fd_rebound_mid_read_is_not_paired_with_another_files_mount() {
     let path = dir.path().join("count");
     let file = std::fs::File::create(&path).unwrap();
     let (pipe_read, _pipe_write) = nix::unistd::pipe().unwrap();
-    let me = Path::new("/proc/self");
-    let file_mnt =
-        fds::parse_fdinfo_mnt_id(&std::fs::read_to_string(me.join(format!("fdinfo/{}", file.as_raw_fd()))).unwrap());
+    let me = ProcRoot::host().own();
+    let file_mnt = fds::parse_fdinfo_mnt_id(&me.fdinfo(file.as_raw_fd()).unwrap().unwrap());
     let stop = Arc::new(AtomicBool::new(false));
     let flipper = {
         let stop = Arc::clone(&stop);
@@ -542,7 +542,7 @@ fn fd_rebound_mid_read_is_not_paired_with_another_files_mount() {
     let mount_ids = std::collections::HashSet::new();
     let (mut as_file, mut mismatched) = (0, Vec::new());
     for _ in 0..3000 {
-        let fds = fds::read_fds(me, &mount_ids, me).unwrap();
+        let fds = fds::read_fds(&me, &mount_ids, &me).unwrap();
         if let Some(f) = fds.iter().find(|f| f.fd == FLIPPED && f.kind == FdKind::File) {
             as_file += 1;
             if f.mnt_id != file_mnt {

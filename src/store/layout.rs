@@ -1,5 +1,60 @@
-//! Pure path arithmetic of the store (see the module docs of `store`).
+//! PURE: every path in a store (see the module docs of `store` for the
+//! tree). Nothing else in ckpt joins a file name onto a store path: a new
+//! file of the store gets its name here first.
+
 use std::path::{Path, PathBuf};
+
+/// `<root>/<id>/.ckpt.lock`
+const LOCK_FILE: &str = ".ckpt.lock";
+/// `<root>/<id>/.ckpt-staging/`: work in progress, cleaned when its pid is dead.
+const STAGING_DIR: &str = ".ckpt-staging";
+/// `<root>/<id>/checkpoints/`
+const CHECKPOINTS_DIR: &str = "checkpoints";
+/// `<root>/<id>/bundle/`: a bundle generated for a restore.
+const BUNDLE_DIR: &str = "bundle";
+/// The bundle's spec, `bundle/config.json`.
+const BUNDLE_CONFIG: &str = "bundle/config.json";
+
+/// The logs a store keeps next to a container's checkpoints, one file each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Log {
+    /// `output.log`: stdout and stderr of the container restored under
+    /// this id, appended by the relay.
+    Output,
+    /// `restore.log`: CRIU's log of the latest restore of this id.
+    Restore,
+    /// `dump-failed.log`: CRIU's log of the latest failed dump of this id.
+    DumpFailed,
+}
+
+impl Log {
+    /// The file's name in the container's directory.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Log::Output => "output.log",
+            Log::Restore => "restore.log",
+            Log::DumpFailed => "dump-failed.log",
+        }
+    }
+}
+
+/// What a staging entry is for; its name is `<prefix>.<pid>.<nonce>`, so
+/// that one left by a dead ckpt is cleaned by the next command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StagingKind<'a> {
+    /// A checkpoint being written (or copied): `<name>.<pid>.<nonce>`.
+    Checkpoint(&'a str),
+    /// A checkpoint being removed: `<name>.rm.<pid>.<nonce>`.
+    Removal(&'a str),
+    /// A restore's work directory: `restore.<pid>.<nonce>`.
+    RestoreWork,
+    /// A file being replaced: `<file name>.<pid>.<nonce>`.
+    Replacement(&'a str),
+}
+
+/// The files and directories `start` writes below `<root>/<target>/`, as
+/// paths relative to it: what must be ckpt's own before it writes.
+pub const RESTORE_TARGET_FILES: &[&str] = &["output.log", "restore.log", STAGING_DIR, BUNDLE_DIR, BUNDLE_CONFIG];
 
 /// Paths inside a store root. Callers validate ids and names first.
 #[derive(Debug, Clone)]
@@ -22,7 +77,7 @@ impl Layout {
     }
     /// `<root>/<id>/checkpoints`
     pub fn checkpoints_dir(&self, id: &str) -> PathBuf {
-        self.container_dir(id).join("checkpoints")
+        self.container_dir(id).join(CHECKPOINTS_DIR)
     }
     /// `<root>/<id>/checkpoints/<name>`
     pub fn checkpoint_dir(&self, id: &str, name: &str) -> PathBuf {
@@ -30,10 +85,78 @@ impl Layout {
     }
     /// `<root>/<id>/.ckpt-staging`
     pub fn staging_root(&self, id: &str) -> PathBuf {
-        self.container_dir(id).join(".ckpt-staging")
+        self.container_dir(id).join(STAGING_DIR)
+    }
+    /// `<root>/<id>/.ckpt-staging/<kind's name>.<pid>.<nonce>`
+    pub fn staging_entry(&self, id: &str, kind: StagingKind, pid: u32, nonce: &str) -> PathBuf {
+        let prefix = match kind {
+            StagingKind::Checkpoint(name) | StagingKind::Replacement(name) => name.to_string(),
+            StagingKind::Removal(name) => format!("{name}.rm"),
+            StagingKind::RestoreWork => "restore".to_string(),
+        };
+        self.staging_root(id).join(format!("{prefix}.{pid}.{nonce}"))
     }
     /// `<root>/<id>/.ckpt.lock`
     pub fn lock_path(&self, id: &str) -> PathBuf {
-        self.container_dir(id).join(".ckpt.lock")
+        self.container_dir(id).join(LOCK_FILE)
+    }
+    /// `<root>/<id>/<log>`
+    pub fn log(&self, id: &str, log: Log) -> PathBuf {
+        self.container_dir(id).join(log.file_name())
+    }
+    /// `<root>/<id>/bundle`: the bundle generated for a restore.
+    pub fn bundle_dir(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join(BUNDLE_DIR)
+    }
+    /// `<root>/<id>/bundle/config.json`
+    pub fn bundle_config(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join(BUNDLE_CONFIG)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_path_of_a_container() {
+        let l = Layout::new(Path::new("/s"));
+        #[rustfmt::skip]
+        let table: &[(PathBuf, &str)] = &[
+            (l.container_dir("c"), "/s/c"),
+            (l.checkpoints_dir("c"), "/s/c/checkpoints"),
+            (l.checkpoint_dir("c", "n"), "/s/c/checkpoints/n"),
+            (l.staging_root("c"), "/s/c/.ckpt-staging"),
+            (l.staging_entry("c", StagingKind::Checkpoint("n.1"), 7, "ab"), "/s/c/.ckpt-staging/n.1.7.ab"),
+            (l.staging_entry("c", StagingKind::Removal("n"), 7, "ab"), "/s/c/.ckpt-staging/n.rm.7.ab"),
+            (l.staging_entry("c", StagingKind::RestoreWork, 7, "ab"), "/s/c/.ckpt-staging/restore.7.ab"),
+            (l.staging_entry("c", StagingKind::Replacement("config.json"), 7, "ab"), "/s/c/.ckpt-staging/config.json.7.ab"),
+            (l.lock_path("c"), "/s/c/.ckpt.lock"),
+            (l.log("c", Log::Output), "/s/c/output.log"),
+            (l.log("c", Log::Restore), "/s/c/restore.log"),
+            (l.log("c", Log::DumpFailed), "/s/c/dump-failed.log"),
+            (l.bundle_dir("c"), "/s/c/bundle"),
+            (l.bundle_config("c"), "/s/c/bundle/config.json"),
+        ];
+        for (got, want) in table {
+            assert_eq!(got, Path::new(want));
+        }
+    }
+
+    #[test]
+    fn a_start_checks_every_file_it_writes() {
+        let l = Layout::new(Path::new("/s"));
+        let written = [
+            l.log("c", Log::Output),
+            l.log("c", Log::Restore),
+            l.staging_root("c"),
+            l.bundle_dir("c"),
+            l.bundle_config("c"),
+        ];
+        let checked: Vec<PathBuf> = RESTORE_TARGET_FILES
+            .iter()
+            .map(|r| l.container_dir("c").join(r))
+            .collect();
+        assert_eq!(checked, written);
     }
 }

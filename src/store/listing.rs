@@ -184,6 +184,20 @@ pub fn verify(entry: &CheckpointEntry) -> Result<(), StoreError> {
     }
 }
 
+/// The images without which CRIU cannot restore anything: a checkpoint
+/// directory lacking one is not a CRIU checkpoint.
+pub const CORE_IMAGES: &[&str] = &["inventory.img", "pstree.img"];
+
+/// The first of [`CORE_IMAGES`] that is not a file in `dir` (reads).
+pub fn missing_core_image(dir: &Path) -> Option<&'static str> {
+    CORE_IMAGES.iter().copied().find(|f| !dir.join(f).is_file())
+}
+
+/// How the store says that `image` is missing.
+pub fn missing_image_reason(image: &str) -> String {
+    format!("{image}: missing (not a CRIU checkpoint)")
+}
+
 /// `Some(meta)` if `dir/ckpt.json` exists, matches its seal, parses, and
 /// names `container_id` and `name`; `None` if it is absent.
 fn read_meta(dir: &Path, container_id: &str, name: &str) -> Result<Option<CheckpointMeta>, StoreError> {

@@ -16,6 +16,11 @@
 //!     output.log, restore.log, dump-failed.log   logs of the latest restore / failed dump
 //!     bundle/config.json                         a bundle generated for a restore
 //! ```
+//! `layout.rs` names every one of these paths; `write.rs` is the one way a
+//! file gets into the store (0600, `O_NOFOLLOW`, fsync, renamed into place
+//! where it replaces one); `staging.rs` publishes, copies and holds restore
+//! work dirs; `remove.rs` removes; `stale.rs` cleans what dead ckpt
+//! processes left; `listing.rs` reads and verifies; `lock.rs` locks.
 //! Every file is 0600: images hold process memory. Nothing in the store is
 //! ever reached through a symlink: a planted one is refused by name.
 //!
@@ -33,14 +38,19 @@ pub mod listing;
 pub mod lock;
 pub mod metadata;
 pub mod names;
-pub mod publish;
+mod remove;
+mod staging;
+mod stale;
+mod write;
 
 pub use files::open_append_private;
-pub use layout::Layout;
+pub use layout::{Layout, Log};
 pub use lock::ContainerLock;
 pub use metadata::{CheckpointMeta, FileDigest, InventorySummary, SCHEMA_VERSION};
-pub use publish::Staging;
+pub use staging::{Staging, WorkDir};
+pub use write::{ensure_private_dir, DIR_MODE, FILE_MODE};
 
+use crate::procfs::ProcRoot;
 use std::path::{Path, PathBuf};
 
 /// Errors of the store.
@@ -109,14 +119,24 @@ pub struct CheckpointEntry {
 #[derive(Debug, Clone)]
 pub struct Store {
     layout: Layout,
+    /// Where the store tells live ckpt processes from dead ones, and reads
+    /// ckpt's own mounts.
+    proc: ProcRoot,
 }
 
 impl Store {
     /// Opens (creating with mode 0700 if needed) the store at `root`.
     pub fn open(root: &Path) -> Result<Store, StoreError> {
-        publish::ensure_private_dir(root)?;
+        Store::open_with(root, &ProcRoot::host())
+    }
+
+    /// [`Store::open`], judging staging entries by the processes under
+    /// `proc` (the commands' proc root; a fixture in tests).
+    pub fn open_with(root: &Path, proc: &ProcRoot) -> Result<Store, StoreError> {
+        write::ensure_private_dir(root)?;
         Ok(Store {
             layout: Layout::new(root),
+            proc: proc.clone(),
         })
     }
 
@@ -135,7 +155,7 @@ impl Store {
         let path = self.layout.lock_path(container_id);
         let deadline = std::time::Instant::now() + wait;
         let lock = loop {
-            let created = publish::create_private_dir_in(self.root(), &dir)?;
+            let created = write::create_private_dir_in(self.root(), &dir)?;
             match ContainerLock::try_acquire(&path, container_id, deadline)? {
                 lock::Acquired::Locked(lock) if created => break lock.removing_dir_if_unused(),
                 lock::Acquired::Locked(lock) => break lock,
@@ -144,16 +164,24 @@ impl Store {
             }
         };
         // Whoever holds the lock may clean what dead ckpt processes left.
-        publish::clean_stale_staging(&self.layout, container_id)?;
+        stale::clean_stale_staging(&self.layout, &self.proc, container_id)?;
         Ok(lock)
+    }
+
+    /// Refuses (as [`StoreError::UnsafeStore`], naming the path) anything
+    /// that is not ckpt's own where `start` will write below `<root>/<id>`
+    /// ([`layout::RESTORE_TARGET_FILES`]). Changes nothing: for checking,
+    /// before a start writes anything, that the files it will write are
+    /// its own.
+    pub fn check_restore_target(&self, container_id: &str) -> Result<(), StoreError> {
+        self.check_no_symlinks(container_id, layout::RESTORE_TARGET_FILES)
     }
 
     /// Refuses (as [`StoreError::UnsafeStore`], naming the path) a symlink
     /// at `<root>/<id>` or at any of `rels` below it (or on their way), and
     /// anything there that is neither a file nor a directory. Missing paths
-    /// are fine. Changes nothing: for checking, before a command writes
-    /// anything, that the files it will write are its own.
-    pub fn check_no_symlinks(&self, container_id: &str, rels: &[&str]) -> Result<(), StoreError> {
+    /// are fine. Changes nothing.
+    fn check_no_symlinks(&self, container_id: &str, rels: &[&str]) -> Result<(), StoreError> {
         names::validate_container_id(container_id)?;
         let dir = self.layout.container_dir(container_id);
         if !files::real_dir(self.root(), &dir)? {
@@ -171,11 +199,52 @@ impl Store {
         Ok(())
     }
 
-    /// Replaces `<root>/<id>/<rel>` atomically with a 0600 file holding
-    /// `bytes` (see [`publish::replace_file`]); returns its path.
-    pub fn replace_file(&self, container_id: &str, rel: &str, bytes: &[u8]) -> Result<PathBuf, StoreError> {
+    /// Replaces the log `log` of container `container_id` with `bytes`,
+    /// atomically (see `write::replace_file`); returns its path.
+    pub fn write_log(&self, container_id: &str, log: Log, bytes: &[u8]) -> Result<PathBuf, StoreError> {
         names::validate_container_id(container_id)?;
-        publish::replace_file(&self.layout, container_id, rel, bytes)
+        let path = self.layout.log(container_id, log);
+        write::replace_file(&self.layout, container_id, &path, bytes)?;
+        Ok(path)
+    }
+
+    /// Writes `spec` as the `config.json` of the bundle generated for a
+    /// restore into `container_id`, atomically; returns the bundle's
+    /// directory.
+    pub fn write_bundle(&self, container_id: &str, spec: &[u8]) -> Result<PathBuf, StoreError> {
+        names::validate_container_id(container_id)?;
+        write::replace_file(
+            &self.layout,
+            container_id,
+            &self.layout.bundle_config(container_id),
+            spec,
+        )?;
+        Ok(self.layout.bundle_dir(container_id))
+    }
+
+    /// Replaces `<root>/<id>/<rel>` (for tests of the write path).
+    #[cfg(test)]
+    fn replace_file(&self, container_id: &str, rel: &str, bytes: &[u8]) -> Result<PathBuf, StoreError> {
+        names::validate_container_id(container_id)?;
+        let path = self.layout.container_dir(container_id).join(rel);
+        write::replace_file(&self.layout, container_id, &path, bytes)?;
+        Ok(path)
+    }
+
+    /// Copies the published checkpoint `entry` to container `container_id`
+    /// under its name (a Docker `--name` copy): published whole or not at
+    /// all, its `ckpt.json` naming the new container. The caller holds the
+    /// lock and has verified `entry`.
+    pub fn copy_checkpoint(&self, entry: &CheckpointEntry, container_id: &str) -> Result<PathBuf, StoreError> {
+        names::validate_container_id(container_id)?;
+        staging::copy_checkpoint(&self.layout, &self.proc, entry, container_id)
+    }
+
+    /// A new work directory for a restore into `container_id`, removed
+    /// when dropped. The caller holds the lock.
+    pub fn restore_work_dir(&self, container_id: &str) -> Result<WorkDir, StoreError> {
+        names::validate_container_id(container_id)?;
+        WorkDir::create(&self.layout, &self.proc, container_id)
     }
 
     /// Starts writing checkpoint `name` of `container_id`. Fails if the name
@@ -184,14 +253,14 @@ impl Store {
     pub fn begin(&self, container_id: &str, name: &str) -> Result<Staging, StoreError> {
         names::validate_container_id(container_id)?;
         names::validate_checkpoint_name(name)?;
-        publish::clean_stale_staging(&self.layout, container_id)?;
+        stale::clean_stale_staging(&self.layout, &self.proc, container_id)?;
         if self.layout.checkpoint_dir(container_id, name).exists() {
             return Err(StoreError::AlreadyExists {
                 container: container_id.to_string(),
                 name: name.to_string(),
             });
         }
-        Staging::create(&self.layout, container_id, name)
+        Staging::create(&self.layout, &self.proc, container_id, name)
     }
 
     /// Lists published checkpoints of one container, or of all containers,
@@ -220,7 +289,7 @@ impl Store {
     pub fn remove(&self, container_id: &str, name: &str) -> Result<(), StoreError> {
         names::validate_container_id(container_id)?;
         names::validate_checkpoint_name(name)?;
-        publish::remove(&self.layout, container_id, name)
+        remove::remove(&self.layout, container_id, name)
     }
 
     /// The store's root directory.

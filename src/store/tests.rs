@@ -473,7 +473,7 @@ fn open_creates_missing_parents_private() {
 
 #[test]
 fn enospc_becomes_no_space_naming_the_store_root() {
-    let map = publish::write_err(Path::new("/store"), "write", Path::new("/store/x/pages-1.img"));
+    let map = write::write_err(Path::new("/store"), "write", Path::new("/store/x/pages-1.img"));
     match map(std::io::Error::from_raw_os_error(libc::ENOSPC)) {
         StoreError::NoSpace { root, op, path } => {
             assert_eq!(root, Path::new("/store"));
@@ -482,7 +482,7 @@ fn enospc_becomes_no_space_naming_the_store_root() {
         }
         other => panic!("{other:?}"),
     }
-    let map = publish::write_err(Path::new("/store"), "write", Path::new("/store/x"));
+    let map = write::write_err(Path::new("/store"), "write", Path::new("/store/x"));
     assert!(matches!(
         map(std::io::Error::from_raw_os_error(libc::EIO)),
         StoreError::Io { op: "write", .. }
@@ -678,6 +678,7 @@ fn check_no_symlinks_names_the_first_link() {
     let (tmp, store) = new_store();
     let rels = ["output.log", "bundle/config.json"];
     store.check_no_symlinks(ID, &rels).unwrap(); // nothing there yet
+    store.check_restore_target(ID).unwrap();
     let dir = store.layout().container_dir(ID);
     fs::create_dir_all(dir.join("bundle")).unwrap();
     store.check_no_symlinks(ID, &rels).unwrap();
@@ -770,4 +771,78 @@ fn waiter_whose_lock_file_was_removed_starts_over() {
     std::thread::sleep(Duration::from_millis(200));
     drop(first); // removes the dir and lock file it created
     waiter.join().unwrap();
+}
+
+// ------------------------------------------------ copies and work dirs --
+
+#[test]
+fn a_copy_names_its_new_container_keeps_its_seal_and_verifies() {
+    let (_tmp, store) = new_store();
+    publish(&store, ID, "cp1", "2026-01-01T00:00:00Z");
+    let source = store.load(ID, "cp1").unwrap();
+    let dir = store.copy_checkpoint(&source, "copy").unwrap();
+    assert_eq!(dir, store.layout().checkpoint_dir("copy", "cp1"));
+    let copy = store.load("copy", "cp1").unwrap();
+    let meta = copy.meta.clone().expect("the copy has its metadata");
+    assert_eq!((meta.container_id.as_str(), meta.name.as_str()), ("copy", "cp1"));
+    assert_eq!(
+        meta.files,
+        source.meta.as_ref().unwrap().files,
+        "the checksums travel unchanged"
+    );
+    assert!(dir.join(SEAL_FILE).is_file());
+    store.verify(&copy).unwrap();
+    for f in ["core-1.img", "pages-1.img", META_FILE, SEAL_FILE] {
+        assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
+    }
+    assert_eq!(fs::read_dir(store.layout().staging_root("copy")).unwrap().count(), 0);
+    // A second copy of that name is refused, the first left whole.
+    assert!(matches!(
+        store.copy_checkpoint(&source, "copy"),
+        Err(StoreError::AlreadyExists { .. })
+    ));
+    store.verify(&store.load("copy", "cp1").unwrap()).unwrap();
+}
+
+#[test]
+fn a_foreign_checkpoint_is_copied_as_it_is() {
+    let (_tmp, store) = new_store();
+    let foreign = store.layout().checkpoint_dir(ID, "theirs");
+    fs::create_dir_all(&foreign).unwrap();
+    fs::write(foreign.join("inventory.img"), b"inv").unwrap();
+    fs::write(foreign.join("pstree.img"), b"tree").unwrap();
+    let entry = store.load(ID, "theirs").unwrap();
+    assert!(entry.meta.is_none());
+    let dir = store.copy_checkpoint(&entry, "copy").unwrap();
+    let mut names: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    names.sort();
+    assert_eq!(names, ["inventory.img", "pstree.img"]);
+    assert!(store.load("copy", "theirs").unwrap().meta.is_none());
+}
+
+#[test]
+fn a_restore_work_dir_is_a_staging_entry_removed_on_drop() {
+    let (_tmp, store) = new_store();
+    let work = store.restore_work_dir(ID).unwrap();
+    let path = work.path().to_path_buf();
+    assert!(path.starts_with(store.layout().staging_root(ID)));
+    let name = path.file_name().unwrap().to_str().unwrap().to_string();
+    assert!(name.starts_with(&format!("restore.{}.", std::process::id())), "{name}");
+    assert_eq!(mode(&path), 0o700);
+    fs::write(path.join("restore.log"), b"log").unwrap();
+    drop(work);
+    assert!(!path.exists());
+}
+
+#[test]
+fn logs_and_the_generated_bundle_are_written_where_the_layout_says() {
+    let (_tmp, store) = new_store();
+    for log in [Log::Output, Log::Restore, Log::DumpFailed] {
+        let path = store.write_log(ID, log, b"text").unwrap();
+        assert_eq!(path, store.layout().log(ID, log));
+        assert_eq!((fs::read(&path).unwrap(), mode(&path)), (b"text".to_vec(), 0o600));
+    }
+    let bundle = store.write_bundle(ID, b"{}").unwrap();
+    assert_eq!(bundle, store.layout().bundle_dir(ID));
+    assert_eq!(fs::read(store.layout().bundle_config(ID)).unwrap(), b"{}");
 }

@@ -12,11 +12,12 @@
 //! It must never delete through a mount (see [`crate::mounts`]) nor kill a
 //! process that is not the container's or a CRIU working for its restore.
 
-use crate::discovery::cgroups::{parse_proc_cgroup, Membership};
-use crate::discovery::RuntimeKind;
+use crate::cgroups::{parse_proc_cgroup, Membership};
+use crate::engine::oci::runtime::{Runtime, RuntimeError};
+use crate::engine::RuntimeKind;
 use crate::mountinfo::{self, Mount};
 use crate::mounts::{self, MountError};
-use crate::runtime::{Runtime, RuntimeError};
+use crate::procfs::ProcRoot;
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -45,7 +46,7 @@ pub struct RestoreSite<'a> {
     /// The restore's work directory, or the staging root that holds the
     /// work directories of earlier restores of this id.
     pub work_area: &'a Path,
-    pub proc_root: &'a Path,
+    pub proc: &'a ProcRoot,
 }
 
 /// Removes every trace of a restore of `site.id` that did not complete,
@@ -58,8 +59,9 @@ pub fn undo_restore(site: &RestoreSite) -> Result<(), CleanupError> {
     let rootfs = spec.as_ref().and_then(|s| rootfs_path(site.bundle, s));
     let before = rootfs.as_deref().and_then(top_level);
     // CRIU first: alive, it could mount or restore more while we clean.
-    kill_criu_working_in(site.proc_root, site.work_area);
-    let mountinfo = Path::new(mounts::SELF_MOUNTINFO);
+    kill_criu_working_in(site.proc, site.work_area);
+    let mountinfo = site.proc.own_mountinfo();
+    let mountinfo = mountinfo.as_path();
     mounts::detach_below(mountinfo, site.work_area).map_err(CleanupError::Mounts)?;
     if site.runtime.kind == RuntimeKind::Crun {
         // crun mounts the rootfs at <bundle>/criu-root and refuses to
@@ -69,8 +71,8 @@ pub fn undo_restore(site: &RestoreSite) -> Result<(), CleanupError> {
         let _ = std::fs::remove_dir(&criu_root);
     }
     site.runtime.delete(site.id).map_err(CleanupError::Delete)?;
-    let cgroups_path = spec.as_ref().and_then(|s| s["linux"]["cgroupsPath"].as_str());
-    kill_restored_leftovers(site.id, cgroups_path);
+    let cgroups_path = spec.as_ref().and_then(crate::spec::cgroups_path);
+    kill_restored_leftovers(site.proc, site.id, cgroups_path);
     if let (Some(rootfs), Some(before)) = (rootfs, before) {
         let lost = lost_entries(&before, &top_level(&rootfs).unwrap_or_default());
         if !lost.is_empty() {
@@ -81,13 +83,13 @@ pub fn undo_restore(site: &RestoreSite) -> Result<(), CleanupError> {
 }
 
 fn read_spec(bundle: &Path) -> Option<serde_json::Value> {
-    serde_json::from_slice(&std::fs::read(bundle.join("config.json")).ok()?).ok()
+    crate::spec::read_raw(&bundle.join("config.json")).ok().flatten()
 }
 
 /// PURE: the rootfs a bundle's spec names (`root.path`, relative to the
 /// bundle unless absolute).
 pub fn rootfs_path(bundle: &Path, spec: &serde_json::Value) -> Option<PathBuf> {
-    let p = Path::new(spec["root"]["path"].as_str()?);
+    let p = Path::new(crate::spec::root_path(spec)?);
     Some(if p.is_absolute() {
         p.to_path_buf()
     } else {
@@ -119,20 +121,19 @@ pub fn criu_pids_working_in(procs: &[(i32, String, PathBuf)], area: &Path) -> Ve
 
 /// SIGKILLs the CRIU processes working in `area` (an orphan of a killed
 /// runtime, still restoring) and waits up to 5 s for them to go.
-fn kill_criu_working_in(proc_root: &Path, area: &Path) {
+fn kill_criu_working_in(proc: &ProcRoot, area: &Path) {
     let Ok(area) = std::fs::canonicalize(area) else {
         return;
     };
     let scan = || -> Vec<i32> {
-        let procs: Vec<(i32, String, PathBuf)> = std::fs::read_dir(proc_root)
+        let procs: Vec<(i32, String, PathBuf)> = proc
+            .pids()
+            .unwrap_or_default()
             .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| {
-                let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-                let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
-                let cwd = std::fs::read_link(e.path().join("cwd")).ok()?;
-                Some((pid, comm.trim().to_string(), cwd))
+            .filter_map(|pid| {
+                let p = proc.process(pid);
+                let comm = p.comm().ok()??;
+                Some((pid, comm.trim().to_string(), p.cwd().ok()?))
             })
             .collect();
         criu_pids_working_in(&procs, &area)
@@ -196,9 +197,9 @@ pub fn candidate_cgroup_dirs(
 
 /// Kills every process in the container's cgroups and removes the empty
 /// cgroups. Best effort: what cannot be removed is logged.
-pub fn kill_restored_leftovers(id: &str, cgroups_path: Option<&str>) {
-    let own = parse_proc_cgroup(&std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default());
-    let mounts = mountinfo::parse(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default());
+pub fn kill_restored_leftovers(proc: &ProcRoot, id: &str, cgroups_path: Option<&str>) {
+    let own = parse_proc_cgroup(&proc.own().cgroup().unwrap_or_default());
+    let mounts = mountinfo::parse(&proc.own().mountinfo().unwrap_or_default());
     let dirs: Vec<PathBuf> = candidate_cgroup_dirs(&own, &mounts, cgroups_path, id)
         .into_iter()
         .filter(|d| d.is_dir())

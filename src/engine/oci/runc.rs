@@ -3,7 +3,7 @@
 //! The same format is used by Docker (`/run/docker/runtime-runc/moby`) and
 //! containerd (`/run/containerd/runc/<namespace>`), which both drive runc.
 
-use super::{Container, DiscoveryError, RuntimeKind};
+use crate::engine::{Container, EngineError, RuntimeKind};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,19 +28,19 @@ struct StateConfig {
 }
 
 /// Loads `<root>/<id>/state.json`; `Ok(None)` when there is none.
-pub fn load(root: &Path, id: &str) -> Result<Option<Container>, DiscoveryError> {
+pub fn load(root: &Path, id: &str) -> Result<Option<Container>, EngineError> {
     let path = root.join(id).join("state.json");
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(DiscoveryError::ReadState { path, source }),
+        Err(source) => return Err(EngineError::ReadState { path, source }),
     };
     parse_state(&path, &text, root).map(Some)
 }
 
 /// Parses runc's `state.json` text.
-pub fn parse_state(path: &Path, text: &str, root: &Path) -> Result<Container, DiscoveryError> {
-    let st: StateFile = serde_json::from_str(text).map_err(|e| DiscoveryError::ParseState {
+pub fn parse_state(path: &Path, text: &str, root: &Path) -> Result<Container, EngineError> {
+    let st: StateFile = serde_json::from_str(text).map_err(|e| EngineError::ParseState {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
@@ -51,7 +51,7 @@ pub fn parse_state(path: &Path, text: &str, root: &Path) -> Result<Container, Di
         .iter()
         .find_map(|l| l.strip_prefix("bundle="))
         .map(PathBuf::from)
-        .ok_or_else(|| DiscoveryError::ParseState {
+        .ok_or_else(|| EngineError::ParseState {
             path: path.to_path_buf(),
             reason: "no bundle= label in config.labels".into(),
         })?;

@@ -177,7 +177,7 @@ impl DockerClient {
                     Transport::Unix(c) => c.request(req).await,
                     Transport::Tcp(c) => c.request(req).await,
                 }
-                .map_err(|e| unreachable(error_chain(&e)))?;
+                .map_err(|e| unreachable(crate::error::chain(&e)))?;
                 let status = resp.status().as_u16();
                 let body = resp
                     .into_body()
@@ -199,26 +199,6 @@ impl DockerClient {
                 .map_err(|_| unreachable(format!("no answer within {timeout:?}")))?
         })
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
-
-/// The `message` of a Docker error body.
-pub fn message_of(body: &serde_json::Value) -> String {
-    body.get("message")
-        .and_then(|m| m.as_str())
-        .map(str::to_string)
-        .or_else(|| body.as_str().map(str::to_string))
-        .unwrap_or_else(|| body.to_string())
 }
 
 #[cfg(test)]
@@ -268,15 +248,6 @@ mod tests {
             parse_host("tcp://[::1]", false).unwrap().to_string(),
             "tcp://[::1]:2375"
         );
-    }
-
-    #[test]
-    fn error_messages() {
-        assert_eq!(
-            message_of(&serde_json::json!({"message": "No such container: x"})),
-            "No such container: x"
-        );
-        assert_eq!(message_of(&serde_json::json!("plain")), "plain");
     }
 
     #[test]

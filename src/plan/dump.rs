@@ -1,12 +1,15 @@
-//! PURE planning: container + spec + inventory + host facts + options →
-//! a [`DumpPlan`] CRIU can execute, or a [`Refusal`] that explains, in the
-//! user's terms, why the container cannot be checkpointed as asked.
+//! PURE planning of a dump: spec + inventory + host facts + options → a
+//! [`DumpPlan`] that holds everything `create` executes (CRIU's options, the
+//! freezer, what happens to the container afterwards, the stdio to record),
+//! or a [`Refusal`] that explains, in the user's terms, why the container
+//! cannot be checkpointed as asked. Nothing edits a plan after planning.
 //!
 //! Nothing here touches the system; every input is plain data gathered
 //! beforehand, so every rule is unit-tested with tables of cases. The rules
 //! for external mounts follow runc's own checkpoint code so that the images
 //! restore with `runc restore` (and thus `docker start --checkpoint`).
 
+use crate::cgroups::FreezerDir;
 use crate::inventory::{FdKind, Inventory, ProcessInfo};
 use crate::mountinfo::Mount;
 use crate::spec::SpecFacts;
@@ -42,8 +45,14 @@ pub struct HostFacts {
     pub joined_netns_inode: Option<u64>,
     /// Inode of the pid namespace the spec joins, if any.
     pub joined_pidns_inode: Option<u64>,
-    /// The freezer cgroup directory for CRIU's --freeze-cgroup.
-    pub freezer_dir: Option<PathBuf>,
+    /// The container's freezer cgroup (ckpt's freeze and CRIU's
+    /// --freeze-cgroup), if one was found.
+    pub freezer: Option<FreezerDir>,
+    /// The init's stdio as the runtime recorded it at start (runc's
+    /// `external_descriptors`); empty when the runtime keeps none.
+    pub recorded_stdio: Vec<String>,
+    /// The init's stdio as `/proc/<pid>/fd/{0,1,2}` shows it now.
+    pub live_stdio: Vec<String>,
     /// Free bytes in the store's filesystem.
     pub store_free_bytes: Option<u64>,
     /// The store root (for messages).
@@ -64,15 +73,37 @@ pub enum ExternalNaming {
     Crun,
 }
 
-/// What CRIU will be asked to do.
+/// What becomes of the container once CRIU has dumped it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum AfterDump {
+    /// `--leave-running`: thawed as soon as CRIU exits (unless the user
+    /// paused it); the frozen time ends there.
+    Resume,
+    /// Kept frozen while the checkpoint is published, then killed and
+    /// deleted by its engine; the frozen time ends when CRIU exits.
+    Stop,
+}
+
+/// Everything `create` executes: what CRIU is asked, on which freezer, and
+/// what becomes of the container.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DumpPlan {
     pub pid: i32,
     pub root: PathBuf,
-    pub freeze_cgroup: Option<PathBuf>,
+    /// ckpt freezes it before CRIU runs (unless the user had paused it),
+    /// and CRIU gets it as --freeze-cgroup.
+    pub freezer: FreezerDir,
     /// `--external` values, e.g. `mnt[/etc/hosts]:/etc/hosts`.
     pub externals: Vec<String>,
+    /// What the user asked for, as `ckpt.json` records it.
     pub options: DumpOptions,
+    /// What CRIU is asked: the user's options, but always
+    /// `--leave-running`. ckpt stops the container itself, and only after
+    /// the checkpoint is published.
+    pub criu: DumpOptions,
+    pub after: AfterDump,
+    /// The init's stdio as `descriptors.json` records it for the restore.
+    pub descriptors: Vec<String>,
     /// Warnings worth showing (nothing that stops the dump).
     pub warnings: Vec<String>,
 }
@@ -231,7 +262,7 @@ pub fn problems(spec: &SpecFacts, inventory: &Inventory, host: &HostFacts, opts:
             }
         }
     }
-    if host.freezer_dir.is_none() {
+    if host.freezer.is_none() {
         out.push(Problem::NoFreezer);
     }
     if let Some(available) = host.store_free_bytes {
@@ -296,17 +327,39 @@ pub fn dump_plan(
     opts: &DumpOptions,
 ) -> Result<DumpPlan, Refusal> {
     let problems = problems(spec, inventory, host, opts);
-    if !problems.is_empty() {
-        return Err(Refusal { problems });
-    }
+    let freezer = match (&host.freezer, problems.is_empty()) {
+        (Some(freezer), true) => freezer.clone(),
+        _ => return Err(Refusal { problems }),
+    };
     Ok(DumpPlan {
         pid: host.init_pid,
         root: host.rootfs.clone(),
-        freeze_cgroup: host.freezer_dir.clone(),
+        freezer,
         externals: externals(spec, host),
         options: *opts,
+        criu: DumpOptions {
+            leave_running: true,
+            ..*opts
+        },
+        after: if opts.leave_running {
+            AfterDump::Resume
+        } else {
+            AfterDump::Stop
+        },
+        descriptors: stdio_to_record(host),
         warnings: warnings(inventory),
     })
+}
+
+/// The stdio `descriptors.json` records: what the runtime recorded at
+/// start (runc maps those onto the new stdio at restore), or for runtimes
+/// that keep none, what the init's fds show now.
+pub fn stdio_to_record(host: &HostFacts) -> Vec<String> {
+    if host.recorded_stdio.is_empty() {
+        host.live_stdio.clone()
+    } else {
+        host.recorded_stdio.clone()
+    }
 }
 
 /// The `--external` entries, named exactly as runc names them at restore:
@@ -418,5 +471,5 @@ pub fn human_bytes(b: u64) -> String {
 }
 
 #[cfg(test)]
-#[path = "plan_tests.rs"]
+#[path = "dump_tests.rs"]
 mod tests;

@@ -1,7 +1,7 @@
 //! crun state directories: `<root>/<id>/status` (JSON) plus a copy of the
 //! spec as `<root>/<id>/config.json`.
 
-use super::{Container, DiscoveryError, RuntimeKind};
+use crate::engine::{Container, EngineError, RuntimeKind};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,12 +21,12 @@ struct StatusFile {
 }
 
 /// Loads `<root>/<id>/status`; `Ok(None)` when there is none.
-pub fn load(root: &Path, id: &str) -> Result<Option<Container>, DiscoveryError> {
+pub fn load(root: &Path, id: &str) -> Result<Option<Container>, EngineError> {
     let path = root.join(id).join("status");
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(DiscoveryError::ReadState { path, source }),
+        Err(source) => return Err(EngineError::ReadState { path, source }),
     };
     parse_status(&path, &text, root, id).map(Some)
 }
@@ -34,8 +34,8 @@ pub fn load(root: &Path, id: &str) -> Result<Option<Container>, DiscoveryError> 
 /// Parses crun's `status` text. crun's `cgroup-path` is relative to each
 /// hierarchy's mount point; it is kept under the key `""` and resolved
 /// against the host's cgroup mounts by `cgroups::freezer_dir` when needed.
-pub fn parse_status(path: &Path, text: &str, root: &Path, id: &str) -> Result<Container, DiscoveryError> {
-    let parse_err = |reason: String| DiscoveryError::ParseState {
+pub fn parse_status(path: &Path, text: &str, root: &Path, id: &str) -> Result<Container, EngineError> {
+    let parse_err = |reason: String| EngineError::ParseState {
         path: path.to_path_buf(),
         reason,
     };

@@ -4,8 +4,9 @@
 //! file, cgroups, `kill`/`delete`), exactly as after `runc restore` — the
 //! same path Docker takes, which keeps ckpt's images honest.
 
-use crate::discovery::RuntimeKind;
+use crate::engine::RuntimeKind;
 use crate::plan::DumpOptions;
+use crate::procfs::ProcRoot;
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,8 @@ use std::process::{Command, Stdio};
 pub enum RuntimeError {
     #[error("{runtime} is not installed (not found in PATH); install it (e.g. scripts/setup)")]
     NotInstalled { runtime: &'static str },
+    #[error("{runtime} is not a runtime ckpt runs itself; its containers are restored through it")]
+    NotDriven { runtime: &'static str },
     #[error("cannot run {runtime}")]
     Spawn {
         runtime: &'static str,
@@ -44,6 +47,8 @@ pub struct Runtime {
     pub kind: RuntimeKind,
     pub binary: PathBuf,
     pub root: PathBuf,
+    /// Where ckpt's own mounts are read before a delete.
+    pub proc: ProcRoot,
 }
 
 /// What to restore and how.
@@ -59,20 +64,20 @@ pub struct RestoreRequest<'a> {
 
 impl Runtime {
     /// Locates the runtime binary in PATH.
-    pub fn locate(kind: RuntimeKind, root: &Path) -> Result<Runtime, RuntimeError> {
-        // Docker containers are run by runc; ckpt drives Docker itself only
-        // through its API, so the binary needed here is runc.
-        let kind = if kind == RuntimeKind::Docker {
-            RuntimeKind::Runc
-        } else {
-            kind
-        };
+    /// `kind` is runc or crun: Docker's containers are Docker's to run
+    /// (a Docker checkpoint restored from ckpt's store is restored with
+    /// runc by the restore plan's choice, not by a remap here).
+    pub fn locate(kind: RuntimeKind, root: &Path, proc: &ProcRoot) -> Result<Runtime, RuntimeError> {
+        if kind == RuntimeKind::Docker {
+            return Err(RuntimeError::NotDriven { runtime: kind.name() });
+        }
         let binary = crate::criu::runner::find_in_path(kind.name())
             .ok_or(RuntimeError::NotInstalled { runtime: kind.name() })?;
         Ok(Runtime {
             kind,
             binary,
             root: root.to_path_buf(),
+            proc: proc.clone(),
         })
     }
 
@@ -135,13 +140,13 @@ impl Runtime {
     /// CRIU's leftover can be: the dir is going away) is lazily unmounted
     /// first, and the delete is refused while anything stays mounted there.
     pub fn delete(&self, id: &str) -> Result<(), RuntimeError> {
-        crate::mounts::detach_below(Path::new(crate::mounts::SELF_MOUNTINFO), &self.root.join(id)).map_err(
-            |source| RuntimeError::MountsBelow {
+        crate::mounts::detach_below(&self.proc.own_mountinfo(), &self.root.join(id)).map_err(|source| {
+            RuntimeError::MountsBelow {
                 runtime: self.kind.name(),
                 id: id.to_string(),
                 source,
-            },
-        )?;
+            }
+        })?;
         // Safe: nothing is mounted below <root>/<id> (checked just above).
         self.run_quiet("delete", id, &["delete".into(), "--force".into(), id.into()])
     }
@@ -315,5 +320,11 @@ mod tests {
 {"level":"error","msg":"criu failed: type RESTORE errno 0"}"#;
         assert_eq!(runtime_error_message(log), "criu failed: type RESTORE errno 0");
         assert_eq!(runtime_error_message("plain\nlast line\n"), "last line");
+    }
+
+    #[test]
+    fn docker_is_never_run_as_a_runtime_binary() {
+        let e = Runtime::locate(RuntimeKind::Docker, Path::new("/r"), &ProcRoot::host()).unwrap_err();
+        assert!(matches!(e, RuntimeError::NotDriven { runtime: "docker" }), "{e}");
     }
 }

@@ -38,7 +38,10 @@ fn host() -> HostFacts {
     HostFacts {
         init_pid: 100,
         rootfs: "/b/rootfs".into(),
-        freezer_dir: Some("/sys/fs/cgroup/freezer/c".into()),
+        freezer: Some(FreezerDir {
+            dir: "/sys/fs/cgroup/freezer/c".into(),
+            version: crate::cgroups::CgroupVersion::V1,
+        }),
         store_root: "/var/lib/ckpt".into(),
         // crun naming adds no default devices, keeping the lists short.
         naming: ExternalNaming::Crun,
@@ -80,7 +83,7 @@ fn clean_container_is_planned() {
     let plan = dump_plan(&SpecFacts::default(), &i, &host(), &DumpOptions::default()).unwrap();
     assert_eq!(plan.pid, 100);
     assert_eq!(plan.root, PathBuf::from("/b/rootfs"));
-    assert_eq!(plan.freeze_cgroup, Some(PathBuf::from("/sys/fs/cgroup/freezer/c")));
+    assert_eq!(plan.freezer.dir, PathBuf::from("/sys/fs/cgroup/freezer/c"));
     // init's stdio pipe is handled by descriptors.json: no warning.
     assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
 }
@@ -208,7 +211,7 @@ fn every_problem_is_reported_not_just_the_first() {
 #[test]
 fn missing_freezer_is_refused() {
     let mut h = host();
-    h.freezer_dir = None;
+    h.freezer = None;
     let r = dump_plan(&SpecFacts::default(), &inv(vec![]), &h, &DumpOptions::default()).unwrap_err();
     assert_eq!(r.problems, vec![Problem::NoFreezer]);
 }
@@ -368,4 +371,42 @@ fn children_sharing_init_stdio_pipes_do_not_warn_but_other_outside_pipes_do() {
     let w = warnings(&i);
     assert_eq!(w.len(), 1, "{w:?}");
     assert!(w[0].contains("pipe:[6]"));
+}
+
+#[test]
+fn criu_always_leaves_running_and_the_plan_says_what_ckpt_does_after() {
+    // (--leave-running, what becomes of the container)
+    for (leave_running, after) in [(true, AfterDump::Resume), (false, AfterDump::Stop)] {
+        let opts = DumpOptions {
+            leave_running,
+            file_locks: true,
+            ..Default::default()
+        };
+        let plan = dump_plan(&SpecFacts::default(), &inv(vec![]), &host(), &opts).unwrap();
+        assert_eq!(plan.after, after, "leave_running={leave_running}");
+        assert_eq!(plan.options, opts, "ckpt.json records what the user asked");
+        assert!(plan.criu.leave_running, "CRIU never kills the tree itself");
+        assert!(plan.criu.file_locks, "the other options go to CRIU as asked");
+    }
+}
+
+#[test]
+fn recorded_stdio_is_what_the_runtime_kept_else_what_the_fds_show() {
+    let live = vec!["/dev/null".to_string(), "pipe:[9]".into(), "pipe:[9]".into()];
+    let recorded = vec!["/dev/null".to_string(), "pipe:[5]".into(), "pipe:[6]".into()];
+    // (recorded by the runtime, read from /proc, what descriptors.json gets)
+    let table = [
+        (vec![], live.clone(), live.clone()),
+        (recorded.clone(), live.clone(), recorded.clone()),
+        (recorded.clone(), vec![], recorded.clone()),
+    ];
+    for (recorded_stdio, live_stdio, want) in table {
+        let h = HostFacts {
+            recorded_stdio,
+            live_stdio,
+            ..host()
+        };
+        let plan = dump_plan(&SpecFacts::default(), &inv(vec![]), &h, &DumpOptions::default()).unwrap();
+        assert_eq!(plan.descriptors, want);
+    }
 }

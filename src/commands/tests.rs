@@ -1,0 +1,703 @@
+//! Unit tests of every command through the engine seam: a fake engine
+//! (`engine::fake`), a fake CRIU, a fixture `/proc` with one container
+//! process and a fixture freezer cgroup, and a store in a temp dir. No
+//! root, no runtime, no CRIU: each test checks what the command decided
+//! (its output, its exit code, what it wrote) and what it asked of its
+//! engine, and, for each refusal, that nothing was changed.
+
+use super::*;
+use crate::cli::{CreateArgs, CriuFlags, InspectArgs, LsArgs, RmArgs, StartArgs, VerifyArgs};
+use crate::criu::CriuVersion;
+use crate::engine::fake::{FakeCriu, FakeEngine, Script};
+use crate::engine::{Container, Report};
+use crate::output::Output;
+use crate::plan::restore::{Restorer, TargetState};
+use crate::store::{CheckpointMeta, InventorySummary, SCHEMA_VERSION};
+use std::collections::BTreeMap;
+use std::os::unix::fs::symlink;
+
+const PID: i32 = 4242;
+const CRIU: CriuVersion = CriuVersion {
+    major: 4,
+    minor: 1,
+    sublevel: 1,
+};
+const SPEC: &str = r#"{"ociVersion": "1.0.2", "root": {"path": "rootfs"},
+    "process": {"terminal": false, "cwd": "/", "args": ["counter"], "user": {"uid": 0, "gid": 0}}}"#;
+
+/// A container `web` whose init is fixture process 4242, with its bundle,
+/// freezer and a store, behind a fake engine and a fake CRIU.
+struct World {
+    tmp: tempfile::TempDir,
+    engine: FakeEngine,
+    criu: FakeCriu,
+    root: bool,
+}
+
+impl World {
+    fn new() -> World {
+        let tmp = tempfile::tempdir().unwrap();
+        let t = tmp.path();
+        let w = |path: &str, text: &str| {
+            let path = t.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        let link = |path: &str, target: &str| {
+            let path = t.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            symlink(target, path).unwrap();
+        };
+        // ckpt itself: its namespaces, and the host's freezer hierarchy.
+        link("proc/self/ns/pid", "pid:[1]");
+        link("proc/self/ns/time", "time:[1]");
+        w(
+            "proc/self/mountinfo",
+            &format!(
+                "25 1 0:34 / {} rw - cgroup cgroup rw,freezer\n",
+                t.join("cgroup/freezer").display()
+            ),
+        );
+        w("proc/self/cgroup", "4:freezer:/\n");
+        // The container's init, in a pid and time namespace of its own.
+        fixture_process(t, PID, "counter");
+        w("cgroup/freezer/web/freezer.state", "THAWED\n");
+        w("cgroup/freezer/web/cgroup.procs", &format!("{PID}\n"));
+        w("bundle/config.json", SPEC);
+        std::fs::create_dir_all(t.join("bundle/rootfs")).unwrap();
+        let mut script = Script::new(&t.join("store"), "web");
+        script.container = Some(Container {
+            id: "web".into(),
+            runtime: crate::engine::RuntimeKind::Runc,
+            runtime_root: t.join("run/runc"),
+            init_pid: PID,
+            init_start: 777,
+            bundle: t.join("bundle"),
+            rootfs: t.join("bundle/rootfs"),
+            spec_path: t.join("bundle/config.json"),
+            external_descriptors: vec![],
+            cgroup_paths: BTreeMap::new(),
+        });
+        script.restored_pid = PID;
+        World {
+            engine: FakeEngine::new(script),
+            criu: FakeCriu::new(CRIU),
+            root: true,
+            tmp,
+        }
+    }
+
+    fn path(&self, rel: &str) -> std::path::PathBuf {
+        self.tmp.path().join(rel)
+    }
+
+    fn script(&mut self) -> &mut Script {
+        &mut self.engine.script
+    }
+
+    fn ctx(&self) -> Context {
+        Context {
+            store_root: self.path("store"),
+            proc: ProcRoot::new(self.path("proc")),
+            quiet: false,
+            engines: Box::new(self.engine.clone()),
+            criu: Box::new(self.criu.clone()),
+            root: self.root,
+            // The watchdog helper: a stand-in that reads nothing and exits.
+            exe: Some("/bin/true".into()),
+        }
+    }
+
+    fn store(&self) -> Store {
+        Store::open_with(&self.path("store"), &ProcRoot::new(self.path("proc"))).unwrap()
+    }
+
+    fn freezer(&self) -> String {
+        std::fs::read_to_string(self.path("cgroup/freezer/web/freezer.state")).unwrap()
+    }
+
+    /// Publishes checkpoint `name` of `web` as `create` would have.
+    fn checkpoint(&self, name: &str) {
+        let store = self.store();
+        let staging = store.begin("web", name).unwrap();
+        staging.write_file("inventory.img", b"inv").unwrap();
+        staging.write_file("pstree.img", b"tree").unwrap();
+        staging.write_file("pages-1.img", &[7u8; 4096]).unwrap();
+        staging.publish(self.meta(name)).unwrap();
+    }
+
+    fn meta(&self, name: &str) -> CheckpointMeta {
+        CheckpointMeta {
+            schema_version: SCHEMA_VERSION,
+            tool: "ckpt test".into(),
+            container_id: "web".into(),
+            name: name.into(),
+            runtime: "runc".into(),
+            runtime_root: Some(self.path("run/runc")),
+            bundle: Some(self.path("bundle")),
+            rootfs: Some(self.path("bundle/rootfs")),
+            spec: serde_json::from_str(SPEC).unwrap(),
+            inventory: InventorySummary {
+                process_count: 1,
+                fd_count: 3,
+                anon_rss_bytes: 0,
+                processes: vec![(1, "counter".into())],
+            },
+            criu_version: "4.1.1".into(),
+            kernel: "6".into(),
+            created_at: "2026-01-01T00:00:00Z".into(),
+            frozen_ms: 3,
+            dump_ms: 9,
+            size_bytes: 0,
+            options: Default::default(),
+            descriptors: vec![],
+            files: Default::default(),
+        }
+    }
+}
+
+/// A fixture process `pid` named `comm`, pid 1 of its own pid namespace,
+/// with stdio `/dev/null` and a pipe, in the freezer cgroup `/web`.
+fn fixture_process(t: &std::path::Path, pid: i32, comm: &str) {
+    let dir = t.join(format!("proc/{pid}"));
+    for sub in ["ns", "fd", "fdinfo", "root"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    symlink("pid:[2]", dir.join("ns/pid")).unwrap();
+    symlink(format!("time:[{pid}]"), dir.join("ns/time")).unwrap();
+    let w = |file: &str, text: &str| std::fs::write(dir.join(file), text).unwrap();
+    w(
+        "stat",
+        &format!("{pid} ({comm}) S 1 {pid} {pid} 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 777 0 0"),
+    );
+    w("status", &format!("Name:\t{comm}\nNSpid:\t{pid}\t1\n"));
+    w("comm", &format!("{comm}\n"));
+    w("cmdline", &format!("/bin/{comm}\0"));
+    w("mountinfo", "300 200 0:50 / / rw - overlay overlay rw\n");
+    w("cgroup", "4:freezer:/web\n");
+    for (fd, target) in [(0, "/dev/null"), (1, "pipe:[5]"), (2, "pipe:[5]")] {
+        symlink(target, dir.join(format!("fd/{fd}"))).unwrap();
+        w(&format!("fdinfo/{fd}"), "pos:\t0\nflags:\t02\nmnt_id:\t300\n");
+    }
+}
+
+fn criu_flags() -> CriuFlags {
+    CriuFlags::default()
+}
+
+fn create_args(name: &str, leave_running: bool) -> CreateArgs {
+    CreateArgs {
+        leave_running,
+        criu: criu_flags(),
+        json: false,
+        container: "web".into(),
+        name: name.into(),
+    }
+}
+
+fn start_args(checkpoint: &str, name: Option<&str>) -> StartArgs {
+    StartArgs {
+        checkpoint: checkpoint.into(),
+        name: name.map(str::to_string),
+        json: false,
+        container: "web".into(),
+    }
+}
+
+/// Runs a command; its output and its exit code.
+fn run(f: impl FnOnce(&mut Output) -> Result<(), Error>) -> (String, u8, String) {
+    let mut out = Output::new(false);
+    let result = f(&mut out);
+    let message = result
+        .as_ref()
+        .err()
+        .map(|e| crate::error::chain(e))
+        .unwrap_or_default();
+    (
+        out.text().to_string(),
+        crate::error::exit_status(result.as_ref().err()),
+        message,
+    )
+}
+
+// ------------------------------------------------------------- create --
+
+#[test]
+fn create_dumps_publishes_then_has_the_engine_stop_the_container() {
+    let w = World::new();
+    let (text, code, err) = run(|out| create::run(&w.ctx(), &create_args("n1", false), out));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        text.starts_with("checkpoint n1 of web created: ") && text.trim_end().ends_with("; container stopped"),
+        "{text}"
+    );
+    let entry = w.store().load("web", "n1").unwrap();
+    w.store().verify(&entry).unwrap();
+    let meta = entry.meta.unwrap();
+    assert_eq!((meta.runtime.as_str(), meta.options.leave_running), ("runc", false));
+    assert_eq!(
+        meta.descriptors,
+        ["/dev/null", "pipe:[5]", "pipe:[5]"],
+        "the init's stdio as /proc shows it"
+    );
+    assert_eq!(meta.inventory.processes, vec![(1, "counter".to_string())]);
+    let calls = w.engine.calls();
+    assert_eq!(calls, ["running web", "check_dump n1", "stop_after_dump web"]);
+    // CRIU always leaves the tree running; ckpt froze it first.
+    let args = &w.criu.runs()[0];
+    assert!(args.contains(&"--leave-running".to_string()), "{args:?}");
+    assert!(args
+        .windows(2)
+        .any(|a| a[0] == "--freeze-cgroup" && a[1].ends_with("cgroup/freezer/web")));
+    assert_eq!(w.freezer(), "THAWED", "no freeze of ckpt's is left behind");
+}
+
+#[test]
+fn create_leave_running_thaws_and_never_stops() {
+    let w = World::new();
+    let (text, code, err) = run(|out| create::run(&w.ctx(), &create_args("n1", true), out));
+    assert_eq!(code, 0, "{err}");
+    assert!(text.trim_end().ends_with("; container left running"), "{text}");
+    assert!(!w.engine.calls().iter().any(|c| c.starts_with("stop_after_dump")));
+    assert_eq!(w.freezer(), "THAWED");
+    assert!(w.store().load("web", "n1").unwrap().meta.unwrap().options.leave_running);
+}
+
+#[test]
+fn create_refusals_change_nothing() {
+    // (case, how the world differs, exit code, in the message)
+    type Case = (&'static str, fn(&mut World) -> CreateArgs, u8, &'static str);
+    #[rustfmt::skip]
+    let cases: Vec<Case> = vec![
+        ("invalid name", |_| create_args("../x", false), 2, "invalid checkpoint name"),
+        ("not root", |w| { w.root = false; create_args("n1", false) }, 5, "must run as root"),
+        ("no such container", |w| { w.script().container = None; create_args("n1", false) }, 4, "no container \"web\""),
+        ("the engine refuses", |w| { w.script().refuse_dump = true; create_args("n1", false) }, 3, "28.0.0 cannot restore"),
+        ("the preflight refuses", |w| {
+            std::fs::write(w.path("bundle/config.json"), SPEC.replace("\"terminal\": false", "\"terminal\": true")).unwrap();
+            create_args("n1", false)
+        }, 3, "cannot checkpoint container web (nothing was frozen or changed)"),
+    ];
+    for (case, setup, code, phrase) in cases {
+        let mut w = World::new();
+        let args = setup(&mut w);
+        let (text, got, err) = run(|out| create::run(&w.ctx(), &args, out));
+        assert_eq!((got, text.as_str()), (code, ""), "{case}: {err}");
+        assert!(err.contains(phrase), "{case}: {phrase:?} not in {err}");
+        assert!(w.criu.runs().is_empty(), "{case}: CRIU ran");
+        assert_eq!(w.freezer(), "THAWED\n", "{case}: the freezer was touched");
+        assert!(
+            !w.path("store/web/checkpoints").exists(),
+            "{case}: something was published"
+        );
+        assert!(!w.engine.calls().iter().any(|c| c.starts_with("stop")), "{case}");
+    }
+}
+
+#[test]
+fn create_of_a_name_that_exists_is_refused() {
+    let w = World::new();
+    w.checkpoint("n1");
+    let (_, code, err) = run(|out| create::run(&w.ctx(), &create_args("n1", false), out));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("already has a checkpoint named \"n1\""), "{err}");
+    assert!(w.criu.runs().is_empty());
+}
+
+#[test]
+fn create_whose_criu_fails_keeps_the_container_and_the_log() {
+    let mut w = World::new();
+    w.criu.fail = true;
+    let (_, code, err) = run(|out| create::run(&w.ctx(), &create_args("n1", false), out));
+    assert_eq!(code, 6, "{err}");
+    assert!(
+        err.starts_with("container web was not changed and keeps running"),
+        "{err}"
+    );
+    assert!(
+        err.contains("dump-failed.log"),
+        "the message points at the kept log: {err}"
+    );
+    assert!(std::fs::read_to_string(w.path("store/web/dump-failed.log"))
+        .unwrap()
+        .contains("Can't lookup mount"));
+    assert_eq!(w.freezer(), "THAWED");
+    assert!(!w.path("store/web/checkpoints/n1").exists());
+    assert!(!w.engine.calls().iter().any(|c| c.starts_with("stop")));
+}
+
+#[test]
+fn create_whose_stop_fails_says_where_the_checkpoint_is() {
+    let mut w = World::new();
+    w.script().stop_fails = true;
+    let (_, code, err) = run(|out| create::run(&w.ctx(), &create_args("n1", false), out));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("checkpoint n1 is saved in"), "{err}");
+    assert!(err.contains("but container web could not be stopped"), "{err}");
+    w.store().verify(&w.store().load("web", "n1").unwrap()).unwrap();
+}
+
+#[test]
+fn create_keeps_a_pause_the_engine_recorded() {
+    let mut w = World::new();
+    w.script().recorded_pause = Some(true);
+    let (_, code, err) = run(|out| create::run(&w.ctx(), &create_args("n1", true), out));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(w.freezer(), "FROZEN", "Docker's record of a pause decides");
+}
+
+// ------------------------------------------------------------ inspect --
+
+fn inspect_args() -> InspectArgs {
+    InspectArgs {
+        json: false,
+        criu: criu_flags(),
+        container: "web".into(),
+    }
+}
+
+#[test]
+fn inspect_reports_and_its_verdict_decides_the_code() {
+    let w = World::new();
+    let (text, code, err) = run(|out| inspect::run(&w.ctx(), &inspect_args(), out));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        text.starts_with("container web (runc, init pid 4242, bundle "),
+        "{text}"
+    );
+    assert!(text.contains("pid 4242 (ns pid 1) counter: 3 fds"), "{text}");
+    assert!(text.contains("fd   1 pipe           pipe:[5]"), "{text}");
+    assert!(text.trim_end().ends_with("verdict: ok, can be checkpointed"), "{text}");
+
+    std::fs::write(
+        w.path("bundle/config.json"),
+        SPEC.replace("\"terminal\": false", "\"terminal\": true"),
+    )
+    .unwrap();
+    let (text, code, err) = run(|out| inspect::run(&w.ctx(), &inspect_args(), out));
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        text.contains("verdict: refused\n  - the container has a terminal"),
+        "{text}"
+    );
+    assert_eq!(err, "the container cannot be checkpointed as is (1 problem(s) above)");
+    assert!(!w.path("store").exists(), "inspect creates no store");
+}
+
+#[test]
+fn inspect_json_and_not_found() {
+    let mut w = World::new();
+    let args = InspectArgs {
+        json: true,
+        ..inspect_args()
+    };
+    let (text, code, _) = run(|out| inspect::run(&w.ctx(), &args, out));
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        (v["verdict"].as_str(), v["container"]["runtime"].as_str()),
+        (Some("ok"), Some("runc"))
+    );
+    w.script().container = None;
+    let (text, code, _) = run(|out| inspect::run(&w.ctx(), &args, out));
+    assert_eq!((code, text.as_str()), (4, ""));
+}
+
+// ------------------------------------------------------------------ ls --
+
+#[test]
+fn ls_lists_every_home_and_one_container() {
+    let w = World::new();
+    let ls = |container: Option<&str>, json| LsArgs {
+        json,
+        container: container.map(str::to_string),
+    };
+    let (text, code, _) = run(|out| ls::run(&w.ctx(), &ls(None, false), out));
+    assert_eq!((code, text.as_str()), (0, "no checkpoints\n"));
+    w.checkpoint("n1");
+    let (text, code, _) = run(|out| ls::run(&w.ctx(), &ls(None, false), out));
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("CONTAINER            NAME"), "{text}");
+    assert!(lines[1].starts_with("web                  n1   "), "{text}");
+    assert!(
+        lines[1].contains("3 ms") && lines[1].trim_end().ends_with("ckpt"),
+        "{text}"
+    );
+    let (text, code, _) = run(|out| ls::run(&w.ctx(), &ls(Some("web"), true), out));
+    assert_eq!(code, 0);
+    let rows: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        (rows[0]["name"].as_str(), rows[0]["made_by"].as_str()),
+        (Some("n1"), Some("ckpt"))
+    );
+    assert_eq!(w.engine.calls(), ["home web"]);
+    let (_, code, err) = run(|out| ls::run(&w.ctx(), &ls(Some("a/b"), false), out));
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn ls_quiet_drops_the_news_not_the_table() {
+    let w = World::new();
+    let mut ctx = w.ctx();
+    ctx.quiet = true;
+    let mut out = Output::new(true);
+    ls::run(
+        &ctx,
+        &LsArgs {
+            json: false,
+            container: None,
+        },
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(out.text(), "");
+}
+
+// ------------------------------------------------------------------ rm --
+
+#[test]
+fn rm_removes_and_refuses_what_it_must() {
+    let mut w = World::new();
+    w.checkpoint("n1");
+    let rm = |name: &str| RmArgs {
+        container: "web".into(),
+        name: name.into(),
+    };
+    let (_, code, err) = run(|out| rm::run(&w.ctx(), &rm("nope"), out));
+    assert_eq!(code, 4, "{err}");
+    let (_, code, err) = run(|out| rm::run(&w.ctx(), &rm("../x"), out));
+    assert_eq!(code, 2, "{err}");
+    w.root = false;
+    let (_, code, err) = run(|out| rm::run(&w.ctx(), &rm("n1"), out));
+    assert_eq!(code, 5, "{err}");
+    assert!(w.path("store/web/checkpoints/n1").is_dir(), "not removed without root");
+    w.root = true;
+    let (text, code, err) = run(|out| rm::run(&w.ctx(), &rm("n1"), out));
+    assert_eq!((code, text.as_str()), (0, "removed checkpoint n1 of web\n"), "{err}");
+    assert!(!w.path("store/web/checkpoints/n1").exists());
+}
+
+// -------------------------------------------------------------- verify --
+
+fn verify_args(name: &str) -> VerifyArgs {
+    VerifyArgs {
+        json: false,
+        container: "web".into(),
+        name: name.into(),
+    }
+}
+
+#[test]
+fn verify_says_intact_or_names_the_damage() {
+    let mut w = World::new();
+    w.checkpoint("n1");
+    let (text, code, err) = run(|out| verify::run(&w.ctx(), &verify_args("n1"), out));
+    assert_eq!(code, 0, "{err}");
+    assert!(text.starts_with("checkpoint n1 of web is intact: "), "{text}");
+    assert!(text.trim_end().ends_with("every checksum matches"), "{text}");
+    let pages = w.path("store/web/checkpoints/n1/pages-1.img");
+    std::fs::write(&pages, [8u8; 4096]).unwrap();
+    let (text, code, err) = run(|out| verify::run(&w.ctx(), &verify_args("n1"), out));
+    assert_eq!((code, text.as_str()), (7, ""));
+    assert!(err.contains("pages-1.img: checksum mismatch"), "{err}");
+    let (_, code, _) = run(|out| verify::run(&w.ctx(), &verify_args("nope"), out));
+    assert_eq!(code, 4);
+    w.root = false;
+    let (_, code, _) = run(|out| verify::run(&w.ctx(), &verify_args("n1"), out));
+    assert_eq!(code, 5);
+}
+
+#[test]
+fn verify_of_a_foreign_checkpoint_depends_on_its_home() {
+    let mut w = World::new();
+    let dir = w.path("store/web/checkpoints/theirs");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("inventory.img"), b"inv").unwrap();
+    // In ckpt's store a checkpoint without ckpt.json is damaged.
+    let (_, code, err) = run(|out| verify::run(&w.ctx(), &verify_args("theirs"), out));
+    assert_eq!(code, 7, "{err}");
+    assert!(err.contains("ckpt.json: missing"), "{err}");
+    // In Docker's directory it is Docker's, if CRIU's images are there.
+    w.script().home.foreign = true;
+    let (_, code, err) = run(|out| verify::run(&w.ctx(), &verify_args("theirs"), out));
+    assert_eq!(code, 7, "{err}");
+    assert!(err.contains("pstree.img: missing (not a CRIU checkpoint)"), "{err}");
+    std::fs::write(dir.join("pstree.img"), b"tree").unwrap();
+    let (text, code, _) = run(|out| verify::run(&w.ctx(), &verify_args("theirs"), out));
+    assert_eq!(code, 0);
+    assert!(text.contains("was not made by ckpt (no checksums)"), "{text}");
+}
+
+// --------------------------------------------------------------- start --
+
+#[test]
+fn start_restores_through_the_engine_and_confirms() {
+    let w = World::new();
+    w.checkpoint("n1");
+    let (text, code, err) = run(|out| start::run(&w.ctx(), &start_args("n1", None), out));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        text,
+        format!(
+            "container web restored from checkpoint n1 in 7 ms (pid {PID}); its output goes to {}\n",
+            w.path("store/web/output.log").display()
+        )
+    );
+    assert_eq!(
+        w.engine.calls(),
+        [
+            "home web",
+            "check_restore",
+            "restore_facts",
+            "prepare web",
+            "restore web"
+        ]
+    );
+}
+
+#[test]
+fn start_as_a_new_container() {
+    let w = World::new();
+    w.checkpoint("n1");
+    let mut args = start_args("n1", Some("copy"));
+    args.json = true;
+    let (text, code, err) = run(|out| start::run(&w.ctx(), &args, out));
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        (v["container"].as_str(), v["runtime"].as_str()),
+        (Some("copy"), Some("runc"))
+    );
+    assert_eq!(v["restore_ms"], 7);
+    assert!(w.engine.calls().contains(&"prepare copy".to_string()));
+}
+
+#[test]
+fn start_refusals_prepare_nothing() {
+    // (case, how the world differs, the checkpoint's name and --name, exit code, in the message)
+    type Case = (
+        &'static str,
+        fn(&mut World),
+        (&'static str, Option<&'static str>),
+        u8,
+        &'static str,
+    );
+    #[rustfmt::skip]
+    let cases: Vec<Case> = vec![
+        ("invalid --name", |_| {}, ("n1", Some("a/b")), 2, "invalid container id"),
+        ("no such checkpoint", |_| {}, ("nope", None), 4, "has no checkpoint named \"nope\""),
+        ("not root", |w| w.root = false, ("n1", None), 5, "must run as root"),
+        ("the engine's prerequisite", |w| w.script().refuse_restore = true, ("n1", None), 5, "not in experimental mode"),
+        ("target running", |w| w.script().target = TargetState::Running, ("n1", None), 3,
+         "container web is running; stop it first"),
+        ("made by a newer CRIU", |w| w.criu.version = CriuVersion { major: 4, minor: 0, sublevel: 0 }, ("n1", None), 5,
+         "newer than the installed CRIU 4.0.0"),
+        ("rootfs gone", |w| { let r = w.path("bundle/rootfs"); w.script().missing.insert(r); }, ("n1", Some("copy")), 4,
+         "root filesystem"),
+        ("a flipped byte", |w| std::fs::write(w.path("store/web/checkpoints/n1/pages-1.img"), [8u8; 4096]).unwrap(),
+         ("n1", None), 7, "pages-1.img: checksum mismatch"),
+        ("no ckpt.json in ckpt's store", |w| std::fs::remove_file(w.path("store/web/checkpoints/n1/ckpt.json")).unwrap(),
+         ("n1", None), 7, "ckpt.json: missing"),
+    ];
+    for (case, setup, (checkpoint, name), code, phrase) in cases {
+        let mut w = World::new();
+        w.checkpoint("n1");
+        setup(&mut w);
+        let (text, got, err) = run(|out| start::run(&w.ctx(), &start_args(checkpoint, name), out));
+        assert_eq!((got, text.as_str()), (code, ""), "{case}: {err}");
+        assert!(err.contains(phrase), "{case}: {phrase:?} not in {err}");
+        let calls = w.engine.calls();
+        assert!(
+            !calls
+                .iter()
+                .any(|c| c.starts_with("prepare") || c.starts_with("restore ")),
+            "{case}: {calls:?}"
+        );
+        assert!(
+            !w.path("store/copy").exists(),
+            "{case}: a refused start left the target's directory"
+        );
+    }
+}
+
+#[test]
+fn start_whose_restore_fails_is_undone() {
+    let mut w = World::new();
+    w.checkpoint("n1");
+    w.script().restore_fails = true;
+    let (_, code, err) = run(|out| start::run(&w.ctx(), &start_args("n1", None), out));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.starts_with("nothing was started"), "{err}");
+    assert!(err.contains("criu failed: type RESTORE"), "{err}");
+    assert_eq!(w.engine.calls().last().unwrap(), "undo web");
+}
+
+#[test]
+fn start_whose_init_is_not_the_checkpointed_one_is_not_resumed() {
+    let mut w = World::new();
+    w.checkpoint("n1");
+    fixture_process(w.tmp.path(), 5000, "sh");
+    w.script().restored_pid = 5000;
+    let (_, code, err) = run(|out| start::run(&w.ctx(), &start_args("n1", None), out));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("did not resume the checkpointed processes"), "{err}");
+    assert!(
+        err.contains("pid 1 (counter) in the container, the running init is pid 1 (sh)"),
+        "{err}"
+    );
+    assert!(
+        !w.engine.calls().iter().any(|c| c.starts_with("undo")),
+        "left for the user to see"
+    );
+}
+
+#[test]
+fn start_of_a_foreign_checkpoint_through_a_docker_like_engine() {
+    let mut w = World::new();
+    let dir = w.path("store/web/checkpoints/theirs");
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["inventory.img", "pstree.img"] {
+        std::fs::write(dir.join(f), b"x").unwrap();
+    }
+    let s = w.script();
+    s.restorer = Restorer::Docker;
+    s.home.foreign = true;
+    s.target = TargetState::Stopped;
+    s.report = Report::Docker { retries: 1 };
+    let (text, code, err) = run(|out| start::run(&w.ctx(), &start_args("theirs", None), out));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        text,
+        format!(
+            "Docker container web restored from checkpoint theirs in 7 ms (pid {PID}) after 1 retry \
+             (Docker's stale-content error, moby#42900); see `docker logs web`\n"
+        )
+    );
+    // A Docker restore of a running container needs --name.
+    w.script().target = TargetState::Running;
+    let (_, code, _) = run(|out| start::run(&w.ctx(), &start_args("theirs", None), out));
+    assert_eq!(code, 3);
+    let (_, code, err) = run(|out| start::run(&w.ctx(), &start_args("theirs", Some("c2")), out));
+    assert_eq!(code, 0, "{err}");
+}
+
+// --------------------------------------------------------------- relay --
+
+#[test]
+fn relay_appends_everything_and_never_writes_through_a_link() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("output.log");
+    std::fs::write(&log, b"a").unwrap();
+    relay::relay(&b"bc"[..], &log).unwrap();
+    assert_eq!(std::fs::read(&log).unwrap(), b"abc");
+    let outside = tmp.path().join("outside");
+    std::fs::write(&outside, b"keep").unwrap();
+    let link = tmp.path().join("linked.log");
+    symlink(&outside, &link).unwrap();
+    let mut input = std::io::Cursor::new(vec![1u8; 200_000]);
+    let e = relay::relay(&mut input, &link).unwrap_err();
+    assert_eq!(input.position(), 200_000, "read to the end all the same");
+    assert_eq!(e.exit_code(), 5, "{e}");
+    assert_eq!(std::fs::read(&outside).unwrap(), b"keep");
+}

@@ -1,0 +1,15 @@
+//! PURE decisions, one module per plan: what a dump does ([`dump`]), what a
+//! restore does ([`restore`]), which bundle it uses ([`bundle`]), and
+//! whether what runs afterwards is the checkpointed tree ([`confirm`]).
+//! Every input is plain data gathered beforehand; nothing here touches the
+//! system, so every rule is unit-tested with tables of cases.
+
+pub mod bundle;
+pub mod confirm;
+pub mod dump;
+pub mod restore;
+
+pub use dump::{
+    dump_plan, externals, human_bytes, problems, warnings, AfterDump, DumpOptions, DumpPlan, ExternalNaming, FdRef,
+    HostFacts, Problem, Refusal,
+};
