@@ -258,6 +258,7 @@ fn checkpointctl_reads_a_ckpt_archive_of_a_runc_container() {
         created: None,
         checkpointed_at: meta["created_at"].as_str().unwrap().into(),
         rootfs: RootfsSource::Tree(rootfs.clone()),
+        docker_create: None,
     };
     let t = tempfile::tempdir().unwrap();
     let path = t.path().join("one.tar.zst");

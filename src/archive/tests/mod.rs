@@ -90,6 +90,7 @@ fn source_at(dir: &Path, files: BTreeMap<String, Option<EntryDigest>>, rootfs: R
         created: Some("2026-12-01T10:00:00Z".into()),
         checkpointed_at: "2026-12-01T10:05:00Z".into(),
         rootfs,
+        docker_create: None,
     }
 }
 
