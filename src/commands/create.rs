@@ -278,6 +278,7 @@ fn metadata(c: &Container, spec: &serde_json::Value, inv: &Inventory, plan: &Dum
         },
         descriptors: plan.descriptors.clone(),
         files: Default::default(),
+        imported: None,
     }
 }
 

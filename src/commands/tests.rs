@@ -152,6 +152,7 @@ impl World {
             options: Default::default(),
             descriptors: vec![],
             files: Default::default(),
+            imported: None,
         }
     }
 }
