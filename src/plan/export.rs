@@ -55,15 +55,26 @@ pub struct ExportFacts {
 /// The user's flags.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ExportOptions {
-    /// `--ignore-rootfs` (Podman's name; `--no-rootfs`).
+    /// `--no-rootfs` (Podman's name; `--no-rootfs`).
     pub ignore_rootfs: bool,
 }
 
 /// Why an export is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExportProblem {
-    Running { id: String, checkpoint: String },
-    NoRootfs { id: String, reason: String },
+    Running {
+        id: String,
+        checkpoint: String,
+    },
+    NoRootfs {
+        id: String,
+        reason: String,
+    },
+    /// ckpt cannot export this kind of container yet.
+    Unsupported {
+        id: String,
+        what: String,
+    },
 }
 
 impl ExportProblem {
@@ -71,6 +82,7 @@ impl ExportProblem {
         match self {
             ExportProblem::Running { .. } => REFUSED,
             ExportProblem::NoRootfs { .. } => NOT_FOUND,
+            ExportProblem::Unsupported { .. } => crate::error::FAILURE,
         }
     }
 }
@@ -84,12 +96,15 @@ impl fmt::Display for ExportProblem {
                 f,
                 "container {id} is running: its root filesystem is no longer the one checkpoint {checkpoint} saw, \
                  and would change while it is exported. Export a checkpoint of a stopped container (ckpt create \
-                 without --leave-running), or leave the root filesystem out with --ignore-rootfs"
+                 without --leave-running), or leave the root filesystem out with --no-rootfs"
             ),
             ExportProblem::NoRootfs { id, reason } => write!(
                 f,
-                "cannot export the root filesystem of {id}: {reason}; leave it out with --ignore-rootfs if the target has it"
+                "cannot export the root filesystem of {id}: {reason}; leave it out with --no-rootfs if the target has it"
             ),
+            ExportProblem::Unsupported { id, what } => {
+                write!(f, "cannot export {id}: ckpt does not export {what} yet")
+            }
         }
     }
 }
@@ -256,7 +271,7 @@ mod tests {
         }
         let e = export_plan(&entry(), "runc", json!({}), &facts(true, tree), no).unwrap_err();
         assert!(
-            e.to_string().contains("--ignore-rootfs") && e.to_string().contains("checkpoint one"),
+            e.to_string().contains("--no-rootfs") && e.to_string().contains("checkpoint one"),
             "{e}"
         );
     }
