@@ -1,0 +1,186 @@
+//! A checkpoint leaves the machine: root tests of `ckpt create --export`,
+//! `ckpt export`, `ckpt import` and `ckpt start --import` with real runc and
+//! CRIU. "Another host" is simulated honestly: the source container is
+//! deleted with its bundle, and the archive is imported into a second,
+//! empty store and restored into a second runtime state root (`runc
+//! --root`), so nothing of the source's store, bundle or runtime state is
+//! there to be used by mistake. Run as root with `cargo test --test
+//! portable -- --test-threads=1`; under `CI=true` a missing prerequisite
+//! fails the run (`common::prereqs`).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{expect_code, prereqs, wait_until, Container, Store};
+use serde_json::Value;
+
+/// A runc state root of its own; every container still in it is killed
+/// and deleted on drop.
+struct RuncRoot {
+    dir: tempfile::TempDir,
+}
+
+impl RuncRoot {
+    fn new() -> RuncRoot {
+        RuncRoot {
+            dir: tempfile::Builder::new().prefix("ckpt-runc-root-").tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn runc(&self, args: &[&str]) -> std::process::Output {
+        Command::new("runc")
+            .arg("--root")
+            .arg(self.path())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run runc")
+    }
+
+    fn status(&self, id: &str) -> Option<String> {
+        let out = self.runc(&["state", id]);
+        let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+        v["status"].as_str().map(str::to_string)
+    }
+}
+
+impl Drop for RuncRoot {
+    fn drop(&mut self) {
+        let Ok(entries) = std::fs::read_dir(self.path()) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let id = e.file_name().to_string_lossy().into_owned();
+            // SIGKILL: the counter is PID 1 of its namespace.
+            let _ = self.runc(&["kill", &id, "KILL"]);
+            let _ = self.runc(&["delete", "-f", &id]);
+        }
+    }
+}
+
+fn counter_at(rootfs: &Path) -> Option<u64> {
+    std::fs::read_to_string(rootfs.join("tmp/count"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[test]
+fn a_runc_checkpoint_exported_restores_on_another_store_and_runtime_root() {
+    if !prereqs() {
+        return;
+    }
+    let out_dir = tempfile::tempdir().unwrap();
+    let file = out_dir.path().join("counter.tar.zst");
+    let source = Store::new();
+    let c = Container::runc().start();
+    c.wait_counter_above(5, Duration::from_secs(20))
+        .expect("counter warms up");
+    let out = source.ckpt(["create", &c.id, "one", "--export", file.to_str().unwrap(), "--json"]);
+    expect_code(&out, 0, "ckpt create --export");
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(created["export"]["rootfs"], "tree", "{created}");
+    // The container is stopped: its rootfs holds the value it had when dumped.
+    let saved = c.counter().expect("the saved counter");
+    let id = c.id.clone();
+    let bundle_dir: PathBuf = c.rootfs.parent().unwrap().to_path_buf();
+    // The source host goes away: container, bundle and its store.
+    drop(c);
+    drop(source);
+    assert!(!bundle_dir.exists(), "the bundle is gone");
+
+    let target = Store::new();
+    let root = RuncRoot::new();
+    let out = target.ckpt([
+        "--runtime",
+        "runc",
+        "--runtime-root",
+        root.path().to_str().unwrap(),
+        "start",
+        "--import",
+        file.to_str().unwrap(),
+        "--json",
+    ]);
+    expect_code(&out, 0, "ckpt start --import");
+    let started: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(started["container"], id.as_str(), "{started}");
+    assert_eq!(root.status(&id).as_deref(), Some("running"), "runc --root sees it");
+    let rootfs = target.checkpoint_dir(&id, "one").join("rootfs");
+    let mut seen = 0;
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            seen = counter_at(&rootfs).unwrap_or(0);
+            seen > saved
+        }),
+        "the counter continues from {saved} in the imported rootfs (last seen {seen})"
+    );
+    assert!(
+        seen < saved + 100,
+        "it continued ({seen}), it did not start again from 0 or jump"
+    );
+    // The import is an ordinary checkpoint of the new store.
+    let listed = target.find(&id, "one").expect("ls shows the imported checkpoint");
+    assert_eq!(listed["runtime"], "runc", "{listed}");
+    expect_code(&target.ckpt(["verify", &id, "one"]), 0, "ckpt verify of the import");
+}
+
+#[test]
+fn an_archive_with_a_flipped_byte_is_refused_with_7_and_nothing_is_imported() {
+    if !prereqs() {
+        return;
+    }
+    let out_dir = tempfile::tempdir().unwrap();
+    let file = out_dir.path().join("counter.tar");
+    let source = Store::new();
+    let c = Container::runc().start();
+    c.wait_counter_above(2, Duration::from_secs(20))
+        .expect("counter warms up");
+    expect_code(&source.ckpt(["create", &c.id, "one"]), 0, "ckpt create");
+    let out = source.ckpt([
+        "export",
+        &c.id,
+        "one",
+        "-o",
+        file.to_str().unwrap(),
+        "--compress",
+        "none",
+    ]);
+    expect_code(&out, 0, "ckpt export");
+    // One byte in the middle of the archive: inside some entry's data or header.
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x55;
+    std::fs::write(&file, &bytes).unwrap();
+    let target = Store::new();
+    let out = target.ckpt(["import", file.to_str().unwrap(), "--name", "moved"]);
+    expect_code(&out, 7, "ckpt import of a damaged archive");
+    let left: Vec<_> = walkdir(target.path());
+    assert!(
+        left.iter()
+            .all(|p| p.starts_with(target.path().join(".ckpt-staging")) && p.is_dir()),
+        "nothing but an empty staging dir is left: {left:?}"
+    );
+    assert!(target.ls(None).is_empty());
+}
+
+fn walkdir(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                todo.push(e.path());
+            }
+            out.push(e.path());
+        }
+    }
+    out
+}
