@@ -11,59 +11,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::runc_root::RuncRoot;
 use common::{expect_code, prereqs, wait_until, Container, Store};
 use serde_json::Value;
-
-/// A runc state root of its own; every container still in it is killed
-/// and deleted on drop.
-struct RuncRoot {
-    dir: tempfile::TempDir,
-}
-
-impl RuncRoot {
-    fn new() -> RuncRoot {
-        RuncRoot {
-            dir: tempfile::Builder::new().prefix("ckpt-runc-root-").tempdir().unwrap(),
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn runc(&self, args: &[&str]) -> std::process::Output {
-        Command::new("runc")
-            .arg("--root")
-            .arg(self.path())
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run runc")
-    }
-
-    fn status(&self, id: &str) -> Option<String> {
-        let out = self.runc(&["state", id]);
-        let v: Value = serde_json::from_slice(&out.stdout).ok()?;
-        v["status"].as_str().map(str::to_string)
-    }
-}
-
-impl Drop for RuncRoot {
-    fn drop(&mut self) {
-        let Ok(entries) = std::fs::read_dir(self.path()) else {
-            return;
-        };
-        for e in entries.flatten() {
-            let id = e.file_name().to_string_lossy().into_owned();
-            // SIGKILL: the counter is PID 1 of its namespace.
-            let _ = self.runc(&["kill", &id, "KILL"]);
-            let _ = self.runc(&["delete", "-f", &id]);
-        }
-    }
-}
 
 fn counter_at(rootfs: &Path) -> Option<u64> {
     std::fs::read_to_string(rootfs.join("tmp/count"))

@@ -53,7 +53,12 @@ pub fn run(ctx: &Context, args: &StartArgs, out: &mut Output) -> Result<(), Erro
         ctx.require_root("start")?;
         let imported = super::import::import_file(ctx, file, args.name.as_deref(), &args.import_flags)?;
         for c in &imported.changes {
-            out.say(format!("import: {c}"));
+            // With --json, stdout is the one JSON value.
+            if args.json {
+                log::warn!("import: {c}");
+            } else {
+                out.say(format!("import: {c}"));
+            }
         }
         return restore(ctx, &imported.container, &imported.checkpoint, None, args.json, out).with_context(|| {
             format!(
