@@ -109,6 +109,9 @@ impl Runtime {
                 .stderr(Stdio::null())
                 .status();
         };
+        // A frozen (v1) cgroup holds SIGKILL until it is thawed: resume first,
+        // so a test that failed while its container was paused leaves nothing.
+        quiet(&["resume", id]);
         quiet(&["kill", id, "KILL"]);
         quiet(&["delete", "-f", id]);
     }
