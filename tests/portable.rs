@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::runc_root::RuncRoot;
-use common::{expect_code, prereqs, wait_until, Container, Store};
+use common::{expect_code, prereqs, wait_until, Container, Runtime, Store};
 use serde_json::Value;
 
 fn counter_at(rootfs: &Path) -> Option<u64> {
@@ -30,16 +30,36 @@ fn a_runc_checkpoint_exported_restores_on_another_store_and_runtime_root() {
     if !prereqs() {
         return;
     }
+    moves_to_another_host(Runtime::Runc);
+}
+
+// crun is not here: on this hybrid cgroup host a crun restore into a
+// generated bundle fails in CRIU ("cg: write to cgroup.subtree_control:
+// Device or resource busy"), the same for a plain `start --name` without
+// any archive (checked by hand, 2026-12-01), so an import, which always
+// generates the bundle, cannot restore a crun checkpoint here yet.
+
+/// create --export; the container, its bundle and its store deleted;
+/// start --import into a fresh store and a fresh state root of the same
+/// runtime; the counter continues.
+fn moves_to_another_host(runtime: Runtime) {
     let out_dir = tempfile::tempdir().unwrap();
     let file = out_dir.path().join("counter.tar.zst");
-    let source = Store::new();
-    let c = Container::runc().start();
+    let source = Store::with_runtime(runtime);
+    let c = match runtime {
+        Runtime::Runc => Container::runc(),
+        Runtime::Crun => Container::crun(),
+    }
+    .start();
     c.wait_counter_above(5, Duration::from_secs(20))
         .expect("counter warms up");
     let out = source.ckpt(["create", &c.id, "one", "--export", file.to_str().unwrap(), "--json"]);
     expect_code(&out, 0, "ckpt create --export");
     let created: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(created["export"]["rootfs"], "tree", "{created}");
+    let recorded: Value =
+        serde_json::from_slice(&std::fs::read(source.checkpoint_dir(&c.id, "one").join("ckpt.json")).unwrap()).unwrap();
+    assert_eq!(recorded["runtime"], runtime.name(), "the source checkpoint's runtime");
     // The container is stopped: its rootfs holds the value it had when dumped.
     let saved = c.counter().expect("the saved counter");
     let id = c.id.clone();
@@ -50,10 +70,10 @@ fn a_runc_checkpoint_exported_restores_on_another_store_and_runtime_root() {
     assert!(!bundle_dir.exists(), "the bundle is gone");
 
     let target = Store::new();
-    let root = RuncRoot::new();
+    let root = RuncRoot::of(runtime.name());
     let out = target.ckpt([
         "--runtime",
-        "runc",
+        runtime.name(),
         "--runtime-root",
         root.path().to_str().unwrap(),
         "start",
@@ -64,7 +84,15 @@ fn a_runc_checkpoint_exported_restores_on_another_store_and_runtime_root() {
     expect_code(&out, 0, "ckpt start --import");
     let started: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(started["container"], id.as_str(), "{started}");
-    assert_eq!(root.status(&id).as_deref(), Some("running"), "runc --root sees it");
+    let state = root.runc(&["state", &id]);
+    assert_eq!(
+        root.status(&id).as_deref(),
+        Some("running"),
+        "{} --root sees it: {}{} (ckpt said {started})",
+        runtime.name(),
+        String::from_utf8_lossy(&state.stdout),
+        String::from_utf8_lossy(&state.stderr)
+    );
     let rootfs = target.checkpoint_dir(&id, "one").join("rootfs");
     let mut seen = 0;
     assert!(
@@ -80,7 +108,7 @@ fn a_runc_checkpoint_exported_restores_on_another_store_and_runtime_root() {
     );
     // The import is an ordinary checkpoint of the new store.
     let listed = target.find(&id, "one").expect("ls shows the imported checkpoint");
-    assert_eq!(listed["runtime"], "runc", "{listed}");
+    assert_eq!(listed["runtime"], runtime.name(), "{listed}");
     expect_code(&target.ckpt(["verify", &id, "one"]), 0, "ckpt verify of the import");
 }
 

@@ -9,12 +9,20 @@ use std::process::{Command, Stdio};
 /// and deleted on drop.
 pub struct RuncRoot {
     dir: tempfile::TempDir,
+    /// `runc` or `crun` (both take `--root`).
+    bin: &'static str,
 }
 
 impl RuncRoot {
     pub fn new() -> RuncRoot {
+        RuncRoot::of("runc")
+    }
+
+    /// A state root of its own for `bin` (`runc` or `crun`).
+    pub fn of(bin: &'static str) -> RuncRoot {
         RuncRoot {
-            dir: tempfile::Builder::new().prefix("ckpt-runc-root-").tempdir().unwrap(),
+            dir: tempfile::Builder::new().prefix("ckpt-runtime-root-").tempdir().unwrap(),
+            bin,
         }
     }
 
@@ -23,13 +31,13 @@ impl RuncRoot {
     }
 
     pub fn runc(&self, args: &[&str]) -> std::process::Output {
-        Command::new("runc")
+        Command::new(self.bin)
             .arg("--root")
             .arg(self.path())
             .args(args)
             .stdin(Stdio::null())
             .output()
-            .expect("run runc")
+            .expect("run the runtime")
     }
 
     pub fn status(&self, id: &str) -> Option<String> {
