@@ -275,6 +275,14 @@ fn checkpointctl_reads_a_ckpt_archive_of_a_runc_container() {
     assert!(tree.contains("counter"), "no counter in the process tree:\n{tree}");
     assert!(tree.contains("Pages written"), "no dump statistics:\n{tree}");
     eprintln!("checkpointctl show:\n{show}\ncheckpointctl inspect --ps-tree --stats:\n{tree}");
+    // The same through the command: `ckpt export`'s archive is read too.
+    let by_command = t.path().join("by-command.tar.zst");
+    let out = store.ckpt(["export", &c.id, "one", "-o", by_command.to_str().unwrap()]);
+    expect_code(&out, 0, "ckpt export");
+    let show = checkpointctl(&["show"], &by_command);
+    assert!(show.contains(&c.id[..c.id.len().min(12)]), "{show}");
+    let tree = checkpointctl(&["inspect", "--ps-tree"], &by_command);
+    assert!(tree.contains("counter"), "no counter in the process tree:\n{tree}");
 
     // And ckpt reads it back: the checkpoint byte for byte, the rootfs whole.
     let parent = tempfile::tempdir().unwrap();
