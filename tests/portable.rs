@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::runc_root::RuncRoot;
-use common::{expect_code, prereqs, wait_until, Container, Runtime, Store};
+use common::{expect_code, prereqs, prereqs_with, wait_until, Container, Runtime, Store};
 use serde_json::Value;
 
 fn counter_at(rootfs: &Path) -> Option<u64> {
@@ -163,4 +163,57 @@ fn walkdir(root: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// `ckpt export` and `ckpt import` of a big checkpoint keep a flat memory
+/// high-water mark (`/usr/bin/time`'s maximum RSS of each ckpt process),
+/// and an import of ckpt's own archive is not refused as a tar bomb however
+/// well the memory compressed. Slow (the ballast is built first), so run by
+/// hand: `CKPT_BALLAST_MIB=400 cargo test --test portable -- --ignored
+/// --test-threads=1 --nocapture big`.
+#[test]
+#[ignore]
+fn export_and_import_of_a_big_checkpoint_stay_under_64_mib_of_rss() {
+    if !prereqs_with(&["/usr/bin/time"]) {
+        return;
+    }
+    let mb: u32 = std::env::var("CKPT_BALLAST_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(400);
+    let timed = |args: &[&str]| -> (u64, f64) {
+        let out = std::process::Command::new("/usr/bin/time")
+            .args(["-f", "%M %e"])
+            .arg(common::CKPT)
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "ckpt {args:?}: {err}");
+        let last = err.lines().last().unwrap().to_string();
+        let mut it = last.split(' ');
+        (it.next().unwrap().parse().unwrap(), it.next().unwrap().parse().unwrap())
+    };
+    let source = Store::new();
+    let c = Container::runc().ballast_mb(mb).start();
+    expect_code(&source.ckpt(["create", &c.id, "one"]), 0, "ckpt create");
+    let t = tempfile::tempdir().unwrap();
+    let file = t.path().join("big.tar.zst");
+    let s = source.path().to_str().unwrap().to_string();
+    let (export_kib, export_s) = timed(&["--store", &s, "export", &c.id, "one", "-o", file.to_str().unwrap()]);
+    let target = Store::new();
+    let ts = target.path().to_str().unwrap().to_string();
+    let (import_kib, import_s) = timed(&["--store", &ts, "import", file.to_str().unwrap(), "--name", "moved"]);
+    let size = target.find("moved", "one").expect("imported")["size_bytes"]
+        .as_u64()
+        .unwrap();
+    eprintln!(
+        "ballast {mb} MiB: checkpoint {size} bytes, archive {} bytes; export {export_kib} KiB max RSS in {export_s} s, import {import_kib} KiB in {import_s} s",
+        std::fs::metadata(&file).unwrap().len()
+    );
+    assert!(size > u64::from(mb) << 20, "the checkpoint holds the ballast");
+    assert!(
+        export_kib < 64 << 10 && import_kib < 64 << 10,
+        "{export_kib} / {import_kib} KiB"
+    );
 }

@@ -76,6 +76,9 @@ pub fn import_file(ctx: &Context, file: &Path, new_name: Option<&str>, flags: &I
     let staging = store.begin_import()?;
     let mut read = ReadOptions::for_input(len);
     read.allow_setuid = flags.allow_setuid;
+    // A ckpt archive declares its sizes: it may fill the store's free
+    // space, whatever it compressed to (checkpoint memory compresses far).
+    read.declared_max_bytes = free_bytes(&ctx.store_root);
     let report = read_archive(BufReader::with_capacity(1 << 16, input), staging.dir(), &read)?;
     let from = file.display().to_string();
     let refuse = |p: ImportProblem| ImportRefusal {
@@ -180,6 +183,12 @@ fn sealed_meta(ck: &Path) -> Result<CheckpointMeta, String> {
     }
     let text = String::from_utf8(json).map_err(|_| format!("{CHECKPOINT_DIR}/{META_FILE} is not UTF-8"))?;
     CheckpointMeta::from_json(ck, &text).map_err(|e| crate::error::chain(&e))
+}
+
+/// Bytes available to ckpt on the store's filesystem, if it can say.
+fn free_bytes(store_root: &Path) -> Option<u64> {
+    let st = nix::sys::statvfs::statvfs(store_root).ok()?;
+    Some((st.blocks_available() as u64).saturating_mul(st.fragment_size() as u64))
 }
 
 fn made_by(kind: ArchiveKind) -> &'static str {
