@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 mod create;
+mod generate;
 mod inspect;
 mod internal;
 mod ls;
@@ -15,6 +16,7 @@ mod start;
 mod verify;
 
 pub use create::CreateArgs;
+pub use generate::{CompletionsArgs, ManArgs, Shell};
 pub use inspect::InspectArgs;
 pub use internal::{RelayArgs, WatchdogArgs};
 pub use ls::LsArgs;
@@ -146,6 +148,21 @@ pub enum Command {
     ///
     /// Example: ckpt verify web before-upgrade
     Verify(VerifyArgs),
+    /// Print a shell completion script (bash, zsh or fish) on stdout.
+    ///
+    /// bash: ckpt completions bash > /etc/bash_completion.d/ckpt (or source it
+    /// from ~/.bashrc); zsh: write it as _ckpt into a directory on $fpath;
+    /// fish: ckpt completions fish > ~/.config/fish/completions/ckpt.fish.
+    /// scripts/install puts all three where the shells look.
+    ///
+    /// Example: source <(ckpt completions bash)
+    Completions(CompletionsArgs),
+    /// Maintenance: write the man pages (ckpt.1, ckpt-VERB.1) into a directory.
+    ///
+    /// The pages are generated from the same definitions as --help, so they
+    /// cannot drift from it; scripts/install calls this.
+    #[command(hide = true)]
+    Man(ManArgs),
     /// Internal: copy stdin to a file until EOF (keeps restored stdio a pipe).
     #[command(name = "__relay", hide = true)]
     Relay(RelayArgs),

@@ -10,6 +10,7 @@
 //! fake engine and a fake CRIU in the context, and need no root.
 
 pub mod create;
+pub mod generate;
 pub mod inspect;
 pub mod ls;
 pub mod relay;
