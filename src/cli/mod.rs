@@ -19,7 +19,7 @@ pub use create::CreateArgs;
 pub use generate::{CompletionsArgs, ManArgs, Shell};
 pub use inspect::InspectArgs;
 pub use internal::{RelayArgs, WatchdogArgs};
-pub use ls::LsArgs;
+pub use ls::{LsArgs, LsFormat};
 pub use rm::RmArgs;
 pub use start::StartArgs;
 pub use verify::VerifyArgs;
@@ -83,7 +83,7 @@ pub struct GlobalArgs {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
-    /// Print only errors.
+    /// Print only errors (and `ls`: names only).
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
 }
@@ -114,9 +114,12 @@ pub enum Command {
     ///
     /// Example: ckpt create web before-upgrade
     Create(CreateArgs),
-    /// List checkpoints, of one container or of all.
+    /// List checkpoints, of one container or of all, oldest first.
     ///
-    /// Example: ckpt ls web --json
+    /// With -q only their names, one a line (`CONTAINER NAME` without a
+    /// container).
+    ///
+    /// Example: ckpt ls web --format json
     #[command(visible_alias = "list")]
     Ls(LsArgs),
     /// Remove a checkpoint.

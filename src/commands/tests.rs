@@ -6,7 +6,8 @@
 //! engine, and, for each refusal, that nothing was changed.
 
 use super::*;
-use crate::cli::{CreateArgs, CriuFlags, InspectArgs, LsArgs, RmArgs, StartArgs, VerifyArgs};
+use crate::cli::{CreateArgs, CriuFlags, InspectArgs, LsArgs, LsFormat, RmArgs, StartArgs, VerifyArgs};
+use crate::commands::ls::View;
 use crate::criu::CriuVersion;
 use crate::engine::fake::{FakeCriu, FakeEngine, Script};
 use crate::engine::{Container, Report};
@@ -410,6 +411,7 @@ fn ls_lists_every_home_and_one_container() {
     let w = World::new();
     let ls = |container: Option<&str>, json| LsArgs {
         json,
+        format: None,
         container: container.map(str::to_string),
     };
     let (text, code, _) = run(|out| ls::run(&w.ctx(), &ls(None, false), out));
@@ -436,22 +438,114 @@ fn ls_lists_every_home_and_one_container() {
     assert_eq!(code, 2, "{err}");
 }
 
+/// Publishes checkpoint `name` of `container` made at `created_at`.
+fn checkpoint_at(w: &World, container: &str, name: &str, created_at: &str) {
+    let store = w.store();
+    let staging = store.begin(container, name).unwrap();
+    staging.write_file("inventory.img", b"inv").unwrap();
+    let mut meta = w.meta(name);
+    meta.container_id = container.into();
+    meta.created_at = created_at.into();
+    staging.publish(meta).unwrap();
+}
+
+fn ls_args(container: Option<&str>, json: bool, format: Option<LsFormat>) -> LsArgs {
+    LsArgs {
+        json,
+        format,
+        container: container.map(str::to_string),
+    }
+}
+
 #[test]
-fn ls_quiet_drops_the_news_not_the_table() {
+fn ls_quiet_prints_names_only_oldest_first() {
     let w = World::new();
     let mut ctx = w.ctx();
     ctx.quiet = true;
     let mut out = Output::new(true);
-    ls::run(
-        &ctx,
-        &LsArgs {
-            json: false,
-            container: None,
-        },
-        &mut out,
-    )
-    .unwrap();
-    assert_eq!(out.text(), "");
+    ls::run(&ctx, &ls_args(None, false, None), &mut out).unwrap();
+    assert_eq!(out.text(), "", "no checkpoints: no news under -q");
+    checkpoint_at(&w, "web", "late", "2026-03-01T00:00:00Z");
+    checkpoint_at(&w, "db", "mid", "2026-02-01T00:00:00Z");
+    checkpoint_at(&w, "web", "early", "2026-01-01T00:00:00Z");
+    let mut out = Output::new(true);
+    ls::run(&ctx, &ls_args(None, false, None), &mut out).unwrap();
+    assert_eq!(out.text(), "web early\ndb mid\nweb late\n");
+    let mut out = Output::new(true);
+    ls::run(&ctx, &ls_args(Some("web"), false, None), &mut out).unwrap();
+    assert_eq!(out.text(), "early\nlate\n");
+    // JSON asked for by name wins over -q.
+    let mut out = Output::new(true);
+    ls::run(&ctx, &ls_args(None, false, Some(LsFormat::Json)), &mut out).unwrap();
+    let rows: serde_json::Value = serde_json::from_str(out.text()).unwrap();
+    let names: Vec<_> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["early", "mid", "late"]);
+}
+
+#[test]
+fn ls_format_table_has_stable_columns_sorted_by_creation_time() {
+    let w = World::new();
+    checkpoint_at(&w, "web", "b", "2026-01-02T00:00:00Z");
+    checkpoint_at(&w, "web", "a", "2026-01-03T00:00:00Z");
+    let (text, code, _) = run(|out| ls::run(&w.ctx(), &ls_args(None, false, Some(LsFormat::Table)), out));
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "CONTAINER            NAME                 CREATED                     SIZE    FROZEN RUNNING BY"
+    );
+    assert!(
+        lines[1].starts_with("web                  b                    2026-01-02T00:00:00Z "),
+        "{text}"
+    );
+    assert!(
+        lines[2].starts_with("web                  a                    2026-01-03T00:00:00Z "),
+        "{text}"
+    );
+    assert!(lines.iter().all(|l| !l.ends_with(' ')), "no trailing blanks: {text:?}");
+}
+
+#[test]
+fn ls_view_table() {
+    #[rustfmt::skip]
+    let cases = [
+        // json, format, quiet -> view
+        (false, None, false, View::Table),
+        (false, Some(LsFormat::Table), false, View::Table),
+        (false, None, true, View::Names),
+        (false, Some(LsFormat::Table), true, View::Names),
+        (true, None, false, View::Json),
+        (true, None, true, View::Json),
+        (false, Some(LsFormat::Json), false, View::Json),
+        (false, Some(LsFormat::Json), true, View::Json),
+    ];
+    for (json, format, quiet, want) in cases {
+        assert_eq!(
+            ls::view(&ls_args(None, json, format), quiet),
+            want,
+            "{json} {format:?} {quiet}"
+        );
+    }
+}
+
+#[test]
+fn ls_json_and_format_conflict() {
+    use clap::Parser;
+    let e = crate::cli::Cli::try_parse_from(["ckpt", "ls", "--json", "--format", "table"]).unwrap_err();
+    assert_eq!(e.kind(), clap::error::ErrorKind::ArgumentConflict);
+    let c = crate::cli::Cli::try_parse_from(["ckpt", "ls", "--format", "json"]).unwrap();
+    assert!(matches!(
+        c.command,
+        crate::cli::Command::Ls(LsArgs {
+            format: Some(LsFormat::Json),
+            ..
+        })
+    ));
 }
 
 // ------------------------------------------------------------------ rm --
