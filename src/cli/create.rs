@@ -14,6 +14,10 @@ pub struct CreateArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also print CRIU's dump statistics and ckpt's phases, in
+    /// microseconds (Podman's --print-stats; with --json under "stats").
+    #[arg(long)]
+    pub print_stats: bool,
     /// Container id.
     pub container: String,
     /// Checkpoint name: [a-zA-Z0-9][a-zA-Z0-9_.-]*, not ending in '.'.

@@ -19,6 +19,7 @@ use crate::inventory::{self, Inventory};
 use crate::output::Output;
 use crate::plan::{self, AfterDump, DumpOptions, DumpPlan};
 use crate::progress::DirProgress;
+use crate::stats::{micros, CheckpointPhases, CheckpointStats, ContainerCheckpointStats};
 use crate::store::{self, names, CheckpointMeta, InventorySummary, Store};
 use crate::watchdog::Watchdog;
 use std::time::{Duration, Instant};
@@ -34,9 +35,14 @@ struct Created {
     dump_ms: u64,
     leave_running: bool,
     warnings: Vec<String>,
+    /// With --print-stats.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stats: Option<CheckpointStats>,
 }
 
 pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Error> {
+    let begun = Instant::now();
+    let mut phases = CheckpointPhases::default();
     names::validate_container_id(&args.container)?;
     names::validate_checkpoint_name(&args.name)?;
     ctx.require_root("create")?;
@@ -57,6 +63,7 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
     let store = ctx.open_store(&home.root)?;
     let _lock = store.lock(&home.id, LOCK_WAIT)?;
 
+    let preflight = Instant::now();
     let inventory = inventory::collect(&ctx.proc, container.init_pid)?;
     let host = crate::facts::gather(&ctx.proc, &container, &spec.facts, store.root())?;
     let opts = DumpOptions {
@@ -69,6 +76,7 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
         id: container.id.clone(),
         refusal: r,
     })?;
+    phases.preflight = micros(preflight.elapsed());
     for w in &plan.warnings {
         log::warn!("{w}");
     }
@@ -98,6 +106,7 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
         freezer::freeze(&freezer, Duration::from_secs(10))?;
     }
     let frozen_at = Instant::now();
+    phases.freeze = micros(frozen_at - started);
     log::info!(
         "dumping {} process(es) with criu {}",
         inventory.processes.len(),
@@ -125,6 +134,7 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
             &dump_log,
             &mut watch,
         );
+        phases.dump = micros(frozen_at.elapsed());
         log::debug!("longest time the dump did not grow: {:?}", watch.longest_idle);
         (dumped, watch.lent())
     };
@@ -171,6 +181,8 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
         );
     }
     let dump_ms = started.elapsed().as_millis() as u64;
+    // CRIU's own account of the dump, read before publishing moves it.
+    let criu_stats = args.print_stats.then(|| read_dump_stats(staging.dir())).flatten();
 
     let meta = metadata(
         &container,
@@ -185,9 +197,12 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
             dump_ms,
         },
     );
+    let publishing = Instant::now();
     let dir = staging.publish(meta)?;
     let size_bytes = store.load(&home.id, &args.name).map(|e| e.size_bytes).unwrap_or(0);
+    phases.publish = micros(publishing.elapsed());
 
+    let stopping = Instant::now();
     if plan.after == AfterDump::Stop {
         engine.stop_after_dump(&container, &freezer).with_context(|| {
             format!(
@@ -198,6 +213,7 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
             )
         })?;
     }
+    phases.stop = micros(stopping.elapsed());
     drop(guard);
     watchdog.disarm();
 
@@ -210,6 +226,15 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
         dump_ms,
         leave_running: args.leave_running,
         warnings: plan.warnings,
+        stats: args.print_stats.then(|| CheckpointStats {
+            ckpt_checkpoint_duration: micros(begun.elapsed()),
+            container_statistics: vec![ContainerCheckpointStats {
+                id: container.id.clone(),
+                runtime_checkpoint_duration: phases.dump,
+                criu_statistics: criu_stats.map(Into::into),
+                phases,
+            }],
+        }),
     };
     if args.json {
         out.json(&created)?;
@@ -228,8 +253,26 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
                 "; container stopped"
             }
         ));
+        if let Some(stats) = &created.stats {
+            for l in crate::stats::text_lines(stats) {
+                out.line(l);
+            }
+        }
     }
     Ok(())
+}
+
+/// CRIU's stats-dump in `dir`, if CRIU wrote one ckpt can read (a missing
+/// or unreadable one is a warning: the checkpoint itself is fine).
+fn read_dump_stats(dir: &std::path::Path) -> Option<criu::stats::DumpStats> {
+    let path = dir.join("stats-dump");
+    let stats = std::fs::read(&path)
+        .ok()
+        .and_then(|b| criu::stats::parse_dump_stats(&b));
+    if stats.is_none() {
+        log::warn!("no CRIU statistics: cannot read {}", path.display());
+    }
+    stats
 }
 
 /// What a dump measured and used, for its metadata.

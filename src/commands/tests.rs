@@ -191,6 +191,7 @@ fn create_args(name: &str, leave_running: bool) -> CreateArgs {
         leave_running,
         criu: criu_flags(),
         json: false,
+        print_stats: false,
         container: "web".into(),
         name: name.into(),
     }
@@ -262,6 +263,53 @@ fn create_leave_running_thaws_and_never_stops() {
     assert!(!w.engine.calls().iter().any(|c| c.starts_with("stop_after_dump")));
     assert_eq!(w.freezer(), "THAWED");
     assert!(w.store().load("web", "n1").unwrap().meta.unwrap().options.leave_running);
+}
+
+#[test]
+fn create_print_stats_carries_criu_and_phases_in_text_and_json() {
+    let fixture = crate::criu::stats::parse_dump_stats(include_bytes!("../../tests/fixtures/stats-dump")).unwrap();
+    let mut args = create_args("n1", true);
+    args.print_stats = true;
+    args.json = true;
+    let w = World::new();
+    let (text, code, err) = run(|out| create::run(&w.ctx(), &args, out));
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let stats = &v["stats"];
+    let c = &stats["container_statistics"][0];
+    assert_eq!(c["id"], "web");
+    assert_eq!(c["criu_statistics"]["frozen_time"], fixture.frozen_us);
+    assert_eq!(c["criu_statistics"]["memdump_time"], fixture.memdump_us);
+    assert_eq!(c["criu_statistics"]["memwrite_time"], fixture.memwrite_us);
+    assert!(stats["ckpt_checkpoint_duration"].as_u64().unwrap() >= c["phases"]["dump"].as_u64().unwrap());
+    for phase in ["preflight", "freeze", "dump", "publish", "stop"] {
+        assert!(c["phases"][phase].is_u64(), "{phase}: {c}");
+    }
+
+    // Text: the same fields, as path: value lines after the result line.
+    args.json = false;
+    let w = World::new();
+    let (text, code, err) = run(|out| create::run(&w.ctx(), &args, out));
+    assert_eq!(code, 0, "{err}");
+    assert!(text.starts_with("checkpoint n1 of web created: "), "{text}");
+    let frozen = format!(
+        "container_statistics[0].criu_statistics.frozen_time: {}",
+        fixture.frozen_us
+    );
+    assert!(text.lines().any(|l| l == frozen), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("container_statistics[0].phases.publish: ")),
+        "{text}"
+    );
+
+    // Without the flag: no statistics.
+    let w = World::new();
+    let mut args = create_args("n1", true);
+    args.json = true;
+    let (text, _, _) = run(|out| create::run(&w.ctx(), &args, out));
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(v.get("stats").is_none(), "{v}");
 }
 
 #[test]
