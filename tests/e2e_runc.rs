@@ -218,6 +218,53 @@ fn print_stats_reports_criu_and_ckpt_timings() {
 }
 
 #[test]
+fn inspect_of_a_checkpoint_shows_the_dumped_processes() {
+    if !prereqs() {
+        return;
+    }
+    let store = Store::new();
+    let c = Container::runc().start();
+    c.wait_counter_above(WARM, WARMUP).expect("counter warms up");
+    expect_code(
+        &store.ckpt(["create", "--leave-running", &c.id, "i1"]),
+        0,
+        "ckpt create",
+    );
+
+    let out = store.ckpt(["inspect", "--json", &c.id, "i1"]);
+    expect_code(&out, 0, "ckpt inspect C N --json");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("inspect prints JSON");
+    assert_eq!(
+        (v["made_by"].as_str(), v["source"].as_str()),
+        (Some("ckpt"), Some("recorded")),
+        "{v}"
+    );
+    let version = String::from_utf8_lossy(&Command::new("criu").arg("--version").output().unwrap().stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("Version: ").map(str::to_string))
+        .unwrap();
+    assert_eq!(v["criu_version"].as_str(), Some(version.trim()), "{v}");
+    assert_eq!(v["options"]["leave_running"], true);
+    let init = &v["processes"][0];
+    assert_eq!(init["pid"], 1, "{v}");
+    assert!(init["cmdline"].as_array().is_some_and(|c| !c.is_empty()), "{init}");
+    assert!(init["memory"]["rss"].as_u64().unwrap_or(0) > 0, "{init}");
+    assert!(!init["fds"].as_array().unwrap().is_empty(), "{init}");
+    let images = v["images"].as_array().unwrap();
+    let pages = images.iter().find(|i| i["kind"] == "pages").expect("pages images");
+    assert!(pages["bytes"].as_u64().unwrap() > 0, "{v}");
+    let sum: u64 = images.iter().map(|i| i["bytes"].as_u64().unwrap()).sum();
+    assert_eq!(sum, v["size_bytes"].as_u64().unwrap(), "{v}");
+    // Inspecting changed nothing: the container runs on.
+    assert!(c.is_running());
+    let now = c.counter().expect("counter");
+    assert!(
+        c.wait_counter_above(now + 2, Duration::from_secs(5)).is_some(),
+        "counter stuck"
+    );
+}
+
+#[test]
 fn start_with_name_restores_as_a_new_container() {
     if !prereqs() {
         return;

@@ -139,9 +139,16 @@ pub enum Command {
     #[command(visible_alias = "restore")]
     Start(StartArgs),
     /// Show the preflight inventory of a running container and whether it
-    /// can be checkpointed, without changing anything.
+    /// can be checkpointed, or with CHECKPOINT what a checkpoint holds,
+    /// without changing anything.
     ///
-    /// Example: ckpt inspect web --json
+    /// A checkpoint's contents: its processes with their commands, fds and
+    /// memory, the CRIU and kernel it was made with, its options, its size
+    /// per image kind, and whether it is incremental. ckpt's checkpoints
+    /// are described from what create recorded; others' (docker checkpoint
+    /// create) from CRIU's images, read with crit (python3-pycriu).
+    ///
+    /// Example: ckpt inspect web --json; ckpt inspect web before-upgrade
     Inspect(InspectArgs),
     /// Check a checkpoint's files against its checksums without restoring.
     ///

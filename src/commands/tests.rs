@@ -402,7 +402,79 @@ fn inspect_args() -> InspectArgs {
         json: false,
         criu: criu_flags(),
         container: "web".into(),
+        checkpoint: None,
     }
+}
+
+#[test]
+fn inspect_of_a_checkpoint_shows_what_create_recorded() {
+    let w = World::new();
+    let (_, code, err) = run(|out| create::run(&w.ctx(), &create_args("n1", true), out));
+    assert_eq!(code, 0, "{err}");
+    let calls_before = w.engine.calls().len();
+    let args = InspectArgs {
+        json: true,
+        checkpoint: Some("n1".into()),
+        ..inspect_args()
+    };
+    let (text, code, err) = run(|out| inspect::run(&w.ctx(), &args, out));
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        (v["made_by"].as_str(), v["source"].as_str()),
+        (Some("ckpt"), Some("recorded"))
+    );
+    assert_eq!(v["criu_version"], "4.1.1");
+    assert_eq!(v["options"]["leave_running"], true);
+    assert_eq!(v["incremental"], false);
+    let p = &v["processes"][0];
+    assert_eq!(
+        (p["pid"].as_i64(), p["comm"].as_str()),
+        (Some(1), Some("counter")),
+        "{v}"
+    );
+    assert!(
+        p["fds"].as_array().unwrap().iter().any(|f| f["target"] == "pipe:[5]"),
+        "{p}"
+    );
+    let kinds: Vec<&str> = v["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["kind"].as_str().unwrap())
+        .collect();
+    for k in ["ckpt", "inventory", "log", "pages", "pstree", "stats"] {
+        assert!(kinds.contains(&k), "no {k} in {kinds:?}");
+    }
+    let total: u64 = v["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["bytes"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        total,
+        v["size_bytes"].as_u64().unwrap(),
+        "the kinds add up to the checkpoint's size"
+    );
+    // Only the checkpoint's home was asked for: no container touched.
+    assert_eq!(&w.engine.calls()[calls_before..], ["home web"]);
+
+    let args = InspectArgs {
+        checkpoint: Some("n1".into()),
+        ..inspect_args()
+    };
+    let (text, code, _) = run(|out| inspect::run(&w.ctx(), &args, out));
+    assert_eq!(code, 0);
+    assert!(text.starts_with("checkpoint n1 of web (made by ckpt "), "{text}");
+    assert!(text.contains("criu 4.1.1, kernel "), "{text}");
+    assert!(text.contains("pid 1 (ppid -) counter: "), "{text}");
+    let args = InspectArgs {
+        checkpoint: Some("nope".into()),
+        ..inspect_args()
+    };
+    let (_, code, _) = run(|out| inspect::run(&w.ctx(), &args, out));
+    assert_eq!(code, 4);
 }
 
 #[test]
