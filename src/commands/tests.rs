@@ -915,3 +915,5 @@ fn relay_appends_everything_and_never_writes_through_a_link() {
     assert_eq!(e.exit_code(), 5, "{e}");
     assert_eq!(std::fs::read(&outside).unwrap(), b"keep");
 }
+
+mod error_examples;
