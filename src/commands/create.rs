@@ -155,8 +155,13 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
     if let Err(mut e) = dumped {
         // The staging dir (and the log in it) goes away with this error:
         // point the message at the copy that stays.
+        let kept = if args.keep {
+            keep_failed_dump(&store, &home.id, staging)
+        } else {
+            keep_failed_log(&store, &home.id, &dump_log)
+        };
         if let (criu::CriuError::Failed { log_path, .. } | criu::CriuError::Stalled { log_path, .. }, Some(kept)) =
-            (&mut e, keep_failed_log(&store, &home.id, &dump_log))
+            (&mut e, kept)
         {
             *log_path = kept;
         }
@@ -321,6 +326,23 @@ fn metadata(c: &Container, spec: &serde_json::Value, inv: &Inventory, plan: &Dum
         },
         descriptors: plan.descriptors.clone(),
         files: Default::default(),
+    }
+}
+
+/// `--keep`: keeps the failed dump's whole directory as
+/// `<store>/<id>/dump-failed/`; the path of its log, or `None` (a warning)
+/// if it could not be kept (the staging directory is then removed as usual).
+fn keep_failed_dump(store: &Store, id: &str, staging: store::Staging) -> Option<std::path::PathBuf> {
+    let to = store.layout().kept_dump(id);
+    match staging.keep(&to) {
+        Ok(dir) => {
+            log::warn!("kept the failed dump's directory in {} (--keep)", dir.display());
+            Some(dir.join(DUMP_LOG))
+        }
+        Err(e) => {
+            log::warn!("cannot keep the failed dump's directory: {}", crate::error::chain(&e));
+            None
+        }
     }
 }
 

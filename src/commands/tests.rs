@@ -192,6 +192,7 @@ fn create_args(name: &str, leave_running: bool) -> CreateArgs {
         criu: criu_flags(),
         json: false,
         print_stats: false,
+        keep: false,
         container: "web".into(),
         name: name.into(),
     }
@@ -373,6 +374,47 @@ fn create_whose_criu_fails_keeps_the_container_and_the_log() {
     assert_eq!(w.freezer(), "THAWED");
     assert!(!w.path("store/web/checkpoints/n1").exists());
     assert!(!w.engine.calls().iter().any(|c| c.starts_with("stop")));
+}
+
+#[test]
+fn create_keep_keeps_the_whole_failed_dump() {
+    for keep in [false, true] {
+        let mut w = World::new();
+        w.criu.fail = true;
+        let mut args = create_args("n1", false);
+        args.keep = keep;
+        let (_, code, err) = run(|out| create::run(&w.ctx(), &args, out));
+        assert_eq!(code, 6, "{err}");
+        let kept = w.path("store/web/dump-failed");
+        assert_eq!(kept.is_dir(), keep, "keep={keep}");
+        assert_eq!(w.path("store/web/dump-failed.log").exists(), !keep, "keep={keep}");
+        if keep {
+            for f in ["dump.log", "inventory.json", "descriptors.json"] {
+                assert!(kept.join(f).is_file(), "no {f} kept");
+            }
+            assert!(
+                err.contains(&format!("log: {}", kept.join("dump.log").display())),
+                "{err}"
+            );
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(kept.metadata().unwrap().permissions().mode() & 0o777, 0o700);
+        }
+        assert!(!w.path("store/web/checkpoints/n1").exists());
+        let staging = w.path("store/web/.ckpt-staging");
+        assert!(
+            !staging.exists() || std::fs::read_dir(&staging).unwrap().next().is_none(),
+            "staging left"
+        );
+        assert_eq!(w.freezer(), "THAWED");
+
+        // A second failed dump replaces what the first kept.
+        if keep {
+            std::fs::write(kept.join("marker"), b"old").unwrap();
+            let (_, code, _) = run(|out| create::run(&w.ctx(), &args, out));
+            assert_eq!(code, 6);
+            assert!(kept.join("dump.log").is_file() && !kept.join("marker").exists());
+        }
+    }
 }
 
 #[test]
