@@ -14,6 +14,7 @@
 //! step.
 
 use crate::archive::ArchiveError;
+use crate::criu::crit::CritError;
 use crate::criu::CriuError;
 use crate::engine::docker::DockerError;
 use crate::engine::oci::runtime::RuntimeError;
@@ -62,6 +63,9 @@ pub enum Error {
     Docker(#[from] DockerError),
     #[error(transparent)]
     Criu(#[from] CriuError),
+    /// Reading a foreign checkpoint's images with crit.
+    #[error(transparent)]
+    Crit(#[from] CritError),
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
     #[error(transparent)]
@@ -170,6 +174,10 @@ impl Error {
                 | CriuError::TooOld { .. }
                 | CriuError::UnknownVersion { .. }
                 | CriuError::Spawn { .. } => PREREQUISITE,
+            },
+            Error::Crit(e) => match e {
+                CritError::NotInstalled => PREREQUISITE,
+                CritError::Failed { .. } => FAILURE,
             },
             Error::Runtime(e) => runtime_code(e),
             Error::Cleanup(e) => match e {

@@ -30,5 +30,6 @@ pub mod plugin;
 pub mod procfs;
 pub mod progress;
 pub mod spec;
+pub mod stats;
 pub mod store;
 pub mod watchdog;

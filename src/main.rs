@@ -46,6 +46,8 @@ fn main() -> ExitCode {
         Command::Import(a) => commands::import::run(&ctx, a, &mut out),
         Command::Inspect(a) => commands::inspect::run(&ctx, a, &mut out),
         Command::Verify(a) => commands::verify::run(&ctx, a, &mut out),
+        Command::Completions(a) => commands::generate::completions(a, &mut out),
+        Command::Man(a) => commands::generate::man(a, &mut out),
         Command::Relay(a) => commands::relay::run(a),
         Command::Watchdog(a) => {
             ckpt::watchdog::run(&ctx.proc, a.dir.clone(), &a.cgroup_version, a.leave_frozen).map_err(Into::into)

@@ -151,6 +151,41 @@ fn docker_made_checkpoint_listed_and_started_by_ckpt() {
         .unwrap_or_else(|| panic!("ckpt ls does not list Docker's checkpoint: {entries:?}"));
     assert_eq!(entry["made_by"], "other", "{entry}");
 
+    // inspect reads Docker's checkpoint with crit: the counter's processes,
+    // their fds and dumped memory, the images by kind.
+    let out = d.ckpt(["inspect", "--json", "c1", "dk"]);
+    expect_code(&out, 0, "ckpt inspect of a Docker-made checkpoint");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("inspect prints JSON");
+    assert_eq!(
+        (v["made_by"].as_str(), v["source"].as_str()),
+        (Some("other"), Some("crit")),
+        "{v}"
+    );
+    let procs = v["processes"].as_array().expect("processes");
+    assert!(!procs.is_empty(), "{v}");
+    assert!(
+        procs.iter().any(|p| p["pid"] == 1 && p["comm"] == "counter"),
+        "the counter as pid 1: {v}"
+    );
+    assert!(procs.iter().all(|p| !p["fds"].as_array().unwrap().is_empty()), "{v}");
+    assert!(
+        procs.iter().any(|p| p["memory"]["dumped"].as_u64().unwrap_or(0) > 0),
+        "{v}"
+    );
+    let kinds: Vec<&str> = v["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["kind"].as_str())
+        .collect();
+    for k in ["core", "pages", "pstree", "inventory"] {
+        assert!(kinds.contains(&k), "no {k} images: {kinds:?}");
+    }
+    assert_eq!(v["incremental"], false);
+    let text = d.ckpt(["inspect", "c1", "dk"]);
+    expect_code(&text, 0, "ckpt inspect (text) of a Docker-made checkpoint");
+    assert!(String::from_utf8_lossy(&text.stdout).contains("(made by another tool"));
+
     let out = d.ckpt(["start", "--checkpoint", "dk", "c1"]);
     expect_code(&out, 0, "ckpt start of a Docker-made checkpoint");
     assert_continues_from(&d, "c1", saved);

@@ -149,6 +149,122 @@ fn leave_running_keeps_counting_and_checkpoint_restores() {
 }
 
 #[test]
+fn print_stats_reports_criu_and_ckpt_timings() {
+    if !prereqs() {
+        return;
+    }
+    let store = Store::new();
+    let c = Container::runc().start();
+    c.wait_counter_above(WARM, WARMUP).expect("counter warms up");
+
+    let out = store.ckpt(["create", "--leave-running", "--print-stats", "--json", &c.id, "s1"]);
+    expect_code(&out, 0, "ckpt create --print-stats --json");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("create prints JSON");
+    let stats = &v["stats"];
+    let total = stats["ckpt_checkpoint_duration"].as_u64().unwrap_or(0);
+    let cs = &stats["container_statistics"][0];
+    assert_eq!(cs["id"], c.id.as_str(), "{stats}");
+    let criu = &cs["criu_statistics"];
+    for k in [
+        "freezing_time",
+        "frozen_time",
+        "memdump_time",
+        "memwrite_time",
+        "pages_scanned",
+        "pages_written",
+    ] {
+        assert!(
+            criu[k].as_u64().unwrap_or(0) > 0,
+            "criu_statistics.{k} is not positive: {stats}"
+        );
+    }
+    for k in ["preflight", "dump", "publish"] {
+        assert!(
+            cs["phases"][k].as_u64().unwrap_or(0) > 0,
+            "phases.{k} is not positive: {stats}"
+        );
+    }
+    let runtime = cs["runtime_checkpoint_duration"].as_u64().unwrap_or(0);
+    assert!(
+        runtime > 0 && total > runtime,
+        "total {total} vs criu run {runtime}: {stats}"
+    );
+    // CRIU's frozen time lies within ckpt's own dump phase.
+    assert!(
+        criu["frozen_time"].as_u64().unwrap() <= cs["phases"]["dump"].as_u64().unwrap(),
+        "{stats}"
+    );
+    assert!(c.is_running(), "--leave-running stopped it: {:?}", c.status());
+    assert_eq!(c.freezer_state().as_deref(), Some("THAWED"));
+
+    // The text form: the same fields, each a positive number.
+    let out = store.ckpt(["create", "--leave-running", "--print-stats", &c.id, "s2"]);
+    expect_code(&out, 0, "ckpt create --print-stats");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for k in ["frozen_time", "memdump_time", "memwrite_time"] {
+        let prefix = format!("container_statistics[0].criu_statistics.{k}: ");
+        let n: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix} line in:\n{text}"));
+        assert!(n > 0, "{k} is 0:\n{text}");
+    }
+    let now = c.counter().expect("counter");
+    assert!(
+        c.wait_counter_above(now + 2, Duration::from_secs(5)).is_some(),
+        "counter stuck after the dumps"
+    );
+}
+
+#[test]
+fn inspect_of_a_checkpoint_shows_the_dumped_processes() {
+    if !prereqs() {
+        return;
+    }
+    let store = Store::new();
+    let c = Container::runc().start();
+    c.wait_counter_above(WARM, WARMUP).expect("counter warms up");
+    expect_code(
+        &store.ckpt(["create", "--leave-running", &c.id, "i1"]),
+        0,
+        "ckpt create",
+    );
+
+    let out = store.ckpt(["inspect", "--json", &c.id, "i1"]);
+    expect_code(&out, 0, "ckpt inspect C N --json");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("inspect prints JSON");
+    assert_eq!(
+        (v["made_by"].as_str(), v["source"].as_str()),
+        (Some("ckpt"), Some("recorded")),
+        "{v}"
+    );
+    let version = String::from_utf8_lossy(&Command::new("criu").arg("--version").output().unwrap().stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("Version: ").map(str::to_string))
+        .unwrap();
+    assert_eq!(v["criu_version"].as_str(), Some(version.trim()), "{v}");
+    assert_eq!(v["options"]["leave_running"], true);
+    let init = &v["processes"][0];
+    assert_eq!(init["pid"], 1, "{v}");
+    assert!(init["cmdline"].as_array().is_some_and(|c| !c.is_empty()), "{init}");
+    assert!(init["memory"]["rss"].as_u64().unwrap_or(0) > 0, "{init}");
+    assert!(!init["fds"].as_array().unwrap().is_empty(), "{init}");
+    let images = v["images"].as_array().unwrap();
+    let pages = images.iter().find(|i| i["kind"] == "pages").expect("pages images");
+    assert!(pages["bytes"].as_u64().unwrap() > 0, "{v}");
+    let sum: u64 = images.iter().map(|i| i["bytes"].as_u64().unwrap()).sum();
+    assert_eq!(sum, v["size_bytes"].as_u64().unwrap(), "{v}");
+    // Inspecting changed nothing: the container runs on.
+    assert!(c.is_running());
+    let now = c.counter().expect("counter");
+    assert!(
+        c.wait_counter_above(now + 2, Duration::from_secs(5)).is_some(),
+        "counter stuck"
+    );
+}
+
+#[test]
 fn start_with_name_restores_as_a_new_container() {
     if !prereqs() {
         return;

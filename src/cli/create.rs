@@ -19,6 +19,16 @@ pub struct CreateArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+    /// When the dump fails, keep its whole directory (CRIU's log, work
+    /// files and partial images) in <store>/<id>/dump-failed/ for
+    /// debugging, instead of only the log (dump-failed.log). A successful
+    /// checkpoint always keeps CRIU's dump.log and stats-dump.
+    #[arg(long)]
+    pub keep: bool,
+    /// Also print CRIU's dump statistics and ckpt's phases, in
+    /// microseconds (Podman's --print-stats; with --json under "stats").
+    #[arg(long)]
+    pub print_stats: bool,
     /// Container id.
     pub container: String,
     /// Checkpoint name: [a-zA-Z0-9][a-zA-Z0-9_.-]*, not ending in '.'.

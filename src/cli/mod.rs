@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 mod create;
 mod export;
+mod generate;
 mod import;
 mod inspect;
 mod internal;
@@ -18,10 +19,11 @@ mod verify;
 
 pub use create::CreateArgs;
 pub use export::{ArchiveFlags, CompressArg, ExportArgs};
+pub use generate::{CompletionsArgs, ManArgs, Shell};
 pub use import::{ImportArgs, ImportFlags};
 pub use inspect::InspectArgs;
 pub use internal::{RelayArgs, WatchdogArgs};
-pub use ls::LsArgs;
+pub use ls::{LsArgs, LsFormat};
 pub use rm::RmArgs;
 pub use start::StartArgs;
 pub use verify::VerifyArgs;
@@ -85,7 +87,7 @@ pub struct GlobalArgs {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
-    /// Print only errors.
+    /// Print only errors (and `ls`: names only).
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
 }
@@ -116,9 +118,12 @@ pub enum Command {
     ///
     /// Example: ckpt create web before-upgrade
     Create(CreateArgs),
-    /// List checkpoints, of one container or of all.
+    /// List checkpoints, of one container or of all, oldest first.
     ///
-    /// Example: ckpt ls web --json
+    /// With -q only their names, one a line (`CONTAINER NAME` without a
+    /// container).
+    ///
+    /// Example: ckpt ls web --format json
     #[command(visible_alias = "list")]
     Ls(LsArgs),
     /// Remove a checkpoint.
@@ -138,9 +143,16 @@ pub enum Command {
     #[command(visible_alias = "restore")]
     Start(StartArgs),
     /// Show the preflight inventory of a running container and whether it
-    /// can be checkpointed, without changing anything.
+    /// can be checkpointed, or with CHECKPOINT what a checkpoint holds,
+    /// without changing anything.
     ///
-    /// Example: ckpt inspect web --json
+    /// A checkpoint's contents: its processes with their commands, fds and
+    /// memory, the CRIU and kernel it was made with, its options, its size
+    /// per image kind, and whether it is incremental. ckpt's checkpoints
+    /// are described from what create recorded; others' (docker checkpoint
+    /// create) from CRIU's images, read with crit (python3-pycriu).
+    ///
+    /// Example: ckpt inspect web --json; ckpt inspect web before-upgrade
     Inspect(InspectArgs),
     /// Check a checkpoint's files against its checksums without restoring.
     ///
@@ -173,6 +185,21 @@ pub enum Command {
     ///
     /// Example: ckpt import web.tar.zst --name web2
     Import(ImportArgs),
+    /// Print a shell completion script (bash, zsh or fish) on stdout.
+    ///
+    /// bash: ckpt completions bash > /etc/bash_completion.d/ckpt (or source it
+    /// from ~/.bashrc); zsh: write it as _ckpt into a directory on $fpath;
+    /// fish: ckpt completions fish > ~/.config/fish/completions/ckpt.fish.
+    /// scripts/install puts all three where the shells look.
+    ///
+    /// Example: source <(ckpt completions bash)
+    Completions(CompletionsArgs),
+    /// Maintenance: write the man pages (ckpt.1, ckpt-VERB.1) into a directory.
+    ///
+    /// The pages are generated from the same definitions as --help, so they
+    /// cannot drift from it; scripts/install calls this.
+    #[command(hide = true)]
+    Man(ManArgs),
     /// Internal: copy stdin to a file until EOF (keeps restored stdio a pipe).
     #[command(name = "__relay", hide = true)]
     Relay(RelayArgs),

@@ -19,6 +19,7 @@ use crate::inventory::{self, Inventory};
 use crate::output::Output;
 use crate::plan::{self, AfterDump, DumpOptions, DumpPlan};
 use crate::progress::DirProgress;
+use crate::stats::{micros, CheckpointPhases, CheckpointStats, ContainerCheckpointStats};
 use crate::store::{self, names, CheckpointMeta, InventorySummary, Store};
 use crate::watchdog::Watchdog;
 use std::time::{Duration, Instant};
@@ -37,9 +38,14 @@ struct Created {
     /// `--export`: what was written.
     #[serde(skip_serializing_if = "Option::is_none")]
     export: Option<super::export::Exported>,
+    /// With --print-stats.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stats: Option<CheckpointStats>,
 }
 
 pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Error> {
+    let begun = Instant::now();
+    let mut phases = CheckpointPhases::default();
     names::validate_container_id(&args.container)?;
     names::validate_checkpoint_name(&args.name)?;
     if args.export.is_some() && args.leave_running && !args.archive.no_rootfs {
@@ -67,6 +73,7 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
     let store = ctx.open_store(&home.root)?;
     let _lock = store.lock(&home.id, LOCK_WAIT)?;
 
+    let preflight = Instant::now();
     let inventory = inventory::collect(&ctx.proc, container.init_pid)?;
     let host = crate::facts::gather(&ctx.proc, &container, &spec.facts, store.root())?;
     let opts = DumpOptions {
@@ -79,6 +86,7 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
         id: container.id.clone(),
         refusal: r,
     })?;
+    phases.preflight = micros(preflight.elapsed());
     for w in &plan.warnings {
         log::warn!("{w}");
     }
@@ -108,6 +116,7 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
         freezer::freeze(&freezer, Duration::from_secs(10))?;
     }
     let frozen_at = Instant::now();
+    phases.freeze = micros(frozen_at - started);
     log::info!(
         "dumping {} process(es) with criu {}",
         inventory.processes.len(),
@@ -135,6 +144,7 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
             &dump_log,
             &mut watch,
         );
+        phases.dump = micros(frozen_at.elapsed());
         log::debug!("longest time the dump did not grow: {:?}", watch.longest_idle);
         (dumped, watch.lent())
     };
@@ -155,8 +165,13 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
     if let Err(mut e) = dumped {
         // The staging dir (and the log in it) goes away with this error:
         // point the message at the copy that stays.
+        let kept = if args.keep {
+            keep_failed_dump(&store, &home.id, staging)
+        } else {
+            keep_failed_log(&store, &home.id, &dump_log)
+        };
         if let (criu::CriuError::Failed { log_path, .. } | criu::CriuError::Stalled { log_path, .. }, Some(kept)) =
-            (&mut e, keep_failed_log(&store, &home.id, &dump_log))
+            (&mut e, kept)
         {
             *log_path = kept;
         }
@@ -181,6 +196,8 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
         );
     }
     let dump_ms = started.elapsed().as_millis() as u64;
+    // CRIU's own account of the dump, read before publishing moves it.
+    let criu_stats = args.print_stats.then(|| read_dump_stats(staging.dir())).flatten();
 
     let meta = metadata(
         &container,
@@ -195,9 +212,12 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
             dump_ms,
         },
     );
+    let publishing = Instant::now();
     let dir = staging.publish(meta)?;
     let size_bytes = store.load(&home.id, &args.name).map(|e| e.size_bytes).unwrap_or(0);
+    phases.publish = micros(publishing.elapsed());
 
+    let stopping = Instant::now();
     if plan.after == AfterDump::Stop {
         engine.stop_after_dump(&container, &freezer).with_context(|| {
             format!(
@@ -208,6 +228,7 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
             )
         })?;
     }
+    phases.stop = micros(stopping.elapsed());
     drop(guard);
     watchdog.disarm();
     let export = match &args.export {
@@ -239,6 +260,15 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
         leave_running: args.leave_running,
         warnings: plan.warnings,
         export,
+        stats: args.print_stats.then(|| CheckpointStats {
+            ckpt_checkpoint_duration: micros(begun.elapsed()),
+            container_statistics: vec![ContainerCheckpointStats {
+                id: container.id.clone(),
+                runtime_checkpoint_duration: phases.dump,
+                criu_statistics: criu_stats.map(Into::into),
+                phases,
+            }],
+        }),
     };
     if args.json {
         out.json(&created)?;
@@ -260,8 +290,26 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
         if let Some(e) = &created.export {
             out.say(super::export::describe(e));
         }
+        if let Some(stats) = &created.stats {
+            for l in crate::stats::text_lines(stats) {
+                out.line(l);
+            }
+        }
     }
     Ok(())
+}
+
+/// CRIU's stats-dump in `dir`, if CRIU wrote one ckpt can read (a missing
+/// or unreadable one is a warning: the checkpoint itself is fine).
+fn read_dump_stats(dir: &std::path::Path) -> Option<criu::stats::DumpStats> {
+    let path = dir.join("stats-dump");
+    let stats = std::fs::read(&path)
+        .ok()
+        .and_then(|b| criu::stats::parse_dump_stats(&b));
+    if stats.is_none() {
+        log::warn!("no CRIU statistics: cannot read {}", path.display());
+    }
+    stats
 }
 
 /// What a dump measured and used, for its metadata.
@@ -311,6 +359,23 @@ fn metadata(c: &Container, spec: &serde_json::Value, inv: &Inventory, plan: &Dum
         descriptors: plan.descriptors.clone(),
         files: Default::default(),
         imported: None,
+    }
+}
+
+/// `--keep`: keeps the failed dump's whole directory as
+/// `<store>/<id>/dump-failed/`; the path of its log, or `None` (a warning)
+/// if it could not be kept (the staging directory is then removed as usual).
+fn keep_failed_dump(store: &Store, id: &str, staging: store::Staging) -> Option<std::path::PathBuf> {
+    let to = store.layout().kept_dump(id);
+    match staging.keep(&to) {
+        Ok(dir) => {
+            log::warn!("kept the failed dump's directory in {} (--keep)", dir.display());
+            Some(dir.join(DUMP_LOG))
+        }
+        Err(e) => {
+            log::warn!("cannot keep the failed dump's directory: {}", crate::error::chain(&e));
+            None
+        }
     }
 }
 

@@ -19,6 +19,9 @@ struct Report<'a> {
 }
 
 pub fn run(ctx: &Context, args: &InspectArgs, out: &mut Output) -> Result<(), Error> {
+    if let Some(name) = &args.checkpoint {
+        return super::contents::run(ctx, &args.container, name, args.json, out);
+    }
     crate::store::names::validate_container_id(&args.container)?;
     let Found { container, engine } = ctx.engines.running(&args.container)?;
     let spec = crate::spec::load(&container.spec_path)?;

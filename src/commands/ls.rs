@@ -1,7 +1,9 @@
-//! `ckpt ls`: list checkpoints as a table or JSON.
+//! `ckpt ls`: list checkpoints as a table, JSON, or names only (`-q`),
+//! oldest first. What is printed is decided by [`view`] and [`render`],
+//! pure over the rows; `run` only gathers the rows.
 
 use super::Context;
-use crate::cli::LsArgs;
+use crate::cli::{LsArgs, LsFormat};
 use crate::error::Error;
 use crate::output::Output;
 use crate::plan::human_bytes;
@@ -44,7 +46,7 @@ fn mtime(dir: &std::path::Path) -> Option<String> {
 }
 
 pub fn run(ctx: &Context, args: &LsArgs, out: &mut Output) -> Result<(), Error> {
-    let rows: Vec<Row> = match &args.container {
+    let mut rows: Vec<Row> = match &args.container {
         Some(c) => {
             names::validate_container_id(c)?;
             let home = ctx.engines.home(c)?.home();
@@ -67,35 +69,97 @@ pub fn run(ctx: &Context, args: &LsArgs, out: &mut Output) -> Result<(), Error> 
             rows
         }
     };
-    if args.json {
-        out.json(&rows)?;
-        return Ok(());
-    }
-    if rows.is_empty() {
-        out.say("no checkpoints");
-        return Ok(());
-    }
-    out.line(format!(
-        "{:<20} {:<20} {:<21} {:>10} {:>9} {:<7} {:<5}",
-        "CONTAINER", "NAME", "CREATED", "SIZE", "FROZEN", "RUNNING", "BY"
-    ));
-    for r in rows {
-        out.line(format!(
-            "{:<20} {:<20} {:<21} {:>10} {:>9} {:<7} {:<5}",
-            short(&r.container),
-            r.name,
-            r.created.unwrap_or_default(),
-            human_bytes(r.size_bytes),
-            r.frozen_ms.map(|f| format!("{f} ms")).unwrap_or_else(|| "-".into()),
-            match r.leave_running {
-                Some(true) => "yes",
-                Some(false) => "no",
-                None => "-",
-            },
-            r.made_by
-        ));
+    sort(&mut rows);
+    match view(args, ctx.quiet) {
+        View::Json => out.json(&rows)?,
+        v => {
+            let lines = render(&rows, v, args.container.is_some());
+            if lines.is_empty() && v == View::Table {
+                out.say("no checkpoints");
+            }
+            for l in lines {
+                out.line(l);
+            }
+        }
     }
     Ok(())
+}
+
+/// What `ls` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    Table,
+    Json,
+    /// `-q`: one checkpoint per line, `NAME` for one container's,
+    /// `CONTAINER NAME` for all (neither can hold a space).
+    Names,
+}
+
+/// The view the arguments ask for (pure). `-q` means names only, as in
+/// `docker ps -q`, unless JSON was asked for by name.
+pub fn view(args: &LsArgs, quiet: bool) -> View {
+    match (args.json, args.format, quiet) {
+        (true, _, _) | (_, Some(LsFormat::Json), _) => View::Json,
+        (_, _, true) => View::Names,
+        _ => View::Table,
+    }
+}
+
+/// Oldest first: by creation time (RFC 3339 UTC to the second, so text
+/// order is time order), then container, then name (pure).
+pub fn sort(rows: &mut [Row]) {
+    rows.sort_by(|a, b| (&a.created, &a.container, &a.name).cmp(&(&b.created, &b.container, &b.name)));
+}
+
+/// The lines of a table or a names-only listing (pure); a table of no rows
+/// is empty (the caller says "no checkpoints").
+pub fn render(rows: &[Row], view: View, one_container: bool) -> Vec<String> {
+    match view {
+        View::Names => rows
+            .iter()
+            .map(|r| match one_container {
+                true => r.name.clone(),
+                false => format!("{} {}", r.container, r.name),
+            })
+            .collect(),
+        View::Table | View::Json if rows.is_empty() => Vec::new(),
+        View::Table | View::Json => {
+            let mut lines = vec![table_line([
+                "CONTAINER",
+                "NAME",
+                "CREATED",
+                "SIZE",
+                "FROZEN",
+                "RUNNING",
+                "BY",
+            ])];
+            lines.extend(rows.iter().map(|r| {
+                table_line([
+                    short(&r.container),
+                    &r.name,
+                    r.created.as_deref().unwrap_or_default(),
+                    &human_bytes(r.size_bytes),
+                    &r.frozen_ms.map(|f| format!("{f} ms")).unwrap_or_else(|| "-".into()),
+                    match r.leave_running {
+                        Some(true) => "yes",
+                        Some(false) => "no",
+                        None => "-",
+                    },
+                    r.made_by,
+                ])
+            }));
+            lines
+        }
+    }
+}
+
+fn table_line(c: [&str; 7]) -> String {
+    format!(
+        "{:<20} {:<20} {:<21} {:>10} {:>9} {:<7} {:<5}",
+        c[0], c[1], c[2], c[3], c[4], c[5], c[6]
+    )
+    .trim_end()
+    .to_string()
 }
 
 /// A store's checkpoints; a missing store has none (listing never creates it).

@@ -9,8 +9,10 @@
 //! and nothing but `main` calls them. Their unit tests (`tests.rs`) put a
 //! fake engine and a fake CRIU in the context, and need no root.
 
+pub mod contents;
 pub mod create;
 pub mod export;
+pub mod generate;
 pub mod import;
 pub mod inspect;
 pub mod ls;

@@ -6,7 +6,8 @@
 //! engine, and, for each refusal, that nothing was changed.
 
 use super::*;
-use crate::cli::{CreateArgs, CriuFlags, InspectArgs, LsArgs, RmArgs, StartArgs, VerifyArgs};
+use crate::cli::{CreateArgs, CriuFlags, InspectArgs, LsArgs, LsFormat, RmArgs, StartArgs, VerifyArgs};
+use crate::commands::ls::View;
 use crate::criu::CriuVersion;
 use crate::engine::fake::{FakeCriu, FakeEngine, Script};
 use crate::engine::{Container, Report};
@@ -192,6 +193,8 @@ fn create_args(name: &str, leave_running: bool) -> CreateArgs {
         leave_running,
         criu: criu_flags(),
         json: false,
+        print_stats: false,
+        keep: false,
         container: "web".into(),
         name: name.into(),
         export: None,
@@ -270,6 +273,53 @@ fn create_leave_running_thaws_and_never_stops() {
 }
 
 #[test]
+fn create_print_stats_carries_criu_and_phases_in_text_and_json() {
+    let fixture = crate::criu::stats::parse_dump_stats(include_bytes!("../../tests/fixtures/stats-dump")).unwrap();
+    let mut args = create_args("n1", true);
+    args.print_stats = true;
+    args.json = true;
+    let w = World::new();
+    let (text, code, err) = run(|out| create::run(&w.ctx(), &args, out));
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let stats = &v["stats"];
+    let c = &stats["container_statistics"][0];
+    assert_eq!(c["id"], "web");
+    assert_eq!(c["criu_statistics"]["frozen_time"], fixture.frozen_us);
+    assert_eq!(c["criu_statistics"]["memdump_time"], fixture.memdump_us);
+    assert_eq!(c["criu_statistics"]["memwrite_time"], fixture.memwrite_us);
+    assert!(stats["ckpt_checkpoint_duration"].as_u64().unwrap() >= c["phases"]["dump"].as_u64().unwrap());
+    for phase in ["preflight", "freeze", "dump", "publish", "stop"] {
+        assert!(c["phases"][phase].is_u64(), "{phase}: {c}");
+    }
+
+    // Text: the same fields, as path: value lines after the result line.
+    args.json = false;
+    let w = World::new();
+    let (text, code, err) = run(|out| create::run(&w.ctx(), &args, out));
+    assert_eq!(code, 0, "{err}");
+    assert!(text.starts_with("checkpoint n1 of web created: "), "{text}");
+    let frozen = format!(
+        "container_statistics[0].criu_statistics.frozen_time: {}",
+        fixture.frozen_us
+    );
+    assert!(text.lines().any(|l| l == frozen), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("container_statistics[0].phases.publish: ")),
+        "{text}"
+    );
+
+    // Without the flag: no statistics.
+    let w = World::new();
+    let mut args = create_args("n1", true);
+    args.json = true;
+    let (text, _, _) = run(|out| create::run(&w.ctx(), &args, out));
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(v.get("stats").is_none(), "{v}");
+}
+
+#[test]
 fn create_refusals_change_nothing() {
     // (case, how the world differs, exit code, in the message)
     type Case = (&'static str, fn(&mut World) -> CreateArgs, u8, &'static str);
@@ -333,6 +383,47 @@ fn create_whose_criu_fails_keeps_the_container_and_the_log() {
 }
 
 #[test]
+fn create_keep_keeps_the_whole_failed_dump() {
+    for keep in [false, true] {
+        let mut w = World::new();
+        w.criu.fail = true;
+        let mut args = create_args("n1", false);
+        args.keep = keep;
+        let (_, code, err) = run(|out| create::run(&w.ctx(), &args, out));
+        assert_eq!(code, 6, "{err}");
+        let kept = w.path("store/web/dump-failed");
+        assert_eq!(kept.is_dir(), keep, "keep={keep}");
+        assert_eq!(w.path("store/web/dump-failed.log").exists(), !keep, "keep={keep}");
+        if keep {
+            for f in ["dump.log", "inventory.json", "descriptors.json"] {
+                assert!(kept.join(f).is_file(), "no {f} kept");
+            }
+            assert!(
+                err.contains(&format!("log: {}", kept.join("dump.log").display())),
+                "{err}"
+            );
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(kept.metadata().unwrap().permissions().mode() & 0o777, 0o700);
+        }
+        assert!(!w.path("store/web/checkpoints/n1").exists());
+        let staging = w.path("store/web/.ckpt-staging");
+        assert!(
+            !staging.exists() || std::fs::read_dir(&staging).unwrap().next().is_none(),
+            "staging left"
+        );
+        assert_eq!(w.freezer(), "THAWED");
+
+        // A second failed dump replaces what the first kept.
+        if keep {
+            std::fs::write(kept.join("marker"), b"old").unwrap();
+            let (_, code, _) = run(|out| create::run(&w.ctx(), &args, out));
+            assert_eq!(code, 6);
+            assert!(kept.join("dump.log").is_file() && !kept.join("marker").exists());
+        }
+    }
+}
+
+#[test]
 fn create_whose_stop_fails_says_where_the_checkpoint_is() {
     let mut w = World::new();
     w.script().stop_fails = true;
@@ -359,7 +450,79 @@ fn inspect_args() -> InspectArgs {
         json: false,
         criu: criu_flags(),
         container: "web".into(),
+        checkpoint: None,
     }
+}
+
+#[test]
+fn inspect_of_a_checkpoint_shows_what_create_recorded() {
+    let w = World::new();
+    let (_, code, err) = run(|out| create::run(&w.ctx(), &create_args("n1", true), out));
+    assert_eq!(code, 0, "{err}");
+    let calls_before = w.engine.calls().len();
+    let args = InspectArgs {
+        json: true,
+        checkpoint: Some("n1".into()),
+        ..inspect_args()
+    };
+    let (text, code, err) = run(|out| inspect::run(&w.ctx(), &args, out));
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        (v["made_by"].as_str(), v["source"].as_str()),
+        (Some("ckpt"), Some("recorded"))
+    );
+    assert_eq!(v["criu_version"], "4.1.1");
+    assert_eq!(v["options"]["leave_running"], true);
+    assert_eq!(v["incremental"], false);
+    let p = &v["processes"][0];
+    assert_eq!(
+        (p["pid"].as_i64(), p["comm"].as_str()),
+        (Some(1), Some("counter")),
+        "{v}"
+    );
+    assert!(
+        p["fds"].as_array().unwrap().iter().any(|f| f["target"] == "pipe:[5]"),
+        "{p}"
+    );
+    let kinds: Vec<&str> = v["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["kind"].as_str().unwrap())
+        .collect();
+    for k in ["ckpt", "inventory", "log", "pages", "pstree", "stats"] {
+        assert!(kinds.contains(&k), "no {k} in {kinds:?}");
+    }
+    let total: u64 = v["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["bytes"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        total,
+        v["size_bytes"].as_u64().unwrap(),
+        "the kinds add up to the checkpoint's size"
+    );
+    // Only the checkpoint's home was asked for: no container touched.
+    assert_eq!(&w.engine.calls()[calls_before..], ["home web"]);
+
+    let args = InspectArgs {
+        checkpoint: Some("n1".into()),
+        ..inspect_args()
+    };
+    let (text, code, _) = run(|out| inspect::run(&w.ctx(), &args, out));
+    assert_eq!(code, 0);
+    assert!(text.starts_with("checkpoint n1 of web (made by ckpt "), "{text}");
+    assert!(text.contains("criu 4.1.1, kernel "), "{text}");
+    assert!(text.contains("pid 1 (ppid -) counter: "), "{text}");
+    let args = InspectArgs {
+        checkpoint: Some("nope".into()),
+        ..inspect_args()
+    };
+    let (_, code, _) = run(|out| inspect::run(&w.ctx(), &args, out));
+    assert_eq!(code, 4);
 }
 
 #[test]
@@ -416,6 +579,7 @@ fn ls_lists_every_home_and_one_container() {
     let w = World::new();
     let ls = |container: Option<&str>, json| LsArgs {
         json,
+        format: None,
         container: container.map(str::to_string),
     };
     let (text, code, _) = run(|out| ls::run(&w.ctx(), &ls(None, false), out));
@@ -442,22 +606,114 @@ fn ls_lists_every_home_and_one_container() {
     assert_eq!(code, 2, "{err}");
 }
 
+/// Publishes checkpoint `name` of `container` made at `created_at`.
+fn checkpoint_at(w: &World, container: &str, name: &str, created_at: &str) {
+    let store = w.store();
+    let staging = store.begin(container, name).unwrap();
+    staging.write_file("inventory.img", b"inv").unwrap();
+    let mut meta = w.meta(name);
+    meta.container_id = container.into();
+    meta.created_at = created_at.into();
+    staging.publish(meta).unwrap();
+}
+
+fn ls_args(container: Option<&str>, json: bool, format: Option<LsFormat>) -> LsArgs {
+    LsArgs {
+        json,
+        format,
+        container: container.map(str::to_string),
+    }
+}
+
 #[test]
-fn ls_quiet_drops_the_news_not_the_table() {
+fn ls_quiet_prints_names_only_oldest_first() {
     let w = World::new();
     let mut ctx = w.ctx();
     ctx.quiet = true;
     let mut out = Output::new(true);
-    ls::run(
-        &ctx,
-        &LsArgs {
-            json: false,
-            container: None,
-        },
-        &mut out,
-    )
-    .unwrap();
-    assert_eq!(out.text(), "");
+    ls::run(&ctx, &ls_args(None, false, None), &mut out).unwrap();
+    assert_eq!(out.text(), "", "no checkpoints: no news under -q");
+    checkpoint_at(&w, "web", "late", "2026-03-01T00:00:00Z");
+    checkpoint_at(&w, "db", "mid", "2026-02-01T00:00:00Z");
+    checkpoint_at(&w, "web", "early", "2026-01-01T00:00:00Z");
+    let mut out = Output::new(true);
+    ls::run(&ctx, &ls_args(None, false, None), &mut out).unwrap();
+    assert_eq!(out.text(), "web early\ndb mid\nweb late\n");
+    let mut out = Output::new(true);
+    ls::run(&ctx, &ls_args(Some("web"), false, None), &mut out).unwrap();
+    assert_eq!(out.text(), "early\nlate\n");
+    // JSON asked for by name wins over -q.
+    let mut out = Output::new(true);
+    ls::run(&ctx, &ls_args(None, false, Some(LsFormat::Json)), &mut out).unwrap();
+    let rows: serde_json::Value = serde_json::from_str(out.text()).unwrap();
+    let names: Vec<_> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["early", "mid", "late"]);
+}
+
+#[test]
+fn ls_format_table_has_stable_columns_sorted_by_creation_time() {
+    let w = World::new();
+    checkpoint_at(&w, "web", "b", "2026-01-02T00:00:00Z");
+    checkpoint_at(&w, "web", "a", "2026-01-03T00:00:00Z");
+    let (text, code, _) = run(|out| ls::run(&w.ctx(), &ls_args(None, false, Some(LsFormat::Table)), out));
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "CONTAINER            NAME                 CREATED                     SIZE    FROZEN RUNNING BY"
+    );
+    assert!(
+        lines[1].starts_with("web                  b                    2026-01-02T00:00:00Z "),
+        "{text}"
+    );
+    assert!(
+        lines[2].starts_with("web                  a                    2026-01-03T00:00:00Z "),
+        "{text}"
+    );
+    assert!(lines.iter().all(|l| !l.ends_with(' ')), "no trailing blanks: {text:?}");
+}
+
+#[test]
+fn ls_view_table() {
+    #[rustfmt::skip]
+    let cases = [
+        // json, format, quiet -> view
+        (false, None, false, View::Table),
+        (false, Some(LsFormat::Table), false, View::Table),
+        (false, None, true, View::Names),
+        (false, Some(LsFormat::Table), true, View::Names),
+        (true, None, false, View::Json),
+        (true, None, true, View::Json),
+        (false, Some(LsFormat::Json), false, View::Json),
+        (false, Some(LsFormat::Json), true, View::Json),
+    ];
+    for (json, format, quiet, want) in cases {
+        assert_eq!(
+            ls::view(&ls_args(None, json, format), quiet),
+            want,
+            "{json} {format:?} {quiet}"
+        );
+    }
+}
+
+#[test]
+fn ls_json_and_format_conflict() {
+    use clap::Parser;
+    let e = crate::cli::Cli::try_parse_from(["ckpt", "ls", "--json", "--format", "table"]).unwrap_err();
+    assert_eq!(e.kind(), clap::error::ErrorKind::ArgumentConflict);
+    let c = crate::cli::Cli::try_parse_from(["ckpt", "ls", "--format", "json"]).unwrap();
+    assert!(matches!(
+        c.command,
+        crate::cli::Command::Ls(LsArgs {
+            format: Some(LsFormat::Json),
+            ..
+        })
+    ));
 }
 
 // ------------------------------------------------------------------ rm --
@@ -710,3 +966,4 @@ fn relay_appends_everything_and_never_writes_through_a_link() {
 
 #[path = "archive_tests.rs"]
 mod archive_tests;
+mod error_examples;

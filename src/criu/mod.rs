@@ -3,6 +3,7 @@
 //! its logs and statistics.
 
 pub mod args;
+pub mod crit;
 pub mod log;
 pub mod runner;
 pub mod stats;

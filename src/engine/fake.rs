@@ -329,6 +329,8 @@ impl crate::criu::Runner for FakeCriu {
             ("inventory.img", &b"inv"[..]),
             ("pstree.img", b"tree"),
             ("pages-1.img", &[7u8; 4096]),
+            // As real CRIU does: its statistics, a real CRIU 4.1.1 stats-dump.
+            ("stats-dump", include_bytes!("../../tests/fixtures/stats-dump")),
         ] {
             std::fs::write(images.join(file), bytes).expect("the fake CRIU writes its images");
         }

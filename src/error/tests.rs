@@ -135,6 +135,8 @@ fn table() -> Vec<(&'static str, Error, u8)> {
         // 5: prerequisite.
         ("not root", Error::NotRoot { verb: "create" }, 5),
         ("criu missing", Error::Criu(CriuError::NotInstalled), 5),
+        ("crit missing (inspect of a foreign checkpoint)", Error::Crit(crate::criu::crit::CritError::NotInstalled), 5),
+        ("crit failed", Error::Crit(crate::criu::crit::CritError::Failed { args: "x d ps".into(), dir: "/d".into(), message: "bad".into() }), 1),
         ("criu too old", Error::Criu(CriuError::TooOld { found: CriuVersion { major: 3, minor: 1, sublevel: 0 }, path: p("/criu") }), 5),
         ("criu version unparseable", Error::Criu(CriuError::UnknownVersion { path: p("/criu"), output: "?".into() }), 5),
         ("criu not executable", Error::Criu(CriuError::Spawn { path: p("/criu"), source: io_err() }), 5),

@@ -141,6 +141,11 @@ impl Layout {
     pub fn log(&self, id: &str, log: Log) -> PathBuf {
         self.container_dir(id).join(log.file_name())
     }
+    /// `<root>/<id>/dump-failed`: a failed dump's whole directory (CRIU's
+    /// log, work files and partial images), kept by `create --keep`.
+    pub fn kept_dump(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join("dump-failed")
+    }
     /// `<root>/<id>/bundle`: the bundle generated for a restore.
     pub fn bundle_dir(&self, id: &str) -> PathBuf {
         self.container_dir(id).join(BUNDLE_DIR)
@@ -172,6 +177,7 @@ mod tests {
             (l.log("c", Log::Output), "/s/c/output.log"),
             (l.log("c", Log::Restore), "/s/c/restore.log"),
             (l.log("c", Log::DumpFailed), "/s/c/dump-failed.log"),
+            (l.kept_dump("c"), "/s/c/dump-failed"),
             (l.bundle_dir("c"), "/s/c/bundle"),
             (l.bundle_config("c"), "/s/c/bundle/config.json"),
             (l.store_staging_root(), "/s/.ckpt-staging"),

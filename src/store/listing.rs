@@ -298,6 +298,17 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
+/// The bytes of file `name` of a published checkpoint, never through a
+/// symlink (the file must be a regular file directly in its directory).
+pub fn read_file(entry: &CheckpointEntry, name: &str) -> Result<Vec<u8>, StoreError> {
+    use std::io::Read as _;
+    let path = entry.dir.join(name);
+    let mut f = open_no_follow(&path)?;
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes).map_err(io_err("read", &path))?;
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -178,6 +178,39 @@ impl Staging {
     }
 }
 
+impl Staging {
+    /// Keeps this unpublished directory at `to` (replacing what a former
+    /// failed dump kept there) instead of removing it: `create --keep`.
+    /// `to` must be in the container's directory; a symlink there is
+    /// refused, never followed or replaced.
+    pub fn keep(mut self, to: &Path) -> Result<PathBuf, StoreError> {
+        let parent = to.parent().unwrap_or(&self.root).to_path_buf();
+        match fs::symlink_metadata(to) {
+            Ok(m) if m.file_type().is_symlink() || !m.is_dir() => {
+                return Err(StoreError::UnsafeStore {
+                    path: to.to_path_buf(),
+                    reason: if m.file_type().is_symlink() {
+                        super::files::SYMLINK
+                    } else {
+                        "it is not a directory"
+                    },
+                })
+            }
+            Ok(_) => crate::mounts::remove_leftover_tree(&self.mountinfo, to).map_err(|e| StoreError::Io {
+                op: "remove the formerly kept dump",
+                path: to.to_path_buf(),
+                source: io::Error::other(e.to_string()),
+            })?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("inspect", to)(e)),
+        }
+        fs::rename(&self.dir, to).map_err(io_err("keep the failed dump as", to))?;
+        self.published = true;
+        fsync_dir(&self.root, &parent)?;
+        Ok(to.to_path_buf())
+    }
+}
+
 impl Drop for Staging {
     fn drop(&mut self) {
         if !self.published {
