@@ -58,7 +58,7 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
     let _lock = store.lock(&home.id, LOCK_WAIT)?;
 
     let inventory = inventory::collect(&ctx.proc, container.init_pid)?;
-    let host = crate::facts::gather(&ctx.proc, &container, &spec.facts, store.root())?;
+    let host = crate::facts::gather(&ctx.proc, &ctx.cgroup_root, &container, &spec.facts, store.root())?;
     let opts = DumpOptions {
         leave_running: args.leave_running,
         tcp_established: args.criu.tcp_established,

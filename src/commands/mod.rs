@@ -38,6 +38,9 @@ pub struct Context {
     /// The ckpt store (`--store`).
     pub store_root: PathBuf,
     pub proc: ProcRoot,
+    /// Where the host's cgroups are mounted (`/sys/fs/cgroup`): what is
+    /// mounted there decides cgroup v1 or v2 (`cgroups::layout`).
+    pub cgroup_root: PathBuf,
     /// `-q`: no progress bars either.
     pub quiet: bool,
     /// The engines containers are found in and handled by.
@@ -77,6 +80,7 @@ impl Context {
                 exe: exe.clone(),
             }),
             proc,
+            cgroup_root: PathBuf::from(crate::cgroups::CGROUP_ROOT),
             quiet: g.quiet,
             criu: Box::new(FromPath),
             root: nix::unistd::geteuid().is_root(),

@@ -48,13 +48,15 @@ impl World {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             symlink(target, path).unwrap();
         };
-        // ckpt itself: its namespaces, and the host's freezer hierarchy.
+        // ckpt itself: its namespaces, and the host's cgroup root (v1: a
+        // tmpfs holding the freezer hierarchy).
         link("proc/self/ns/pid", "pid:[1]");
         link("proc/self/ns/time", "time:[1]");
         w(
             "proc/self/mountinfo",
             &format!(
-                "25 1 0:34 / {} rw - cgroup cgroup rw,freezer\n",
+                "24 1 0:28 / {} rw - tmpfs tmpfs rw\n25 24 0:34 / {} rw - cgroup cgroup rw,freezer\n",
+                t.join("cgroup").display(),
                 t.join("cgroup/freezer").display()
             ),
         );
@@ -99,6 +101,7 @@ impl World {
         Context {
             store_root: self.path("store"),
             proc: ProcRoot::new(self.path("proc")),
+            cgroup_root: self.path("cgroup"),
             quiet: false,
             engines: Box::new(self.engine.clone()),
             criu: Box::new(self.criu.clone()),
@@ -261,6 +264,42 @@ fn create_leave_running_thaws_and_never_stops() {
     assert!(!w.engine.calls().iter().any(|c| c.starts_with("stop_after_dump")));
     assert_eq!(w.freezer(), "THAWED");
     assert!(w.store().load("web", "n1").unwrap().meta.unwrap().options.leave_running);
+}
+
+/// issue 9: with a cgroup2 mount at the cgroup root, `create -R` refused
+/// "no freezer cgroup found" because the kernel still lists the v1 freezer
+/// line in `/proc/<pid>/cgroup`. The layout at the root decides now.
+#[test]
+fn create_on_a_cgroup_v2_root_freezes_the_unified_cgroup_despite_v1_lines() {
+    let w = World::new();
+    let t = w.tmp.path();
+    std::fs::write(
+        t.join("proc/self/mountinfo"),
+        format!("24 1 0:38 / {} rw - cgroup2 cgroup2 rw\n", t.join("cgroup").display()),
+    )
+    .unwrap();
+    std::fs::write(t.join(format!("proc/{PID}/cgroup")), "4:freezer:/\n0::/web\n").unwrap();
+    let cg = t.join("cgroup/web");
+    std::fs::create_dir_all(&cg).unwrap();
+    std::fs::write(cg.join("cgroup.freeze"), "0\n").unwrap();
+    // A plain file: once cgroup.freeze says 1, the kernel "got there".
+    std::fs::write(cg.join("cgroup.events"), "populated 1\nfrozen 1\n").unwrap();
+    std::fs::write(cg.join("cgroup.procs"), format!("{PID}\n")).unwrap();
+
+    let (text, code, err) = run(|out| create::run(&w.ctx(), &create_args("n1", true), out));
+    assert_eq!(code, 0, "{err}");
+    assert!(text.trim_end().ends_with("; container left running"), "{text}");
+    let runs = w.criu.runs();
+    let dump = runs.iter().find(|a| a[0] == "dump").expect("criu dump ran");
+    let pair = |k: &str, v: &str| dump.windows(2).any(|p| p[0] == k && p[1] == v);
+    assert!(pair("--freeze-cgroup", &cg.display().to_string()), "{dump:?}");
+    assert!(pair("--cgroup-dump-controller", "unified"), "{dump:?}");
+    assert_eq!(
+        std::fs::read_to_string(cg.join("cgroup.freeze")).unwrap(),
+        "0",
+        "thawed after -R"
+    );
+    assert_eq!(w.freezer(), "THAWED\n", "the v1 freezer was never written");
 }
 
 #[test]

@@ -82,7 +82,7 @@ fn table() -> Vec<(&'static str, Error, u8)> {
         ("spec unreadable", Error::Spec(SpecError::Parse { path: p("/b/config.json"), reason: "{".into() }), 1),
         ("proc unreadable", Error::Proc(ProcError::Read { path: p("/proc/1/stat"), source: io_err() }), 1),
         ("inventory", Error::Inventory(InventoryError::NoSuchProcess { pid: 1, proc_root: p("/proc") }), 1),
-        ("facts", Error::Facts(FactsError::NoFreezer { pid: 1, path: p("/proc/1/cgroup") }), 1),
+        ("facts", Error::Facts(FactsError::NoFreezer { pid: 1, path: p("/proc/1/cgroup"), root: p("/sys/fs/cgroup") }), 1),
         ("freezer", Error::Freezer(FreezerError::NotFrozen { dir: p("/cg"), waited: std::time::Duration::ZERO }), 1),
         ("mounts", Error::Mount(MountError::MountInTheWay { dir: p("/w"), path: p("/w/m") }), 1),
         ("cleanup left mounts", Error::Cleanup(CleanupError::Mounts(MountError::MountInTheWay { dir: p("/w"), path: p("/w/m") })), 1),
