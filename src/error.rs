@@ -105,6 +105,9 @@ pub enum Error {
     /// that every path out of `start` has an error).
     #[error("nothing was started{detail}")]
     RestoreUndone { detail: String },
+    /// `ls ID` of an id that no runtime, no Docker and no store knows.
+    #[error("no such container {id:?}: no runtime or Docker knows it, and {store} holds no checkpoints of it")]
+    UnknownContainer { id: String, store: PathBuf },
     #[error("Docker container {name} vanished after the restore")]
     Vanished { name: String },
     #[error("init process {pid} did not exit after SIGKILL")]
@@ -182,6 +185,7 @@ impl Error {
             },
             Error::Interrupted(Interrupted(sig)) => interrupted_code(*sig),
             Error::Refused { .. } | Error::NotCheckpointable { .. } => REFUSED,
+            Error::UnknownContainer { .. } => NOT_FOUND,
             Error::RestoreRefused(r) => r.exit_code(),
             Error::NotRoot { .. } => PREREQUISITE,
             Error::NotResumed { .. }

@@ -48,7 +48,16 @@ pub fn run(ctx: &Context, args: &LsArgs, out: &mut Output) -> Result<(), Error> 
         Some(c) => {
             names::validate_container_id(c)?;
             let home = ctx.engines.home(c)?.home();
-            list(ctx, &home.root, Some(&home.id))?.iter().map(row).collect()
+            let entries = list(ctx, &home.root, Some(&home.id))?;
+            if entries.is_empty() && !known(ctx, c, &home)? {
+                // As `docker checkpoint ls`: an id nobody knows is an error,
+                // not an empty list.
+                return Err(Error::UnknownContainer {
+                    id: c.clone(),
+                    store: home.root,
+                });
+            }
+            entries.iter().map(row).collect()
         }
         None => {
             let mut rows: Vec<Row> = Vec::new();
@@ -96,6 +105,23 @@ pub fn run(ctx: &Context, args: &LsArgs, out: &mut Output) -> Result<(), Error> 
         ));
     }
     Ok(())
+}
+
+/// Whether `reference`, which has no checkpoints, names a container at all:
+/// Docker's (its home is Docker's own directory), one with a directory in
+/// the store (its checkpoints all removed), or one a runtime knows in any
+/// state (running, stopped, its pid reused).
+fn known(ctx: &Context, reference: &str, home: &crate::engine::Home) -> Result<bool, Error> {
+    use crate::engine::EngineError;
+    if home.foreign || crate::store::Layout::new(&home.root).checkpoints_dir(&home.id).is_dir() {
+        return Ok(true);
+    }
+    match ctx.engines.running(reference) {
+        Ok(_) => Ok(true),
+        Err(Error::Discovery(EngineError::NotFound { .. })) => Ok(false),
+        Err(Error::Discovery(EngineError::NotRunning { .. } | EngineError::PidReused { .. })) => Ok(true),
+        Err(e) => Err(e),
+    }
 }
 
 /// A store's checkpoints; a missing store has none (listing never creates it).

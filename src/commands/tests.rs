@@ -475,6 +475,48 @@ fn ls_lists_every_home_and_one_container() {
     assert_eq!(code, 2, "{err}");
 }
 
+/// issue 9: `ls nosuchcontainer` said "no checkpoints" and exited 0;
+/// `docker checkpoint ls` says "No such container". Exit 4 now, unless a
+/// runtime or the store knows the id.
+#[test]
+fn ls_of_an_id_nobody_knows_is_not_found() {
+    let mut w = World::new();
+    let args = LsArgs {
+        json: false,
+        container: Some("web".into()),
+    };
+    // (case, how the world differs, exit code, output)
+    type Case = (&'static str, fn(&mut World), u8, &'static str);
+    #[rustfmt::skip]
+    let cases: Vec<Case> = vec![
+        ("known to the runtime, no checkpoints", |_| {}, 0, "no checkpoints\n"),
+        ("unknown to runtime and store", |w| w.script().container = None, 4, ""),
+        ("gone from the runtime, checkpoints all removed", |w| {
+            std::fs::create_dir_all(w.path("store/web/checkpoints")).unwrap();
+        }, 0, "no checkpoints\n"),
+    ];
+    for (case, setup, code, text) in cases {
+        setup(&mut w);
+        let (out, got, err) = run(|out| ls::run(&w.ctx(), &args, out));
+        assert_eq!((got, out.as_str()), (code, text), "{case}: {err}");
+        if code == 4 {
+            assert!(err.contains("no such container \"web\""), "{case}: {err}");
+        }
+    }
+    // Checkpoints of a container gone from every runtime are still listed.
+    std::fs::remove_dir_all(w.path("store/web")).unwrap();
+    w.checkpoint("n1");
+    let (text, code, err) = run(|out| ls::run(&w.ctx(), &args, out));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        text.lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("web                  n1")),
+        "{text}"
+    );
+    assert!(w.script().container.is_none());
+}
+
 #[test]
 fn ls_quiet_drops_the_news_not_the_table() {
     let w = World::new();

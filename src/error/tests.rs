@@ -114,6 +114,7 @@ fn table() -> Vec<(&'static str, Error, u8)> {
         ("no such Docker container", docker(DockerError::NoSuchContainer { reference: "web".into() }), 4),
         ("rootfs or bind source missing", refused(RestoreProblem::MissingPath { what: "bind-mount source", path: p("/src") }), 4),
         ("no rootfs recorded", refused(RestoreProblem::Bundle(BundleRefusal::NoRootfs)), 4),
+        ("ls of an id nobody knows", Error::UnknownContainer { id: "x".into(), store: p("/s") }, 4),
         // 5: prerequisite.
         ("not root", Error::NotRoot { verb: "create" }, 5),
         ("criu missing", Error::Criu(CriuError::NotInstalled), 5),
