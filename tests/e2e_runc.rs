@@ -193,10 +193,24 @@ fn rm_removes_checkpoint_and_unknown_names_are_not_found() {
     assert!(!dir.exists(), "{} still on disk", dir.display());
 
     expect_code(&store.ckpt(["rm", &c.id, "never-made"]), 4, "rm of an unknown name");
-    assert!(store.ls(Some("ckpt-t-no-such-container")).is_empty());
+    // As `docker checkpoint ls`: an id nobody knows is not an empty list.
+    let out = store.ckpt(["ls", "ckpt-t-no-such-container"]);
+    expect_code(&out, 4, "ls of an id no runtime or store knows");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no such container \"ckpt-t-no-such-container\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A container gone from the runtime with checkpoints still lists them.
+    expect_code(&store.ckpt(["create", "--leave-running", &c.id, "kept"]), 0, "create");
+    Runtime::Runc.destroy(&c.id);
+    assert!(
+        store.find(&c.id, "kept").is_some(),
+        "a stopped container's checkpoint is not listed"
+    );
+    expect_code(&store.ckpt(["rm", &c.id, "kept"]), 0, "rm");
 
     // The store knows the container, the checkpoint does not exist.
-    Runtime::Runc.destroy(&c.id);
     expect_code(
         &store.ckpt(["start", "--checkpoint", "never-made", &c.id]),
         4,

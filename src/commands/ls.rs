@@ -109,11 +109,12 @@ pub fn run(ctx: &Context, args: &LsArgs, out: &mut Output) -> Result<(), Error> 
 
 /// Whether `reference`, which has no checkpoints, names a container at all:
 /// Docker's (its home is Docker's own directory), one with a directory in
-/// the store (its checkpoints all removed), or one a runtime knows in any
-/// state (running, stopped, its pid reused).
+/// the store (its checkpoints all removed, or only a failed dump's log or
+/// lock left), or one a runtime knows in any state (running, stopped, its
+/// pid reused).
 fn known(ctx: &Context, reference: &str, home: &crate::engine::Home) -> Result<bool, Error> {
     use crate::engine::EngineError;
-    if home.foreign || crate::store::Layout::new(&home.root).checkpoints_dir(&home.id).is_dir() {
+    if home.foreign || crate::store::Layout::new(&home.root).container_dir(&home.id).is_dir() {
         return Ok(true);
     }
     match ctx.engines.running(reference) {
