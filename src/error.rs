@@ -27,6 +27,7 @@ use crate::mounts::MountError;
 use crate::plan::restore::RestoreRefusal;
 use crate::procfs::ProcError;
 use crate::spec::SpecError;
+use crate::store::checkpoint_dir::CheckpointDirError;
 use crate::store::StoreError;
 use std::path::PathBuf;
 
@@ -58,6 +59,9 @@ pub enum Error {
     Store(#[from] StoreError),
     #[error(transparent)]
     Discovery(#[from] EngineError),
+    /// A `--checkpoint-dir` refused (relative, `..`, ambiguous, Docker's).
+    #[error(transparent)]
+    CheckpointDir(#[from] CheckpointDirError),
     #[error(transparent)]
     Docker(#[from] DockerError),
     #[error(transparent)]
@@ -158,6 +162,7 @@ impl Error {
                 EngineError::ReadState { .. } | EngineError::ParseState { .. } => FAILURE,
             },
             Error::Docker(e) => docker_code(e),
+            Error::CheckpointDir(_) => USAGE,
             Error::Criu(e) => match e {
                 CriuError::Failed { .. } | CriuError::Stalled { .. } => CRIU_FAILED,
                 CriuError::NotInstalled

@@ -53,7 +53,7 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
     );
     engine.check_dump(&args.name, args.leave_running)?;
     let spec = crate::spec::load(&container.spec_path)?;
-    let home = engine.home();
+    let home = super::with_checkpoint_dir(engine.home(), args.checkpoint_dir.as_deref())?;
     let store = ctx.open_store(&home.root)?;
     let _lock = store.lock(&home.id, LOCK_WAIT)?;
 

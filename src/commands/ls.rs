@@ -44,10 +44,10 @@ fn mtime(dir: &std::path::Path) -> Option<String> {
 }
 
 pub fn run(ctx: &Context, args: &LsArgs, out: &mut Output) -> Result<(), Error> {
-    let rows: Vec<Row> = match &args.container {
-        Some(c) => {
+    let rows: Vec<Row> = match (&args.container, args.checkpoint_dir.as_deref()) {
+        (Some(c), dir) => {
             names::validate_container_id(c)?;
-            let home = ctx.engines.home(c)?.home();
+            let home = super::with_checkpoint_dir(ctx.engines.home(c)?.home(), dir)?;
             let entries = list(ctx, &home.root, Some(&home.id))?;
             if entries.is_empty() && !known(ctx, c, &home)? {
                 // As `docker checkpoint ls`: an id nobody knows is an error,
@@ -59,7 +59,12 @@ pub fn run(ctx: &Context, args: &LsArgs, out: &mut Output) -> Result<(), Error> 
             }
             entries.iter().map(row).collect()
         }
-        None => {
+        (None, Some(dir)) => {
+            // Only that store, as `--store DIR` would list it.
+            let (root, _) = crate::store::checkpoint_dir::resolve(dir, None, false)?;
+            list(ctx, &root, None)?.iter().map(row).collect()
+        }
+        (None, None) => {
             let mut rows: Vec<Row> = Vec::new();
             for listing in ctx.engines.listings()? {
                 match list(ctx, &listing.root, None) {

@@ -53,7 +53,7 @@ pub fn run(ctx: &Context, args: &StartArgs, out: &mut Output) -> Result<(), Erro
         names::validate_container_id(name)?;
     }
     let engine = ctx.engines.home(&args.container)?;
-    let home = engine.home();
+    let home = super::with_checkpoint_dir(engine.home(), args.checkpoint_dir.as_deref())?;
     ctx.require_root("start")?;
     let opts = RestoreOptions {
         new_name: args.name.clone(),

@@ -190,6 +190,7 @@ fn criu_flags() -> CriuFlags {
 
 fn create_args(name: &str, leave_running: bool) -> CreateArgs {
     CreateArgs {
+        checkpoint_dir: None,
         leave_running,
         criu: criu_flags(),
         json: false,
@@ -200,6 +201,7 @@ fn create_args(name: &str, leave_running: bool) -> CreateArgs {
 
 fn start_args(checkpoint: &str, name: Option<&str>) -> StartArgs {
     StartArgs {
+        checkpoint_dir: None,
         checkpoint: checkpoint.into(),
         name: name.map(str::to_string),
         json: false,
@@ -448,6 +450,7 @@ fn inspect_json_and_not_found() {
 fn ls_lists_every_home_and_one_container() {
     let w = World::new();
     let ls = |container: Option<&str>, json| LsArgs {
+        checkpoint_dir: None,
         json,
         container: container.map(str::to_string),
     };
@@ -482,6 +485,7 @@ fn ls_lists_every_home_and_one_container() {
 fn ls_of_an_id_nobody_knows_is_not_found() {
     let mut w = World::new();
     let args = LsArgs {
+        checkpoint_dir: None,
         json: false,
         container: Some("web".into()),
     };
@@ -526,6 +530,7 @@ fn ls_quiet_drops_the_news_not_the_table() {
     ls::run(
         &ctx,
         &LsArgs {
+            checkpoint_dir: None,
             json: false,
             container: None,
         },
@@ -542,6 +547,7 @@ fn rm_removes_and_refuses_what_it_must() {
     let mut w = World::new();
     w.checkpoint("n1");
     let rm = |name: &str| RmArgs {
+        checkpoint_dir: None,
         container: "web".into(),
         name: name.into(),
     };
@@ -781,4 +787,90 @@ fn relay_appends_everything_and_never_writes_through_a_link() {
     assert_eq!(input.position(), 200_000, "read to the end all the same");
     assert_eq!(e.exit_code(), 5, "{e}");
     assert_eq!(std::fs::read(&outside).unwrap(), b"keep");
+}
+
+// ------------------------------------------------------ --checkpoint-dir --
+
+/// issue 9: Docker's `--checkpoint-dir`. Made with `--checkpoint-dir=/x`,
+/// a checkpoint is found at start, ls and rm with `/x` and with the form
+/// Docker users know, `/x/<id>/checkpoints`; `--store` is never touched.
+#[test]
+fn checkpoint_dir_base_and_per_container_forms_name_the_same_checkpoints() {
+    let w = World::new();
+    let base = w.path("x");
+    let per = base.join("web/checkpoints");
+    let mut create = create_args("n1", true);
+    create.checkpoint_dir = Some(base.clone());
+    let (_, code, err) = run(|out| create::run(&w.ctx(), &create, out));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        per.join("n1/ckpt.json").is_file(),
+        "not written under DIR/<id>/checkpoints"
+    );
+    assert!(!w.path("store/web/checkpoints").exists(), "written into --store");
+
+    for dir in [&base, &per] {
+        let ls = LsArgs {
+            checkpoint_dir: Some(dir.clone()),
+            json: true,
+            container: Some("web".into()),
+        };
+        let (text, code, err) = run(|out| ls::run(&w.ctx(), &ls, out));
+        assert_eq!(code, 0, "{}: {err}", dir.display());
+        let rows: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(rows[0]["name"], "n1", "{}", dir.display());
+    }
+    let mut start = start_args("n1", None);
+    start.checkpoint_dir = Some(per.clone());
+    let (text, code, err) = run(|out| start::run(&w.ctx(), &start, out));
+    assert_eq!(code, 0, "{err}");
+    assert!(text.starts_with("container web restored from checkpoint n1"), "{text}");
+    // Without the flag the checkpoint is not in --store.
+    let (_, code, _) = run(|out| start::run(&w.ctx(), &start_args("n1", None), out));
+    assert_eq!(code, 4);
+
+    let rm = RmArgs {
+        checkpoint_dir: Some(per.clone()),
+        container: "web".into(),
+        name: "n1".into(),
+    };
+    let (text, code, err) = run(|out| rm::run(&w.ctx(), &rm, out));
+    assert_eq!((code, text.as_str()), (0, "removed checkpoint n1 of web\n"), "{err}");
+    assert!(!per.join("n1").exists());
+}
+
+#[test]
+fn checkpoint_dir_refusals_are_usage_errors_that_change_nothing() {
+    let mut w = World::new();
+    // An ambiguous per-container form: DIR/web/checkpoints exists as well.
+    let ambiguous = w.path("x/web/checkpoints");
+    std::fs::create_dir_all(ambiguous.join("web/checkpoints")).unwrap();
+    let cases: Vec<(&str, std::path::PathBuf, &str)> = vec![
+        ("relative", "x".into(), "not an absolute path"),
+        ("climbing out", w.path("x/../../etc"), "`.` or `..`"),
+        ("the root", "/".into(), "root directory"),
+        ("ambiguous", ambiguous.clone(), "ambiguous"),
+    ];
+    for (case, dir, words) in cases {
+        let mut create = create_args("n1", true);
+        create.checkpoint_dir = Some(dir.clone());
+        let mut start = start_args("n1", None);
+        start.checkpoint_dir = Some(dir.clone());
+        for (verb, (_, code, err)) in [
+            ("create", run(|out| create::run(&w.ctx(), &create, out))),
+            ("start", run(|out| start::run(&w.ctx(), &start, out))),
+        ] {
+            assert_eq!(code, 2, "{case} {verb}: {err}");
+            assert!(err.contains(words), "{case} {verb}: {err}");
+        }
+    }
+    assert!(!w.path("store/web").exists() && !w.path("x/web/checkpoints/n1").exists());
+    // Docker's checkpoints stay in Docker's directory.
+    w.script().home.foreign = true;
+    let mut create = create_args("n1", true);
+    create.checkpoint_dir = Some(w.path("y"));
+    let (_, code, err) = run(|out| create::run(&w.ctx(), &create, out));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not supported for Docker container web"), "{err}");
+    assert!(!w.path("y").exists());
 }

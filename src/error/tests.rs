@@ -99,6 +99,8 @@ fn table() -> Vec<(&'static str, Error, u8)> {
         ("two containers answer (--runtime auto)", Error::Discovery(EngineError::Ambiguous { id: "c".into(), candidates: "x, y".into() }), 2),
         ("Docker id prefix of several", docker(DockerError::AmbiguousReference { reference: "a".into(), message: "m".into() }), 2),
         ("Docker prefix, through discovery", Error::Discovery(EngineError::Docker(DockerError::AmbiguousReference { reference: "a".into(), message: "m".into() })), 2),
+        ("--checkpoint-dir hostile", Error::CheckpointDir(crate::store::checkpoint_dir::CheckpointDirError::Hostile { dir: p("x"), why: "is not an absolute path" }), 2),
+        ("--checkpoint-dir for Docker", Error::CheckpointDir(crate::store::checkpoint_dir::CheckpointDirError::Docker { name: "web".into() }), 2),
         // 3: refused.
         ("preflight refused", Error::Refused { id: "c".into(), refusal: Refusal { problems: vec![Problem::TerminalInSpec] } }, 3),
         ("inspect verdict refused", Error::NotCheckpointable { count: 2 }, 3),
