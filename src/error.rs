@@ -98,6 +98,15 @@ pub enum Error {
     /// `inspect` found reasons to refuse a checkpoint (already printed).
     #[error("the container cannot be checkpointed as is ({count} problem(s) above)")]
     NotCheckpointable { count: usize },
+    /// An export refused by its plan.
+    #[error(transparent)]
+    Export(#[from] crate::plan::export::ExportProblem),
+    /// An import refused by its plan, with every problem.
+    #[error(transparent)]
+    ImportRefused(#[from] crate::plan::import::ImportRefusal),
+    /// Flags that do not go together.
+    #[error("{message}")]
+    Usage { message: String },
     /// A restore refused by its plan, with every problem.
     #[error(transparent)]
     RestoreRefused(#[from] RestoreRefusal),
@@ -192,6 +201,9 @@ impl Error {
             Error::Refused { .. } | Error::NotCheckpointable { .. } => REFUSED,
             Error::UnknownContainer { .. } => NOT_FOUND,
             Error::RestoreRefused(r) => r.exit_code(),
+            Error::Export(e) => e.exit_code(),
+            Error::ImportRefused(r) => r.exit_code(),
+            Error::Usage { .. } => USAGE,
             Error::NotRoot { .. } => PREREQUISITE,
             Error::NotResumed { .. }
             | Error::RestoreUndone { .. }

@@ -100,6 +100,7 @@ impl World {
     fn ctx(&self) -> Context {
         Context {
             store_root: self.path("store"),
+            runtime_roots: vec![self.path("run/runc")],
             proc: ProcRoot::new(self.path("proc")),
             cgroup_root: self.path("cgroup"),
             quiet: false,
@@ -155,6 +156,7 @@ impl World {
             options: Default::default(),
             descriptors: vec![],
             files: Default::default(),
+            imported: None,
         }
     }
 }
@@ -196,16 +198,20 @@ fn create_args(name: &str, leave_running: bool) -> CreateArgs {
         json: false,
         container: "web".into(),
         name: name.into(),
+        export: None,
+        archive: Default::default(),
     }
 }
 
 fn start_args(checkpoint: &str, name: Option<&str>) -> StartArgs {
     StartArgs {
         checkpoint_dir: None,
-        checkpoint: checkpoint.into(),
+        checkpoint: Some(checkpoint.into()),
         name: name.map(str::to_string),
+        import: None,
+        import_flags: Default::default(),
         json: false,
-        container: "web".into(),
+        container: Some("web".into()),
     }
 }
 
@@ -874,3 +880,5 @@ fn checkpoint_dir_refusals_are_usage_errors_that_change_nothing() {
     assert!(err.contains("not supported for Docker container web"), "{err}");
     assert!(!w.path("y").exists());
 }
+#[path = "archive_tests.rs"]
+mod archive_tests;
