@@ -1,9 +1,16 @@
-//! Where a process's freezer cgroup is, from `/proc/<pid>/cgroup` and the
-//! host's cgroup mounts. Works the same for every runtime, so runtime state
-//! files need not agree on how they record cgroup paths.
+//! Where a process's freezer cgroup is, and whether it is cgroup v1 or v2.
+//!
+//! The version is decided the way runc decides it: by what is mounted at
+//! the cgroup root (`/sys/fs/cgroup`), never by which lines
+//! `/proc/<pid>/cgroup` lists. A process stays a member of every v1
+//! hierarchy even where none is mounted (a private mount namespace with a
+//! cgroup2 mount at the root still lists `6:freezer:/`), so those lines
+//! say nothing about the layout the runtime used. Everything here is pure:
+//! the mounts, the memberships and the root are passed in.
 
 use crate::mountinfo::Mount;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The freezer of a container.
@@ -51,29 +58,75 @@ pub fn parse_proc_cgroup(text: &str) -> Vec<Membership> {
         .collect()
 }
 
-/// Finds the freezer: the v1 freezer hierarchy when mounted (it is the one
-/// runc and Docker use on hybrid hosts), else the v2 unified hierarchy.
-pub fn freezer_dir(memberships: &[Membership], host_mounts: &[Mount]) -> Option<FreezerDir> {
-    let v1 = memberships
-        .iter()
-        .find(|m| m.controllers.iter().any(|c| c == "freezer"));
-    if let Some(m) = v1 {
-        let mount = host_mounts
+/// The cgroup root a runtime looks at (runc's `/sys/fs/cgroup`).
+pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// The host's cgroup layout, from what is mounted at the cgroup root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layout {
+    /// The root is a cgroup2 mount: a pure v2 host. Runtimes put every
+    /// container in this hierarchy and freeze with `cgroup.freeze`.
+    Unified(Mount),
+    /// The root is a directory of v1 hierarchies (legacy or hybrid):
+    /// runtimes freeze with the v1 freezer hierarchy mounted in it.
+    Legacy { freezer: Mount },
+    /// A root of v1 hierarchies without a v1 freezer but with a cgroup2
+    /// mount in it (hybrid with the freezer left to v2).
+    HybridV2(Mount),
+}
+
+/// PURE: the layout seen through `host_mounts` (ckpt's own mountinfo) at
+/// `root`; `None` when nothing usable is mounted there. When several
+/// mounts stack on `root`, the last one (the visible one) counts, and only
+/// the hierarchies mounted in it (its children) are looked at.
+pub fn layout(host_mounts: &[Mount], root: &Path) -> Option<Layout> {
+    let top = host_mounts.iter().rev().find(|m| m.mount_point == root)?;
+    if top.fstype == "cgroup2" {
+        return Some(Layout::Unified(top.clone()));
+    }
+    let children = || {
+        host_mounts
             .iter()
-            .find(|mt| mt.fstype == "cgroup" && mt.super_options.iter().any(|o| o == "freezer"))?;
-        return Some(FreezerDir {
-            dir: join_cgroup(mount, &m.path),
-            version: CgroupVersion::V1,
+            .rev()
+            .filter(|m| m.parent == top.id && m.mount_point.parent() == Some(root))
+    };
+    if let Some(freezer) = children().find(|m| m.fstype == "cgroup" && m.super_options.iter().any(|o| o == "freezer")) {
+        return Some(Layout::Legacy {
+            freezer: freezer.clone(),
         });
     }
-    let v2 = memberships
-        .iter()
-        .find(|m| m.hierarchy == 0 && m.controllers.is_empty())?;
-    let mount = host_mounts.iter().find(|mt| mt.fstype == "cgroup2")?;
-    Some(FreezerDir {
-        dir: join_cgroup(mount, &v2.path),
-        version: CgroupVersion::V2,
-    })
+    children()
+        .find(|m| m.fstype == "cgroup2")
+        .map(|m| Layout::HybridV2(m.clone()))
+}
+
+/// PURE: the freezer of a process, given the host's `layout`, the
+/// process's memberships (`/proc/<pid>/cgroup`) and the cgroup paths its
+/// runtime recorded (`state.json`'s `cgroup_paths`: controller → directory,
+/// `""` for the unified hierarchy; may be empty). The membership of the
+/// layout's version wins; the runtime's record is the fallback, used only
+/// when it lies in the layout's hierarchy.
+pub fn freezer_dir(
+    layout: &Layout,
+    memberships: &[Membership],
+    recorded: &BTreeMap<String, PathBuf>,
+) -> Option<FreezerDir> {
+    let (mount, version, key) = match layout {
+        Layout::Legacy { freezer } => (freezer, CgroupVersion::V1, "freezer"),
+        Layout::Unified(m) | Layout::HybridV2(m) => (m, CgroupVersion::V2, ""),
+    };
+    let member = memberships.iter().find(|m| match version {
+        CgroupVersion::V1 => m.controllers.iter().any(|c| c == "freezer"),
+        CgroupVersion::V2 => m.hierarchy == 0 && m.controllers.is_empty(),
+    });
+    let dir = match (member, recorded.get(key)) {
+        (Some(m), _) => join_cgroup(mount, &m.path),
+        // runc records absolute directories; crun the path in the hierarchy.
+        (None, Some(p)) if p.starts_with(&mount.mount_point) => p.clone(),
+        (None, Some(p)) if p.is_absolute() => join_cgroup(mount, p),
+        _ => return None,
+    };
+    Some(FreezerDir { dir, version })
 }
 
 /// `mount_point + (path relative to the mount's root)`.
@@ -88,30 +141,162 @@ mod tests {
     use super::*;
     use crate::mountinfo;
 
-    const HOST: &str = "30 25 0:34 / /sys/fs/cgroup/freezer rw - cgroup cgroup rw,freezer
-38 25 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw";
-    const V2_HOST: &str = "30 25 0:34 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate";
+    /// This machine: a tmpfs of v1 hierarchies plus the unified one.
+    const HYBRID: &str = "31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw,mode=755
+35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+37 31 0:34 / /sys/fs/cgroup/freezer rw - cgroup cgroup rw,freezer
+41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw";
+    /// Debian 12, Fedora, RHEL 9.
+    const V2: &str = "30 25 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate";
+    /// scripts/in-cgroup2: the hybrid root lazily unmounted, cgroup2 in its place.
+    const PRIVATE_V2: &str = "52 51 0:38 / /sys/fs/cgroup rw - cgroup2 none rw";
+    /// A cgroup2 mount stacked on the hybrid tmpfs without unmounting it:
+    /// the v1 hierarchies below the hidden tmpfs are not visible.
+    const STACKED_V2: &str = "31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw,mode=755
+37 31 0:34 / /sys/fs/cgroup/freezer rw - cgroup cgroup rw,freezer
+60 31 0:38 / /sys/fs/cgroup rw - cgroup2 none rw";
+    const LEGACY_NO_FREEZER: &str = "31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw,mode=755
+35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw";
+    /// v1 freezer mounted somewhere else than in the root.
+    const ELSEWHERE: &str = "31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw,mode=755
+37 23 0:34 / /mnt/freezer rw - cgroup cgroup rw,freezer";
 
-    #[test]
-    fn prefers_v1_freezer_on_hybrid_hosts() {
-        let m = parse_proc_cgroup("6:freezer:/exp1\n4:memory:/a/exp1\n0::/exp1\n");
-        let f = freezer_dir(&m, &mountinfo::parse(HOST)).unwrap();
-        assert_eq!(f.dir, PathBuf::from("/sys/fs/cgroup/freezer/exp1"));
-        assert_eq!(f.version, CgroupVersion::V1);
+    fn kind(l: &Option<Layout>) -> Option<&'static str> {
+        l.as_ref().map(|l| match l {
+            Layout::Unified(_) => "unified",
+            Layout::Legacy { .. } => "legacy",
+            Layout::HybridV2(_) => "hybrid-v2",
+        })
     }
 
     #[test]
-    fn uses_unified_on_v2_hosts() {
-        let m = parse_proc_cgroup("0::/system.slice/docker-abc.scope\n");
-        let f = freezer_dir(&m, &mountinfo::parse(V2_HOST)).unwrap();
-        assert_eq!(f.dir, PathBuf::from("/sys/fs/cgroup/system.slice/docker-abc.scope"));
-        assert_eq!(f.version, CgroupVersion::V2);
+    fn layout_is_decided_by_what_is_mounted_at_the_root() {
+        let root = Path::new(CGROUP_ROOT);
+        let cases: &[(&str, &str, Option<&str>, &str)] = &[
+            ("hybrid host", HYBRID, Some("legacy"), "/sys/fs/cgroup/freezer"),
+            ("pure v2 host", V2, Some("unified"), "/sys/fs/cgroup"),
+            ("private v2 namespace", PRIVATE_V2, Some("unified"), "/sys/fs/cgroup"),
+            (
+                "cgroup2 stacked on the hybrid root",
+                STACKED_V2,
+                Some("unified"),
+                "/sys/fs/cgroup",
+            ),
+            (
+                "v1 without freezer, unified present",
+                LEGACY_NO_FREEZER,
+                Some("hybrid-v2"),
+                "/sys/fs/cgroup/unified",
+            ),
+            ("freezer mounted outside the root", ELSEWHERE, None, ""),
+            ("nothing mounted", "", None, ""),
+        ];
+        for (what, mounts, want, at) in cases {
+            let l = layout(&mountinfo::parse(mounts), root);
+            assert_eq!(kind(&l), *want, "{what}");
+            if let Some(l) = l {
+                let m = match l {
+                    Layout::Unified(m) | Layout::HybridV2(m) | Layout::Legacy { freezer: m } => m,
+                };
+                assert_eq!(m.mount_point, PathBuf::from(at), "{what}");
+            }
+        }
+        assert_eq!(layout(&mountinfo::parse(V2), Path::new("/elsewhere")), None);
+    }
+
+    /// The lines this kernel lists inside scripts/in-cgroup2: v1 lines
+    /// first, although no v1 hierarchy is mounted.
+    const V1_LINES_IN_V2: &str = "6:freezer:/\n4:memory:/process_api/d8\n0::/ckpt-t-1-0\n";
+
+    fn paths(pairs: &[(&str, &str)]) -> BTreeMap<String, PathBuf> {
+        pairs.iter().map(|(k, v)| (k.to_string(), PathBuf::from(v))).collect()
     }
 
     #[test]
-    fn none_without_mounts() {
-        let m = parse_proc_cgroup("0::/x\n");
-        assert_eq!(freezer_dir(&m, &[]), None);
+    fn freezer_follows_the_layout_not_the_proc_lines() {
+        let l = |t| layout(&mountinfo::parse(t), Path::new(CGROUP_ROOT)).unwrap();
+        let none = BTreeMap::new();
+        let v1 = CgroupVersion::V1;
+        let v2 = CgroupVersion::V2;
+        // (case, layout, /proc/<pid>/cgroup, runtime's record, expected)
+        type Case = (
+            &'static str,
+            Layout,
+            &'static str,
+            BTreeMap<String, PathBuf>,
+            Option<(&'static str, CgroupVersion)>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "hybrid: the v1 freezer",
+                l(HYBRID),
+                "6:freezer:/exp1\n4:memory:/a/exp1\n0::/exp1\n",
+                none.clone(),
+                Some(("/sys/fs/cgroup/freezer/exp1", v1)),
+            ),
+            (
+                "v2 host",
+                l(V2),
+                "0::/system.slice/docker-abc.scope\n",
+                none.clone(),
+                Some(("/sys/fs/cgroup/system.slice/docker-abc.scope", v2)),
+            ),
+            (
+                "private v2 namespace listing v1 lines (the bug)",
+                l(PRIVATE_V2),
+                V1_LINES_IN_V2,
+                none.clone(),
+                Some(("/sys/fs/cgroup/ckpt-t-1-0", v2)),
+            ),
+            (
+                "hybrid with the freezer in v2",
+                l(LEGACY_NO_FREEZER),
+                "4:memory:/x\n0::/x\n",
+                none.clone(),
+                Some(("/sys/fs/cgroup/unified/x", v2)),
+            ),
+            (
+                "v2, no 0:: line: runc's state.json",
+                l(V2),
+                "",
+                paths(&[("", "/sys/fs/cgroup/exp1")]),
+                Some(("/sys/fs/cgroup/exp1", v2)),
+            ),
+            (
+                "v2, no 0:: line: crun's cgroup-path",
+                l(V2),
+                "",
+                paths(&[("", "/expc1")]),
+                Some(("/sys/fs/cgroup/expc1", v2)),
+            ),
+            (
+                "hybrid, no freezer line: runc's freezer path",
+                l(HYBRID),
+                "",
+                paths(&[
+                    ("freezer", "/sys/fs/cgroup/freezer/exp1"),
+                    ("", "/sys/fs/cgroup/unified/exp1"),
+                ]),
+                Some(("/sys/fs/cgroup/freezer/exp1", v1)),
+            ),
+            (
+                "v2 with only v1 lines and no record",
+                l(PRIVATE_V2),
+                "6:freezer:/\n",
+                none.clone(),
+                None,
+            ),
+            ("hybrid with only the v2 line", l(HYBRID), "0::/x\n", none.clone(), None),
+        ];
+        for (what, layout, lines, recorded, want) in cases {
+            let got = freezer_dir(&layout, &parse_proc_cgroup(lines), &recorded);
+            let want = want.map(|(d, version)| FreezerDir {
+                dir: PathBuf::from(d),
+                version,
+            });
+            assert_eq!(got, want, "{what}");
+        }
     }
 
     #[test]

@@ -28,6 +28,7 @@ use crate::mounts::MountError;
 use crate::plan::restore::RestoreRefusal;
 use crate::procfs::ProcError;
 use crate::spec::SpecError;
+use crate::store::checkpoint_dir::CheckpointDirError;
 use crate::store::StoreError;
 use std::path::PathBuf;
 
@@ -59,6 +60,9 @@ pub enum Error {
     Store(#[from] StoreError),
     #[error(transparent)]
     Discovery(#[from] EngineError),
+    /// A `--checkpoint-dir` refused (relative, `..`, ambiguous, Docker's).
+    #[error(transparent)]
+    CheckpointDir(#[from] CheckpointDirError),
     #[error(transparent)]
     Docker(#[from] DockerError),
     #[error(transparent)]
@@ -118,6 +122,9 @@ pub enum Error {
     /// that every path out of `start` has an error).
     #[error("nothing was started{detail}")]
     RestoreUndone { detail: String },
+    /// `ls ID` of an id that no runtime, no Docker and no store knows.
+    #[error("no such container {id:?}: no runtime or Docker knows it, and {store} holds no checkpoints of it")]
+    UnknownContainer { id: String, store: PathBuf },
     #[error("Docker container {name} vanished after the restore")]
     Vanished { name: String },
     #[error("init process {pid} did not exit after SIGKILL")]
@@ -168,6 +175,7 @@ impl Error {
                 EngineError::ReadState { .. } | EngineError::ParseState { .. } => FAILURE,
             },
             Error::Docker(e) => docker_code(e),
+            Error::CheckpointDir(_) => USAGE,
             Error::Criu(e) => match e {
                 CriuError::Failed { .. } | CriuError::Stalled { .. } => CRIU_FAILED,
                 CriuError::NotInstalled
@@ -199,6 +207,7 @@ impl Error {
             },
             Error::Interrupted(Interrupted(sig)) => interrupted_code(*sig),
             Error::Refused { .. } | Error::NotCheckpointable { .. } => REFUSED,
+            Error::UnknownContainer { .. } => NOT_FOUND,
             Error::RestoreRefused(r) => r.exit_code(),
             Error::Export(e) => e.exit_code(),
             Error::ImportRefused(r) => r.exit_code(),

@@ -8,6 +8,7 @@ use crate::mountinfo;
 use crate::plan::{ExternalNaming, HostFacts};
 use crate::procfs::{ProcError, ProcRoot};
 use crate::spec::SpecFacts;
+use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -16,24 +17,39 @@ use std::path::{Path, PathBuf};
 pub enum FactsError {
     #[error(transparent)]
     Proc(#[from] ProcError),
-    #[error("cannot find the freezer cgroup of process {pid} (from {path}); is the cgroup filesystem mounted?")]
-    NoFreezer { pid: i32, path: PathBuf },
+    #[error("cannot find the freezer cgroup of process {pid} (from {path} and the cgroup mounts at {root}); is the cgroup filesystem mounted?")]
+    NoFreezer { pid: i32, path: PathBuf, root: PathBuf },
 }
 
-/// The freezer cgroup of `pid`, found through `/proc/<pid>/cgroup` and the
-/// host's (ckpt's own) cgroup mounts.
-pub fn freezer_of(proc: &ProcRoot, pid: i32) -> Result<FreezerDir, FactsError> {
+/// The freezer cgroup of `pid`: v1 or v2 as the mounts at `cgroup_root`
+/// (ckpt's own, as the runtime sees them) say, the directory from
+/// `/proc/<pid>/cgroup` or else from the runtime's `recorded` paths.
+pub fn freezer_of(
+    proc: &ProcRoot,
+    cgroup_root: &Path,
+    pid: i32,
+    recorded: &BTreeMap<String, PathBuf>,
+) -> Result<FreezerDir, FactsError> {
     let process = proc.process(pid);
     let memberships = cgroups::parse_proc_cgroup(&process.cgroup()?);
     let host_mounts = mountinfo::parse(&proc.own().mountinfo()?);
-    cgroups::freezer_dir(&memberships, &host_mounts).ok_or_else(|| FactsError::NoFreezer {
-        pid,
-        path: process.dir().join("cgroup"),
-    })
+    cgroups::layout(&host_mounts, cgroup_root)
+        .and_then(|layout| cgroups::freezer_dir(&layout, &memberships, recorded))
+        .ok_or_else(|| FactsError::NoFreezer {
+            pid,
+            path: process.dir().join("cgroup"),
+            root: cgroup_root.to_path_buf(),
+        })
 }
 
 /// Everything the planner needs besides the spec and the inventory.
-pub fn gather(proc: &ProcRoot, c: &Container, spec: &SpecFacts, store_root: &Path) -> Result<HostFacts, FactsError> {
+pub fn gather(
+    proc: &ProcRoot,
+    cgroup_root: &Path,
+    c: &Container,
+    spec: &SpecFacts,
+    store_root: &Path,
+) -> Result<HostFacts, FactsError> {
     let init = proc.process(c.init_pid);
     let container_mounts = mountinfo::parse(&init.mountinfo()?);
     // runc bind-mounts /dev/null over masked paths that exist and are not
@@ -54,7 +70,11 @@ pub fn gather(proc: &ProcRoot, c: &Container, spec: &SpecFacts, store_root: &Pat
             .and_then(|p| std::fs::metadata(p).ok())
             .map(|m| m.ino())
     };
-    let freezer = freezer_of(proc, c.init_pid).ok();
+    let freezer = freezer_of(proc, cgroup_root, c.init_pid, &c.cgroup_paths).ok();
+    let cgroup_v2_only = matches!(
+        cgroups::layout(&mountinfo::parse(&proc.own().mountinfo()?), cgroup_root),
+        Some(cgroups::Layout::Unified(_))
+    );
     let store_free_bytes = nix::sys::statvfs::statvfs(store_root)
         .ok()
         .map(|s| s.blocks_available() * s.fragment_size());
@@ -67,6 +87,7 @@ pub fn gather(proc: &ProcRoot, c: &Container, spec: &SpecFacts, store_root: &Pat
         joined_netns_inode: ns_inode("network"),
         joined_pidns_inode: ns_inode("pid"),
         freezer,
+        cgroup_v2_only,
         recorded_stdio: c.external_descriptors.clone(),
         live_stdio: stdio_descriptors(proc, c.init_pid),
         store_free_bytes,

@@ -309,10 +309,24 @@ fn rm_removes_checkpoint_and_unknown_names_are_not_found() {
     assert!(!dir.exists(), "{} still on disk", dir.display());
 
     expect_code(&store.ckpt(["rm", &c.id, "never-made"]), 4, "rm of an unknown name");
-    assert!(store.ls(Some("ckpt-t-no-such-container")).is_empty());
+    // As `docker checkpoint ls`: an id nobody knows is not an empty list.
+    let out = store.ckpt(["ls", "ckpt-t-no-such-container"]);
+    expect_code(&out, 4, "ls of an id no runtime or store knows");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no such container \"ckpt-t-no-such-container\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A container gone from the runtime with checkpoints still lists them.
+    expect_code(&store.ckpt(["create", "--leave-running", &c.id, "kept"]), 0, "create");
+    Runtime::Runc.destroy(&c.id);
+    assert!(
+        store.find(&c.id, "kept").is_some(),
+        "a stopped container's checkpoint is not listed"
+    );
+    expect_code(&store.ckpt(["rm", &c.id, "kept"]), 0, "rm");
 
     // The store knows the container, the checkpoint does not exist.
-    Runtime::Runc.destroy(&c.id);
     expect_code(
         &store.ckpt(["start", "--checkpoint", "never-made", &c.id]),
         4,
@@ -457,4 +471,60 @@ fn any_entry_named(dir: &Path, name: &str) -> bool {
     dir_entries(dir)
         .iter()
         .any(|p| p.file_name().is_some_and(|n| n == name) || (p.is_dir() && any_entry_named(p, name)))
+}
+
+/// issue 9: Docker's `--checkpoint-dir` trap. A checkpoint made with
+/// `--checkpoint-dir=/x` is started with `--checkpoint-dir=/x/<id>/checkpoints`
+/// (the form Docker users are told to use) and continues its counter;
+/// `ls` and `rm` take both forms; `--store` stays empty.
+#[test]
+fn checkpoint_dir_made_with_base_starts_with_the_per_container_form() {
+    if !prereqs() {
+        return;
+    }
+    let store = Store::new();
+    let custom = tempfile::tempdir().expect("a tempdir for --checkpoint-dir");
+    let base = custom.path().join("x");
+    let c = Container::runc().start();
+    c.wait_counter_above(WARM, WARMUP).expect("counter warms up");
+    let base_arg = format!("--checkpoint-dir={}", base.display());
+    let per = base.join(&c.id).join("checkpoints");
+    let per_arg = format!("--checkpoint-dir={}", per.display());
+
+    expect_code(
+        &store.ckpt(["create", &base_arg, &c.id, "one"]),
+        0,
+        "ckpt create --checkpoint-dir=/x",
+    );
+    assert!(per.join("one/ckpt.json").is_file(), "not under /x/<id>/checkpoints");
+    assert!(!c.is_running(), "create left it {:?}", c.status());
+    let saved = c.counter().expect("counter file after dump");
+    for arg in [&base_arg, &per_arg] {
+        let out = store.ckpt(["ls", "--json", arg.as_str(), &c.id]);
+        expect_code(&out, 0, &format!("ls {arg}"));
+        let rows = common::parse_json_array(&out.stdout);
+        assert!(rows.iter().any(|r| r["name"] == "one"), "ls {arg}: {rows:?}");
+    }
+    assert!(store.ls(None).is_empty(), "--store got the checkpoint");
+
+    expect_code(
+        &store.ckpt(["start", &per_arg, "--checkpoint", "one", &c.id]),
+        0,
+        "ckpt start --checkpoint-dir=/x/<id>/checkpoints",
+    );
+    assert_continues_from(&c, saved);
+    assert!(c.is_running(), "status {:?}", c.status());
+
+    expect_code(
+        &store.ckpt(["rm", &per_arg, &c.id, "one"]),
+        0,
+        "rm --checkpoint-dir=/x/<id>/checkpoints",
+    );
+    assert!(!per.join("one").exists(), "rm left the checkpoint");
+    // A hostile form is a usage error and writes nothing.
+    let climb = format!("--checkpoint-dir={}/../y", base.display());
+    expect_code(&store.ckpt(["create", "-R", &climb, &c.id, "two"]), 2, "create with ..");
+    assert_untouched(&c, "after a refused --checkpoint-dir");
+    assert!(!custom.path().join("y").exists());
+    drop(c);
 }

@@ -122,3 +122,25 @@ fn cgroup_v1_freeze_thaw_and_guard() {
     };
     freeze_thaw_and_guard(mount, CgroupVersion::V1);
 }
+
+/// ckpt's layout decision (from mountinfo) agrees with runc's own test:
+/// `statfs(/sys/fs/cgroup)` is cgroup2 exactly on a pure v2 layout. Run on
+/// the hybrid host and inside scripts/in-cgroup2, it sees both answers.
+#[test]
+fn cgroup_layout_agrees_with_statfs_of_the_cgroup_root() {
+    if !root() {
+        return;
+    }
+    let root = std::path::Path::new(ckpt::cgroups::CGROUP_ROOT);
+    let is_cgroup2 = nix::sys::statfs::statfs(root)
+        .expect("statfs /sys/fs/cgroup")
+        .filesystem_type()
+        == nix::sys::statfs::CGROUP2_SUPER_MAGIC;
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let layout = ckpt::cgroups::layout(&mountinfo::parse(&text), root).expect("a cgroup layout at /sys/fs/cgroup");
+    assert_eq!(
+        matches!(layout, ckpt::cgroups::Layout::Unified(_)),
+        is_cgroup2,
+        "layout {layout:?}"
+    );
+}

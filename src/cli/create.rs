@@ -17,6 +17,10 @@ pub struct CreateArgs {
     #[command(flatten)]
     pub archive: super::ArchiveFlags,
     /// Print the result as JSON.
+    /// Docker's `--checkpoint-dir`: write the checkpoint into
+    /// `DIR/<id>/checkpoints/NAME` (DIR a store root) instead of --store.
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint_dir: Option<std::path::PathBuf>,
     #[arg(long)]
     pub json: bool,
     /// When the dump fails, keep its whole directory (CRIU's log, work

@@ -14,6 +14,11 @@ pub struct LsArgs {
     /// ls prints names only instead.
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub format: Option<LsFormat>,
+    /// Docker's `--checkpoint-dir`: the checkpoints are in
+    /// `DIR/<id>/checkpoints` (DIR a store root); the container's own
+    /// `<base>/<id>/checkpoints` is accepted too.
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint_dir: Option<std::path::PathBuf>,
     /// Only this container's checkpoints.
     pub container: Option<String>,
 }

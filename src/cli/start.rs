@@ -19,6 +19,11 @@ pub struct StartArgs {
     /// (with --import: import as this id, then restore it).
     #[arg(long, value_name = "NEW_ID")]
     pub name: Option<String>,
+    /// Docker's `--checkpoint-dir`: the checkpoints are in
+    /// `DIR/<id>/checkpoints` (DIR a store root); the container's own
+    /// `<base>/<id>/checkpoints` is accepted too.
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint_dir: Option<std::path::PathBuf>,
     /// Import this archive (as `ckpt import`), then restore it.
     #[arg(long, value_name = "FILE")]
     pub import: Option<PathBuf>,

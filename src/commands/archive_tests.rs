@@ -294,6 +294,7 @@ fn start_import_imports_then_restores_the_imported_checkpoint() {
     let (_, code, err) = run(|out| export::run(&w.ctx(), &export_args("n1", &file, CompressArg::Zstd), out));
     assert_eq!(code, 0, "{err}");
     let args = StartArgs {
+        checkpoint_dir: None,
         checkpoint: None,
         name: Some("web2".into()),
         import: Some(file.clone()),

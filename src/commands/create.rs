@@ -69,13 +69,13 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
     );
     engine.check_dump(&args.name, args.leave_running)?;
     let spec = crate::spec::load(&container.spec_path)?;
-    let home = engine.home();
+    let home = super::with_checkpoint_dir(engine.home(), args.checkpoint_dir.as_deref())?;
     let store = ctx.open_store(&home.root)?;
     let _lock = store.lock(&home.id, LOCK_WAIT)?;
 
     let preflight = Instant::now();
     let inventory = inventory::collect(&ctx.proc, container.init_pid)?;
-    let host = crate::facts::gather(&ctx.proc, &container, &spec.facts, store.root())?;
+    let host = crate::facts::gather(&ctx.proc, &ctx.cgroup_root, &container, &spec.facts, store.root())?;
     let opts = DumpOptions {
         leave_running: args.leave_running,
         tcp_established: args.criu.tcp_established,

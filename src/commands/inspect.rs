@@ -29,7 +29,7 @@ pub fn run(ctx: &Context, args: &InspectArgs, out: &mut Output) -> Result<(), Er
     // Free space where the checkpoint would go: Docker's directory for
     // Docker containers; the store, or the filesystem it would be made on.
     let store_root = crate::engine::existing_ancestor(&engine.home().root);
-    let host = crate::facts::gather(&ctx.proc, &container, &spec.facts, &store_root)?;
+    let host = crate::facts::gather(&ctx.proc, &ctx.cgroup_root, &container, &spec.facts, &store_root)?;
     let opts = DumpOptions {
         leave_running: false,
         tcp_established: args.criu.tcp_established,

@@ -46,13 +46,27 @@ fn mtime(dir: &std::path::Path) -> Option<String> {
 }
 
 pub fn run(ctx: &Context, args: &LsArgs, out: &mut Output) -> Result<(), Error> {
-    let mut rows: Vec<Row> = match &args.container {
-        Some(c) => {
+    let mut rows: Vec<Row> = match (&args.container, args.checkpoint_dir.as_deref()) {
+        (Some(c), dir) => {
             names::validate_container_id(c)?;
-            let home = ctx.engines.home(c)?.home();
-            list(ctx, &home.root, Some(&home.id))?.iter().map(row).collect()
+            let home = super::with_checkpoint_dir(ctx.engines.home(c)?.home(), dir)?;
+            let entries = list(ctx, &home.root, Some(&home.id))?;
+            if entries.is_empty() && !known(ctx, c, &home)? {
+                // As `docker checkpoint ls`: an id nobody knows is an error,
+                // not an empty list.
+                return Err(Error::UnknownContainer {
+                    id: c.clone(),
+                    store: home.root,
+                });
+            }
+            entries.iter().map(row).collect()
         }
-        None => {
+        (None, Some(dir)) => {
+            // Only that store, as `--store DIR` would list it.
+            let (root, _) = crate::store::checkpoint_dir::resolve(dir, None, false)?;
+            list(ctx, &root, None)?.iter().map(row).collect()
+        }
+        (None, None) => {
             let mut rows: Vec<Row> = Vec::new();
             for listing in ctx.engines.listings()? {
                 match list(ctx, &listing.root, None) {
@@ -160,6 +174,24 @@ fn table_line(c: [&str; 7]) -> String {
     )
     .trim_end()
     .to_string()
+}
+
+/// Whether `reference`, which has no checkpoints, names a container at all:
+/// Docker's (its home is Docker's own directory), one with a directory in
+/// the store (its checkpoints all removed, or only a failed dump's log or
+/// lock left), or one a runtime knows in any state (running, stopped, its
+/// pid reused).
+fn known(ctx: &Context, reference: &str, home: &crate::engine::Home) -> Result<bool, Error> {
+    use crate::engine::EngineError;
+    if home.foreign || crate::store::Layout::new(&home.root).container_dir(&home.id).is_dir() {
+        return Ok(true);
+    }
+    match ctx.engines.running(reference) {
+        Ok(_) => Ok(true),
+        Err(Error::Discovery(EngineError::NotFound { .. })) => Ok(false),
+        Err(Error::Discovery(EngineError::NotRunning { .. } | EngineError::PidReused { .. })) => Ok(true),
+        Err(e) => Err(e),
+    }
 }
 
 /// A store's checkpoints; a missing store has none (listing never creates it).

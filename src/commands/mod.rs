@@ -27,10 +27,11 @@ mod tests;
 use crate::cli::{GlobalArgs, RuntimeChoice};
 use crate::criu::{FromPath, Locate};
 use crate::engine::oci::SearchRoots;
-use crate::engine::{DockerMode, Engines, Resolver, RuntimeKind};
+use crate::engine::{DockerMode, Engines, Home, Resolver, RuntimeKind};
 use crate::error::Error;
 use crate::procfs::ProcRoot;
-use crate::store::{Store, StoreError};
+use crate::store::checkpoint_dir::{self, CheckpointDirError};
+use crate::store::{Layout, Store, StoreError};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -42,6 +43,9 @@ pub struct Context {
     /// The ckpt store (`--store`).
     pub store_root: PathBuf,
     pub proc: ProcRoot,
+    /// Where the host's cgroups are mounted (`/sys/fs/cgroup`): what is
+    /// mounted there decides cgroup v1 or v2 (`cgroups::layout`).
+    pub cgroup_root: PathBuf,
     /// `-q`: no progress bars either.
     pub quiet: bool,
     /// `--runtime-root` as given: an import records the first as the
@@ -85,6 +89,7 @@ impl Context {
                 exe: exe.clone(),
             }),
             proc,
+            cgroup_root: PathBuf::from(crate::cgroups::CGROUP_ROOT),
             quiet: g.quiet,
             criu: Box::new(FromPath),
             root: nix::unistd::geteuid().is_root(),
@@ -106,6 +111,24 @@ impl Context {
     pub fn open_store(&self, root: &Path) -> Result<Store, StoreError> {
         Store::open_with(root, &self.proc)
     }
+}
+
+/// `home` with `--checkpoint-dir` applied: the same container's checkpoints
+/// in the store that `dir` names (see `store::checkpoint_dir`). Docker's
+/// own directory cannot be moved: Docker restores only from there.
+pub fn with_checkpoint_dir(home: Home, dir: Option<&Path>) -> Result<Home, Error> {
+    let Some(dir) = dir else { return Ok(home) };
+    if home.foreign {
+        return Err(CheckpointDirError::Docker { name: home.name }.into());
+    }
+    let base_reading = Layout::new(dir).checkpoints_dir(&home.id).is_dir();
+    let (root, form) = checkpoint_dir::resolve(dir, Some(&home.id), base_reading)?;
+    log::info!(
+        "--checkpoint-dir {} read as {form:?}: store {}",
+        dir.display(),
+        root.display()
+    );
+    Ok(Home { root, ..home })
 }
 
 /// RFC 3339 UTC now, to the second.

@@ -11,7 +11,10 @@ pub fn run(ctx: &Context, args: &RmArgs, out: &mut Output) -> Result<(), Error> 
     names::validate_checkpoint_name(&args.name)?;
     // Checkpoints are root's: without root a present one would look absent.
     ctx.require_root("rm")?;
-    let home = ctx.engines.home(&args.container)?.home();
+    let home = super::with_checkpoint_dir(
+        ctx.engines.home(&args.container)?.home(),
+        args.checkpoint_dir.as_deref(),
+    )?;
     let (root, id) = (home.root, home.id);
     if !crate::store::Layout::new(&root)
         .checkpoint_dir(&id, &args.name)

@@ -48,6 +48,12 @@ struct DockerStarted {
 
 pub fn run(ctx: &Context, args: &StartArgs, out: &mut Output) -> Result<(), Error> {
     if let Some(file) = &args.import {
+        if args.checkpoint_dir.is_some() {
+            // An import goes into --store; a second place would be a guess.
+            return Err(Error::Usage {
+                message: "--import and --checkpoint-dir cannot be combined: an import is published into --store".into(),
+            });
+        }
         // The import is published whole before the restore begins: a
         // restore that fails leaves it in the store, to be started again.
         ctx.require_root("start")?;
@@ -60,7 +66,16 @@ pub fn run(ctx: &Context, args: &StartArgs, out: &mut Output) -> Result<(), Erro
                 out.say(format!("import: {c}"));
             }
         }
-        return restore(ctx, &imported.container, &imported.checkpoint, None, args.json, out).with_context(|| {
+        return restore(
+            ctx,
+            &imported.container,
+            &imported.checkpoint,
+            None,
+            None,
+            args.json,
+            out,
+        )
+        .with_context(|| {
             format!(
                 "checkpoint {} of {} was imported from {} and stays in the store",
                 imported.checkpoint,
@@ -74,7 +89,15 @@ pub fn run(ctx: &Context, args: &StartArgs, out: &mut Output) -> Result<(), Erro
             message: "give CONTAINER and --checkpoint NAME, or --import FILE".into(),
         });
     };
-    restore(ctx, container, checkpoint, args.name.as_deref(), args.json, out)
+    restore(
+        ctx,
+        container,
+        checkpoint,
+        args.name.as_deref(),
+        args.checkpoint_dir.as_deref(),
+        args.json,
+        out,
+    )
 }
 
 /// Restores checkpoint `checkpoint` of `container`, as `new_name` if given.
@@ -83,6 +106,7 @@ fn restore(
     container: &str,
     checkpoint: &str,
     new_name: Option<&str>,
+    checkpoint_dir: Option<&std::path::Path>,
     json: bool,
     out: &mut Output,
 ) -> Result<(), Error> {
@@ -92,7 +116,7 @@ fn restore(
         names::validate_container_id(name)?;
     }
     let engine = ctx.engines.home(container)?;
-    let home = engine.home();
+    let home = super::with_checkpoint_dir(engine.home(), checkpoint_dir)?;
     ctx.require_root("start")?;
     let opts = RestoreOptions {
         new_name: new_name.map(str::to_string),

@@ -49,13 +49,15 @@ impl World {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             symlink(target, path).unwrap();
         };
-        // ckpt itself: its namespaces, and the host's freezer hierarchy.
+        // ckpt itself: its namespaces, and the host's cgroup root (v1: a
+        // tmpfs holding the freezer hierarchy).
         link("proc/self/ns/pid", "pid:[1]");
         link("proc/self/ns/time", "time:[1]");
         w(
             "proc/self/mountinfo",
             &format!(
-                "25 1 0:34 / {} rw - cgroup cgroup rw,freezer\n",
+                "24 1 0:28 / {} rw - tmpfs tmpfs rw\n25 24 0:34 / {} rw - cgroup cgroup rw,freezer\n",
+                t.join("cgroup").display(),
                 t.join("cgroup/freezer").display()
             ),
         );
@@ -101,6 +103,7 @@ impl World {
             store_root: self.path("store"),
             runtime_roots: vec![self.path("run/runc")],
             proc: ProcRoot::new(self.path("proc")),
+            cgroup_root: self.path("cgroup"),
             quiet: false,
             engines: Box::new(self.engine.clone()),
             criu: Box::new(self.criu.clone()),
@@ -190,6 +193,7 @@ fn criu_flags() -> CriuFlags {
 
 fn create_args(name: &str, leave_running: bool) -> CreateArgs {
     CreateArgs {
+        checkpoint_dir: None,
         leave_running,
         criu: criu_flags(),
         json: false,
@@ -204,6 +208,7 @@ fn create_args(name: &str, leave_running: bool) -> CreateArgs {
 
 fn start_args(checkpoint: &str, name: Option<&str>) -> StartArgs {
     StartArgs {
+        checkpoint_dir: None,
         checkpoint: Some(checkpoint.into()),
         name: name.map(str::to_string),
         import: None,
@@ -270,6 +275,42 @@ fn create_leave_running_thaws_and_never_stops() {
     assert!(!w.engine.calls().iter().any(|c| c.starts_with("stop_after_dump")));
     assert_eq!(w.freezer(), "THAWED");
     assert!(w.store().load("web", "n1").unwrap().meta.unwrap().options.leave_running);
+}
+
+/// issue 9: with a cgroup2 mount at the cgroup root, `create -R` refused
+/// "no freezer cgroup found" because the kernel still lists the v1 freezer
+/// line in `/proc/<pid>/cgroup`. The layout at the root decides now.
+#[test]
+fn create_on_a_cgroup_v2_root_freezes_the_unified_cgroup_despite_v1_lines() {
+    let w = World::new();
+    let t = w.tmp.path();
+    std::fs::write(
+        t.join("proc/self/mountinfo"),
+        format!("24 1 0:38 / {} rw - cgroup2 cgroup2 rw\n", t.join("cgroup").display()),
+    )
+    .unwrap();
+    std::fs::write(t.join(format!("proc/{PID}/cgroup")), "4:freezer:/\n0::/web\n").unwrap();
+    let cg = t.join("cgroup/web");
+    std::fs::create_dir_all(&cg).unwrap();
+    std::fs::write(cg.join("cgroup.freeze"), "0\n").unwrap();
+    // A plain file: once cgroup.freeze says 1, the kernel "got there".
+    std::fs::write(cg.join("cgroup.events"), "populated 1\nfrozen 1\n").unwrap();
+    std::fs::write(cg.join("cgroup.procs"), format!("{PID}\n")).unwrap();
+
+    let (text, code, err) = run(|out| create::run(&w.ctx(), &create_args("n1", true), out));
+    assert_eq!(code, 0, "{err}");
+    assert!(text.trim_end().ends_with("; container left running"), "{text}");
+    let runs = w.criu.runs();
+    let dump = runs.iter().find(|a| a[0] == "dump").expect("criu dump ran");
+    let pair = |k: &str, v: &str| dump.windows(2).any(|p| p[0] == k && p[1] == v);
+    assert!(pair("--freeze-cgroup", &cg.display().to_string()), "{dump:?}");
+    assert!(pair("--cgroup-dump-controller", "unified"), "{dump:?}");
+    assert_eq!(
+        std::fs::read_to_string(cg.join("cgroup.freeze")).unwrap(),
+        "0",
+        "thawed after -R"
+    );
+    assert_eq!(w.freezer(), "THAWED\n", "the v1 freezer was never written");
 }
 
 #[test]
@@ -578,6 +619,7 @@ fn inspect_json_and_not_found() {
 fn ls_lists_every_home_and_one_container() {
     let w = World::new();
     let ls = |container: Option<&str>, json| LsArgs {
+        checkpoint_dir: None,
         json,
         format: None,
         container: container.map(str::to_string),
@@ -619,10 +661,55 @@ fn checkpoint_at(w: &World, container: &str, name: &str, created_at: &str) {
 
 fn ls_args(container: Option<&str>, json: bool, format: Option<LsFormat>) -> LsArgs {
     LsArgs {
+        checkpoint_dir: None,
         json,
         format,
         container: container.map(str::to_string),
     }
+}
+
+/// issue 9: `ls nosuchcontainer` said "no checkpoints" and exited 0;
+/// `docker checkpoint ls` says "No such container". Exit 4 now, unless a
+/// runtime or the store knows the id.
+#[test]
+fn ls_of_an_id_nobody_knows_is_not_found() {
+    let mut w = World::new();
+    let args = LsArgs {
+        checkpoint_dir: None,
+        json: false,
+        format: None,
+        container: Some("web".into()),
+    };
+    // (case, how the world differs, exit code, output)
+    type Case = (&'static str, fn(&mut World), u8, &'static str);
+    #[rustfmt::skip]
+    let cases: Vec<Case> = vec![
+        ("known to the runtime, no checkpoints", |_| {}, 0, "no checkpoints\n"),
+        ("unknown to runtime and store", |w| w.script().container = None, 4, ""),
+        ("gone from the runtime, checkpoints all removed", |w| {
+            std::fs::create_dir_all(w.path("store/web/checkpoints")).unwrap();
+        }, 0, "no checkpoints\n"),
+    ];
+    for (case, setup, code, text) in cases {
+        setup(&mut w);
+        let (out, got, err) = run(|out| ls::run(&w.ctx(), &args, out));
+        assert_eq!((got, out.as_str()), (code, text), "{case}: {err}");
+        if code == 4 {
+            assert!(err.contains("no such container \"web\""), "{case}: {err}");
+        }
+    }
+    // Checkpoints of a container gone from every runtime are still listed.
+    std::fs::remove_dir_all(w.path("store/web")).unwrap();
+    w.checkpoint("n1");
+    let (text, code, err) = run(|out| ls::run(&w.ctx(), &args, out));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        text.lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("web                  n1")),
+        "{text}"
+    );
+    assert!(w.script().container.is_none());
 }
 
 #[test]
@@ -723,6 +810,7 @@ fn rm_removes_and_refuses_what_it_must() {
     let mut w = World::new();
     w.checkpoint("n1");
     let rm = |name: &str| RmArgs {
+        checkpoint_dir: None,
         container: "web".into(),
         name: name.into(),
     };
@@ -964,6 +1052,92 @@ fn relay_appends_everything_and_never_writes_through_a_link() {
     assert_eq!(std::fs::read(&outside).unwrap(), b"keep");
 }
 
+// ------------------------------------------------------ --checkpoint-dir --
+
+/// issue 9: Docker's `--checkpoint-dir`. Made with `--checkpoint-dir=/x`,
+/// a checkpoint is found at start, ls and rm with `/x` and with the form
+/// Docker users know, `/x/<id>/checkpoints`; `--store` is never touched.
+#[test]
+fn checkpoint_dir_base_and_per_container_forms_name_the_same_checkpoints() {
+    let w = World::new();
+    let base = w.path("x");
+    let per = base.join("web/checkpoints");
+    let mut create = create_args("n1", true);
+    create.checkpoint_dir = Some(base.clone());
+    let (_, code, err) = run(|out| create::run(&w.ctx(), &create, out));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        per.join("n1/ckpt.json").is_file(),
+        "not written under DIR/<id>/checkpoints"
+    );
+    assert!(!w.path("store/web/checkpoints").exists(), "written into --store");
+
+    for dir in [&base, &per] {
+        let ls = LsArgs {
+            checkpoint_dir: Some(dir.clone()),
+            json: true,
+            format: None,
+            container: Some("web".into()),
+        };
+        let (text, code, err) = run(|out| ls::run(&w.ctx(), &ls, out));
+        assert_eq!(code, 0, "{}: {err}", dir.display());
+        let rows: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(rows[0]["name"], "n1", "{}", dir.display());
+    }
+    let mut start = start_args("n1", None);
+    start.checkpoint_dir = Some(per.clone());
+    let (text, code, err) = run(|out| start::run(&w.ctx(), &start, out));
+    assert_eq!(code, 0, "{err}");
+    assert!(text.starts_with("container web restored from checkpoint n1"), "{text}");
+    // Without the flag the checkpoint is not in --store.
+    let (_, code, _) = run(|out| start::run(&w.ctx(), &start_args("n1", None), out));
+    assert_eq!(code, 4);
+
+    let rm = RmArgs {
+        checkpoint_dir: Some(per.clone()),
+        container: "web".into(),
+        name: "n1".into(),
+    };
+    let (text, code, err) = run(|out| rm::run(&w.ctx(), &rm, out));
+    assert_eq!((code, text.as_str()), (0, "removed checkpoint n1 of web\n"), "{err}");
+    assert!(!per.join("n1").exists());
+}
+
+#[test]
+fn checkpoint_dir_refusals_are_usage_errors_that_change_nothing() {
+    let mut w = World::new();
+    // An ambiguous per-container form: DIR/web/checkpoints exists as well.
+    let ambiguous = w.path("x/web/checkpoints");
+    std::fs::create_dir_all(ambiguous.join("web/checkpoints")).unwrap();
+    let cases: Vec<(&str, std::path::PathBuf, &str)> = vec![
+        ("relative", "x".into(), "not an absolute path"),
+        ("climbing out", w.path("x/../../etc"), "`.` or `..`"),
+        ("the root", "/".into(), "root directory"),
+        ("ambiguous", ambiguous.clone(), "ambiguous"),
+    ];
+    for (case, dir, words) in cases {
+        let mut create = create_args("n1", true);
+        create.checkpoint_dir = Some(dir.clone());
+        let mut start = start_args("n1", None);
+        start.checkpoint_dir = Some(dir.clone());
+        for (verb, (_, code, err)) in [
+            ("create", run(|out| create::run(&w.ctx(), &create, out))),
+            ("start", run(|out| start::run(&w.ctx(), &start, out))),
+        ] {
+            assert_eq!(code, 2, "{case} {verb}: {err}");
+            assert!(err.contains(words), "{case} {verb}: {err}");
+        }
+    }
+    assert!(!w.path("store/web").exists() && !w.path("x/web/checkpoints/n1").exists());
+    // Docker's checkpoints stay in Docker's directory.
+    w.script().home.foreign = true;
+    let mut create = create_args("n1", true);
+    create.checkpoint_dir = Some(w.path("y"));
+    let (_, code, err) = run(|out| create::run(&w.ctx(), &create, out));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not supported for Docker container web"), "{err}");
+    assert!(!w.path("y").exists());
+}
 #[path = "archive_tests.rs"]
 mod archive_tests;
 mod error_examples;

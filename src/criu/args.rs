@@ -20,6 +20,10 @@ pub fn dump_args(plan: &DumpPlan, images_dir: &Path) -> Vec<OsString> {
     a.extend(["--root".into(), plan.root.as_os_str().into()]);
     // `=` is required: the argument is optional in CRIU's getopt table.
     a.push("--manage-cgroups=soft".into());
+    if plan.cgroup_v2_only {
+        // CRIU names the cgroup2 hierarchy "unified".
+        a.extend(["--cgroup-dump-controller".into(), "unified".into()]);
+    }
     // runc never dumps network devices ("runc doesn't manage network
     // devices") and always restores with an empty netns: do the same.
     a.extend(["--empty-ns".into(), "net".into()]);
@@ -53,6 +57,7 @@ mod tests {
                 dir: "/sys/fs/cgroup/freezer/c".into(),
                 version: CgroupVersion::V1,
             },
+            cgroup_v2_only: false,
             externals: vec!["mnt[/etc/hosts]:/etc/hosts".into()],
             options: DumpOptions::default(),
             criu: opts,
@@ -87,6 +92,20 @@ mod tests {
         assert!(has_pair(&a, "--external", "mnt[/etc/hosts]:/etc/hosts"));
         assert!(a.contains(&"--manage-cgroups=soft".to_string()));
         assert!(a.contains(&"-v4".to_string()));
+    }
+
+    #[test]
+    fn v2_only_dumps_the_unified_hierarchy_only() {
+        let mut p = plan(DumpOptions::default());
+        let a = |p: &DumpPlan| -> Vec<String> {
+            dump_args(p, Path::new("/x"))
+                .into_iter()
+                .map(|s| s.into_string().unwrap())
+                .collect()
+        };
+        assert!(!a(&p).contains(&"--cgroup-dump-controller".to_string()));
+        p.cgroup_v2_only = true;
+        assert!(has_pair(&a(&p), "--cgroup-dump-controller", "unified"));
     }
 
     #[test]

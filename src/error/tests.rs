@@ -91,7 +91,7 @@ fn table() -> Vec<(&'static str, Error, u8)> {
         ("spec unreadable", Error::Spec(SpecError::Parse { path: p("/b/config.json"), reason: "{".into() }), 1),
         ("proc unreadable", Error::Proc(ProcError::Read { path: p("/proc/1/stat"), source: io_err() }), 1),
         ("inventory", Error::Inventory(InventoryError::NoSuchProcess { pid: 1, proc_root: p("/proc") }), 1),
-        ("facts", Error::Facts(FactsError::NoFreezer { pid: 1, path: p("/proc/1/cgroup") }), 1),
+        ("facts", Error::Facts(FactsError::NoFreezer { pid: 1, path: p("/proc/1/cgroup"), root: p("/sys/fs/cgroup") }), 1),
         ("freezer", Error::Freezer(FreezerError::NotFrozen { dir: p("/cg"), waited: std::time::Duration::ZERO }), 1),
         ("mounts", Error::Mount(MountError::MountInTheWay { dir: p("/w"), path: p("/w/m") }), 1),
         ("cleanup left mounts", Error::Cleanup(CleanupError::Mounts(MountError::MountInTheWay { dir: p("/w"), path: p("/w/m") })), 1),
@@ -112,6 +112,8 @@ fn table() -> Vec<(&'static str, Error, u8)> {
         ("two containers answer (--runtime auto)", Error::Discovery(EngineError::Ambiguous { id: "c".into(), candidates: "x, y".into() }), 2),
         ("Docker id prefix of several", docker(DockerError::AmbiguousReference { reference: "a".into(), message: "m".into() }), 2),
         ("Docker prefix, through discovery", Error::Discovery(EngineError::Docker(DockerError::AmbiguousReference { reference: "a".into(), message: "m".into() })), 2),
+        ("--checkpoint-dir hostile", Error::CheckpointDir(crate::store::checkpoint_dir::CheckpointDirError::Hostile { dir: p("x"), why: "is not an absolute path" }), 2),
+        ("--checkpoint-dir for Docker", Error::CheckpointDir(crate::store::checkpoint_dir::CheckpointDirError::Docker { name: "web".into() }), 2),
         // 3: refused.
         ("export of a running container's rootfs", Error::Export(ExportProblem::Running { id: "c".into(), checkpoint: "n".into() }), 3),
         ("import refused by policy", import(ImportProblem::Policy(crate::archive::policy::Finding { what: "bind", detail: "host path /etc".into(), action: crate::archive::policy::Action::Refuse })), 3),
@@ -132,6 +134,7 @@ fn table() -> Vec<(&'static str, Error, u8)> {
         ("no such Docker container", docker(DockerError::NoSuchContainer { reference: "web".into() }), 4),
         ("rootfs or bind source missing", refused(RestoreProblem::MissingPath { what: "bind-mount source", path: p("/src") }), 4),
         ("no rootfs recorded", refused(RestoreProblem::Bundle(BundleRefusal::NoRootfs)), 4),
+        ("ls of an id nobody knows", Error::UnknownContainer { id: "x".into(), store: p("/s") }, 4),
         // 5: prerequisite.
         ("not root", Error::NotRoot { verb: "create" }, 5),
         ("criu missing", Error::Criu(CriuError::NotInstalled), 5),

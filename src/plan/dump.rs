@@ -48,6 +48,10 @@ pub struct HostFacts {
     /// The container's freezer cgroup (ckpt's freeze and CRIU's
     /// --freeze-cgroup), if one was found.
     pub freezer: Option<FreezerDir>,
+    /// The cgroup root is a cgroup2 mount (a pure v2 host): the container
+    /// lives in the unified hierarchy only, whatever v1 lines
+    /// `/proc/<pid>/cgroup` still lists.
+    pub cgroup_v2_only: bool,
     /// The init's stdio as the runtime recorded it at start (runc's
     /// `external_descriptors`); empty when the runtime keeps none.
     pub recorded_stdio: Vec<String>,
@@ -93,6 +97,11 @@ pub struct DumpPlan {
     /// ckpt freezes it before CRIU runs (unless the user had paused it),
     /// and CRIU gets it as --freeze-cgroup.
     pub freezer: FreezerDir,
+    /// CRIU dumps the unified hierarchy only (`--cgroup-dump-controller
+    /// unified`): on a pure v2 host the v1 memberships the kernel may still
+    /// list are no runtime's, and restoring them fails (crun's
+    /// `--cgroup-root` would create them in every v1 hierarchy).
+    pub cgroup_v2_only: bool,
     /// `--external` values, e.g. `mnt[/etc/hosts]:/etc/hosts`.
     pub externals: Vec<String>,
     /// What the user asked for, as `ckpt.json` records it.
@@ -335,6 +344,7 @@ pub fn dump_plan(
         pid: host.init_pid,
         root: host.rootfs.clone(),
         freezer,
+        cgroup_v2_only: host.cgroup_v2_only,
         externals: externals(spec, host),
         options: *opts,
         criu: DumpOptions {

@@ -410,3 +410,15 @@ fn recorded_stdio_is_what_the_runtime_kept_else_what_the_fds_show() {
         assert_eq!(plan.descriptors, want);
     }
 }
+
+#[test]
+fn a_pure_v2_host_dumps_only_the_unified_hierarchy() {
+    for v2_only in [false, true] {
+        let h = HostFacts {
+            cgroup_v2_only: v2_only,
+            ..host()
+        };
+        let plan = dump_plan(&SpecFacts::default(), &inv(vec![]), &h, &DumpOptions::default()).unwrap();
+        assert_eq!(plan.cgroup_v2_only, v2_only);
+    }
+}

@@ -32,6 +32,7 @@
 //!
 //! This module never runs CRIU nor touches processes.
 
+pub mod checkpoint_dir;
 mod files;
 pub mod import;
 pub mod layout;

@@ -415,11 +415,14 @@ impl Container {
         let text = fs::read_to_string(format!("/proc/{}/cgroup", self.pid()?)).ok()?;
         let mut v1 = None;
         let mut v2 = None;
+        // What is mounted at /sys/fs/cgroup decides, as for crun itself: in
+        // scripts/in-cgroup2 the kernel still lists the v1 lines.
+        let pure_v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
         for line in text.lines() {
             let mut parts = line.splitn(3, ':');
             let (_, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
             let rel = path.trim_start_matches('/');
-            if ctrls.split(',').any(|c| c == "freezer") {
+            if ctrls.split(',').any(|c| c == "freezer") && !pure_v2 {
                 v1 = Some(Path::new("/sys/fs/cgroup/freezer").join(rel));
             } else if ctrls.is_empty() && !unified_is_mounted() {
                 v2 = Some(Path::new("/sys/fs/cgroup").join(rel));

@@ -143,6 +143,11 @@ impl DockerDaemon {
             "pidfile": self.path().join("docker.pid"),
             "hosts": [self.host()],
             "containerd": self.path().join("containerd.sock"),
+            // Docker's default on a systemd host with cgroup v2 is the
+            // systemd driver; these daemons use cgroupfs everywhere
+            // (also inside scripts/in-cgroup2, where no systemd manages
+            // the mounted hierarchy).
+            "exec-opts": ["native.cgroupdriver=cgroupfs"],
         });
         fs::write(
             self.path().join("daemon.json"),
