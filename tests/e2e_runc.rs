@@ -342,3 +342,18 @@ fn any_entry_named(dir: &Path, name: &str) -> bool {
         .iter()
         .any(|p| p.file_name().is_some_and(|n| n == name) || (p.is_dir() && any_entry_named(p, name)))
 }
+
+/// Regression (issue 9): a container ckpt restored could not be
+/// checkpointed again when its stdin was a pipe: `start` gave the restored
+/// init the host's `/dev/null` as fd 0, and the next `create` refused it as
+/// a file outside the container's mounts. The whole chain, for every kind
+/// of stdin a caller gives.
+#[test]
+fn restored_container_with_any_stdin_is_checkpointed_again() {
+    if !prereqs() {
+        return;
+    }
+    for stdin in common::Stdin::ALL {
+        common::chain::checkpoint_chain(Runtime::Runc, stdin);
+    }
+}
