@@ -29,6 +29,7 @@ mod support;
 
 use std::fs;
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Output, Stdio};
 use std::thread;
@@ -419,51 +420,76 @@ fn failed_restore_leaks_criu_cgyard_mounts_on_host() {
     assert!(staging.is_empty(), "restore work dir left behind: {staging:?}");
 }
 
-/// Regression: CRIU killed after "Restore finished successfully" (tasks
-/// resumed) makes `runc restore` fail ("read unixpacket: EOF"); ckpt then
-/// reports "nothing was started" and runs `runc delete --force`, which is
-/// a no-op because runc already dropped its state — and the restored tree
-/// keeps running (counter advancing, ppid 1) in the container's cgroup,
+/// A CRIU action script that holds CRIU at `post-resume` (the restored
+/// tasks run, CRIU has not yet answered runc) for up to a minute, and
+/// marks that moment by writing the holding `sleep`'s pid to `<script>.held`.
+const HOLD_AT_POST_RESUME: &str = "#!/bin/sh
+[ \"$CRTOOLS_SCRIPT_ACTION\" = post-resume ] || exit 0
+echo $$ > \"$0.held.tmp\" && mv \"$0.held.tmp\" \"$0.held\"
+exec sleep 60
+";
+
+/// Regression: CRIU killed after the restored tasks resumed makes
+/// `runc restore` fail ("read unixpacket: EOF"); ckpt then reports
+/// "nothing was started" and runs `runc delete --force`, which is a no-op
+/// because runc already dropped its state — and the restored tree keeps
+/// running (counter advancing, ppid 1) in the container's cgroup,
 /// invisible to runc and ckpt. ckpt must kill what is in the cgroup.
+///
+/// The moment lasts milliseconds on its own (racing the log for "Restore
+/// finished successfully" missed it three times in a row on a loaded CI
+/// machine), so an action script given to runc's CRIU through the
+/// bundle's `org.criu.config` holds CRIU there until the test kills it.
 #[test]
 fn failed_restore_leaves_restored_processes_running_outside_runc() {
     if !prereqs() {
         return;
     }
+    let hold = tempfile::Builder::new().prefix("ckpt-hold-").tempdir().unwrap();
+    let script = hold.path().join("hold.sh");
+    fs::write(&script, HOLD_AT_POST_RESUME).unwrap();
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    let conf = hold.path().join("criu.conf");
+    fs::write(&conf, format!("action-script {}\n", script.display())).unwrap();
+    let held = hold.path().join("hold.sh.held");
+
     let store = Store::new();
     let _unmount = support::UnmountUnder(store.path().to_path_buf());
-    // The ballast keeps CRIU busy long enough after it logs the end.
-    let c = Container::runc().ballast_mb(BALLAST_MB).start();
+    let c = Container::runc().criu_config(&conf).start();
     let _orphans = support::KillCgroup(c.id.clone());
-    c.wait_counter_above(10, WARMUP).expect("counter warms up");
+    c.wait_counter_above(3, WARMUP).expect("counter runs");
     expect_code(&store.ckpt(["create", &c.id, "saved"]), 0, "create");
-    for attempt in 0..3 {
-        let mut child = spawn(&store, &["start", "--checkpoint", "saved", &c.id]);
-        let hit = support::poll(Duration::from_secs(60), Duration::from_millis(1), || {
-            if child.try_wait().unwrap().is_some() {
-                return Some(false);
-            }
-            let criu = criu_restore_child(child.id())?;
-            let log = restore_log(&store, &c.id)?;
-            log.contains("Restore finished successfully").then(|| sigkill(criu.pid))
-        });
-        let out = child.wait_with_output().unwrap();
-        if hit != Some(true) || out.status.success() {
-            // The kill missed the window: stop what was restored, retry.
-            Runtime::Runc.destroy(&c.id);
-            assert!(attempt < 2, "never killed criu inside the window");
-            continue;
+    let saved = c.counter().expect("counter after the dump");
+
+    let mut child = spawn(&store, &["start", "--checkpoint", "saved", &c.id]);
+    let hit = support::poll(Duration::from_secs(60), Duration::from_millis(5), || {
+        if child.try_wait().unwrap().is_some() {
+            return Some(None);
         }
-        assert!(stderr(&out).contains("nothing was started"), "{}", stderr(&out));
-        thread::sleep(Duration::from_millis(500));
-        let left = support::cgroup_pids(&c.id);
-        assert!(
-            left.is_empty(),
-            "ckpt said nothing was started, yet {left:?} run in the container's cgroup (runc status {:?})",
-            c.status()
-        );
-        return;
-    }
+        let sleep_pid: i32 = fs::read_to_string(&held).ok()?.trim().parse().ok()?;
+        let criu = criu_restore_child(child.id())?;
+        Some(sigkill(criu.pid).then_some(sleep_pid))
+    });
+    let out = child.wait_with_output().unwrap();
+    let sleep_pid = hit.flatten().unwrap_or_else(|| {
+        panic!(
+            "CRIU never reached post-resume under the hold script (is org.criu.config honoured?); ckpt {:?}: {}",
+            out.status,
+            stderr(&out)
+        )
+    });
+    sigkill(sleep_pid);
+    assert!(!out.status.success(), "start succeeded although criu was killed");
+    assert!(stderr(&out).contains("nothing was started"), "{}", stderr(&out));
+    // The tree had resumed: had ckpt left it, it would count on from `saved`.
+    thread::sleep(Duration::from_millis(500));
+    let left = support::cgroup_pids(&c.id);
+    assert!(
+        left.is_empty(),
+        "ckpt said nothing was started, yet {left:?} run in the container's cgroup (counter {:?} after {saved}, runc status {:?})",
+        c.counter(),
+        c.status()
+    );
 }
 
 #[test]

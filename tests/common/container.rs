@@ -110,6 +110,9 @@ impl Runtime {
                 .stderr(Stdio::null())
                 .status();
         };
+        // A frozen (v1) cgroup holds SIGKILL until it is thawed: resume first,
+        // so a test that failed while its container was paused leaves nothing.
+        quiet(&["resume", id]);
         quiet(&["kill", id, "KILL"]);
         quiet(&["delete", "-f", id]);
     }
@@ -163,6 +166,7 @@ pub struct Builder {
     stdin: Stdin,
     ballast_mb: Option<u32>,
     zombie_child: bool,
+    criu_config: Option<PathBuf>,
 }
 
 impl Builder {
@@ -197,6 +201,13 @@ impl Builder {
         self
     }
 
+    /// Have runc hand its CRIU the config file `path` (the bundle's
+    /// `org.criu.config` annotation), recorded at dump like any spec.
+    pub fn criu_config(mut self, path: &Path) -> Self {
+        self.criu_config = Some(path.to_path_buf());
+        self
+    }
+
     /// Builds the bundle, starts the container detached and waits until the
     /// counter has ticked at least once. Panics with the runtime's output
     /// when it does not start.
@@ -211,6 +222,7 @@ impl Builder {
             terminal: self.stdio == Stdio3::Tty,
             ballast_mb: self.ballast_mb,
             zombie_child: self.zombie_child,
+            criu_config: self.criu_config.clone(),
         };
         let rootfs = build_bundle(&bundle, &opts);
         let id = unique_id();
@@ -364,6 +376,7 @@ impl Container {
             stdin: Stdin::DevNull,
             ballast_mb: None,
             zombie_child: false,
+            criu_config: None,
         }
     }
 
@@ -375,6 +388,7 @@ impl Container {
             stdin: Stdin::DevNull,
             ballast_mb: None,
             zombie_child: false,
+            criu_config: None,
         }
     }
 

@@ -29,6 +29,9 @@ pub struct BundleOpts {
     /// Start a child beside the counter that leaves a zombie of its own
     /// (it forks a shell that exits, then execs `sleep`, which never reaps).
     pub zombie_child: bool,
+    /// The `org.criu.config` annotation: a CRIU config file that runc
+    /// hands the CRIU it runs (e.g. with an `action-script` line).
+    pub criu_config: Option<PathBuf>,
 }
 
 /// Populates `root` with busybox, applet links, empty mount points and
@@ -91,4 +94,7 @@ fn edit_spec(spec: &mut Value, opts: &BundleOpts) {
         env.push(Value::String(format!("BALLAST_MB={mb}")));
     }
     spec["root"]["readonly"] = Value::Bool(false);
+    if let Some(conf) = &opts.criu_config {
+        spec["annotations"]["org.criu.config"] = Value::String(conf.display().to_string());
+    }
 }
