@@ -94,6 +94,15 @@ pub enum Error {
     /// `inspect` found reasons to refuse a checkpoint (already printed).
     #[error("the container cannot be checkpointed as is ({count} problem(s) above)")]
     NotCheckpointable { count: usize },
+    /// An export refused by its plan.
+    #[error(transparent)]
+    Export(#[from] crate::plan::export::ExportProblem),
+    /// An import refused by its plan, with every problem.
+    #[error(transparent)]
+    ImportRefused(#[from] crate::plan::import::ImportRefusal),
+    /// Flags that do not go together.
+    #[error("{message}")]
+    Usage { message: String },
     /// A restore refused by its plan, with every problem.
     #[error(transparent)]
     RestoreRefused(#[from] RestoreRefusal),
@@ -183,6 +192,9 @@ impl Error {
             Error::Interrupted(Interrupted(sig)) => interrupted_code(*sig),
             Error::Refused { .. } | Error::NotCheckpointable { .. } => REFUSED,
             Error::RestoreRefused(r) => r.exit_code(),
+            Error::Export(e) => e.exit_code(),
+            Error::ImportRefused(r) => r.exit_code(),
+            Error::Usage { .. } => USAGE,
             Error::NotRoot { .. } => PREREQUISITE,
             Error::NotResumed { .. }
             | Error::RestoreUndone { .. }

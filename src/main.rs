@@ -42,6 +42,8 @@ fn main() -> ExitCode {
         Command::Ls(a) => commands::ls::run(&ctx, a, &mut out),
         Command::Rm(a) => commands::rm::run(&ctx, a, &mut out),
         Command::Start(a) => commands::start::run(&ctx, a, &mut out),
+        Command::Export(a) => commands::export::run(&ctx, a, &mut out),
+        Command::Import(a) => commands::import::run(&ctx, a, &mut out),
         Command::Inspect(a) => commands::inspect::run(&ctx, a, &mut out),
         Command::Verify(a) => commands::verify::run(&ctx, a, &mut out),
         Command::Relay(a) => commands::relay::run(a),

@@ -58,3 +58,41 @@ impl DirProgress {
         }
     }
 }
+
+/// Shows bytes done of a known total (an archive being written).
+pub struct ByteProgress {
+    bar: Option<ProgressBar>,
+}
+
+impl ByteProgress {
+    /// Hidden unless stderr is a terminal and `enabled`.
+    pub fn new(message: &str, enabled: bool) -> ByteProgress {
+        let bar = (enabled && std::io::stderr().is_terminal()).then(|| {
+            let b = ProgressBar::with_draw_target(Some(1), ProgressDrawTarget::stderr());
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{msg} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} ({bytes_per_sec})",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            b.set_message(message.to_string());
+            b
+        });
+        ByteProgress { bar }
+    }
+
+    /// `done` of `total` bytes.
+    pub fn set(&self, done: u64, total: u64) {
+        if let Some(b) = &self.bar {
+            b.set_length(total.max(1));
+            b.set_position(done);
+        }
+    }
+
+    /// Removes the bar.
+    pub fn finish(self) {
+        if let Some(b) = self.bar {
+            b.finish_and_clear();
+        }
+    }
+}

@@ -1,13 +1,14 @@
 //! Root tests of the archive module against the real tools it must agree
 //! with: a Podman-made `--export` archive is read (and every staged file
 //! is byte-identical to what GNU tar extracts from it), and checkpointctl
-//! reads an archive ckpt wrote from a real runc checkpoint. Run as root
+//! reads an archive ckpt wrote from a real runc checkpoint, and a Podman
+//! export is restored by `ckpt start --import` into runc. Run as root
 //! with `cargo test --test archive -- --test-threads=1`. Without podman or
 //! checkpointctl they print `SKIPPED:` and pass, except under `CI=true`,
 //! where they fail (see `common::prereqs_with`).
 //!
-//! The commands (`ckpt export`/`import`) do not exist yet (issue 11 waits
-//! for issue 8's restructuring), so these call the library directly.
+//! The reading tests call the library directly; `ckpt export`, `import`
+//! and the move to another store are in `tests/portable.rs`.
 
 mod common;
 
@@ -258,6 +259,7 @@ fn checkpointctl_reads_a_ckpt_archive_of_a_runc_container() {
         created: None,
         checkpointed_at: meta["created_at"].as_str().unwrap().into(),
         rootfs: RootfsSource::Tree(rootfs.clone()),
+        docker_create: None,
     };
     let t = tempfile::tempdir().unwrap();
     let path = t.path().join("one.tar.zst");
@@ -273,6 +275,14 @@ fn checkpointctl_reads_a_ckpt_archive_of_a_runc_container() {
     assert!(tree.contains("counter"), "no counter in the process tree:\n{tree}");
     assert!(tree.contains("Pages written"), "no dump statistics:\n{tree}");
     eprintln!("checkpointctl show:\n{show}\ncheckpointctl inspect --ps-tree --stats:\n{tree}");
+    // The same through the command: `ckpt export`'s archive is read too.
+    let by_command = t.path().join("by-command.tar.zst");
+    let out = store.ckpt(["export", &c.id, "one", "-o", by_command.to_str().unwrap()]);
+    expect_code(&out, 0, "ckpt export");
+    let show = checkpointctl(&["show"], &by_command);
+    assert!(show.contains(&c.id[..c.id.len().min(12)]), "{show}");
+    let tree = checkpointctl(&["inspect", "--ps-tree"], &by_command);
+    assert!(tree.contains("counter"), "no counter in the process tree:\n{tree}");
 
     // And ckpt reads it back: the checkpoint byte for byte, the rootfs whole.
     let parent = tempfile::tempdir().unwrap();
@@ -296,5 +306,115 @@ fn checkpointctl_reads_a_ckpt_archive_of_a_runc_container() {
     assert_eq!(
         fs::read_link(staging.join("rootfs/bin/sh")).unwrap(),
         PathBuf::from("busybox")
+    );
+}
+
+/// Podman → ckpt: a counter checkpointed by `podman container checkpoint
+/// --export` (runtime runc) is restored by `ckpt start --import` into a
+/// runc root of its own, over `--rootfs` (the image's contents, here the
+/// tree the image was made from), after Podman removed the container; the
+/// counter continues from where Podman's checkpoint left it.
+#[test]
+fn a_podman_export_is_restored_by_start_import_into_runc_and_the_counter_continues() {
+    if !prereqs_with(&["podman", "tar"]) {
+        return;
+    }
+    let mut pm = Podman::new();
+    let t = tempfile::tempdir().unwrap();
+    let rootfs = t.path().join("rootfs");
+    common::rootfs::build_rootfs(&rootfs);
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .args(["-cf"])
+        .arg(t.path().join("busybox.tar"))
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    pm.ok(&[
+        "import",
+        &t.path().join("busybox.tar").display().to_string(),
+        "localhost/ckpt-busybox:test",
+    ]);
+    let name = unique_id();
+    pm.containers.push(name.clone());
+    pm.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--network",
+        "none",
+        "localhost/ckpt-busybox:test",
+        "/bin/counter",
+    ]);
+    let last = |pm: &Podman| {
+        pm.ok(&["logs", &name])
+            .lines()
+            .filter_map(|l| l.trim().parse::<u64>().ok())
+            .max()
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || last(&pm).is_some_and(|n| n > 5)),
+        "the counter never counted"
+    );
+    let export = t.path().join("export.tar.zst");
+    pm.ok(&[
+        "container",
+        "checkpoint",
+        "--export",
+        &export.display().to_string(),
+        &name,
+    ]);
+    let saved = last(&pm).expect("the counter's last value");
+    pm.ok(&["rm", "-f", "-t", "0", &name]);
+
+    let store = Store::new();
+    let root = common::runc_root::RuncRoot::new();
+    let new_id = unique_id();
+    let out = store.ckpt([
+        "--runtime",
+        "runc",
+        "--runtime-root",
+        root.path().to_str().unwrap(),
+        "start",
+        "--import",
+        export.to_str().unwrap(),
+        "--name",
+        &new_id,
+        "--rootfs",
+        rootfs.to_str().unwrap(),
+        "--json",
+    ]);
+    expect_code(&out, 0, "ckpt start --import of a Podman export");
+    let started: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON value");
+    assert_eq!(started["container"], new_id.as_str());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("import: replaced host path") && stderr.contains("/etc/hosts"),
+        "the policy says what it replaced: {stderr}"
+    );
+    assert_eq!(root.status(&new_id).as_deref(), Some("running"));
+    let restored_rootfs = store.checkpoint_dir(&new_id, "imported").join("rootfs");
+    let mut seen = 0;
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            seen = fs::read_to_string(restored_rootfs.join("tmp/count"))
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0);
+            seen > saved
+        }),
+        "the counter continues from {saved} (last seen {seen})"
+    );
+    assert!(seen < saved + 100, "it continued ({seen}), it did not start again");
+    assert_eq!(
+        fs::read(rootfs.join("bin/busybox")).unwrap(),
+        fs::read(restored_rootfs.join("bin/busybox")).unwrap()
+    );
+    assert!(
+        !rootfs.join("tmp/count").exists(),
+        "--rootfs DIR was copied, not written to"
     );
 }

@@ -188,6 +188,10 @@ pub struct ConfigDump {
     /// RFC 3339; omitted when unknown (Go's time parser rejects "").
     pub created: Option<String>,
     pub checkpointed: String,
+    /// Docker: the body of `POST /containers/create` that makes the
+    /// container again on the target (its config, host config and
+    /// networks), under `ckpt.docker_create`.
+    pub docker_create: Option<Value>,
 }
 
 impl ConfigDump {
@@ -209,10 +213,11 @@ impl ConfigDump {
             m.insert("createdTime".into(), json!(c));
         }
         m.insert("checkpointedTime".into(), json!(self.checkpointed));
-        m.insert(
-            "ckpt".into(),
-            json!({"engine": self.engine, "checkpoint": self.checkpoint, "tool": self.tool}),
-        );
+        let mut ckpt = json!({"engine": self.engine, "checkpoint": self.checkpoint, "tool": self.tool});
+        if let Some(body) = &self.docker_create {
+            ckpt["docker_create"] = body.clone();
+        }
+        m.insert("ckpt".into(), ckpt);
         let mut v = serde_json::to_vec_pretty(&Value::Object(m)).expect("JSON serializes");
         v.push(b'\n');
         v
@@ -352,6 +357,7 @@ mod tests {
             tool: "ckpt 0.1.0".into(),
             created: None,
             checkpointed: "2026-12-01T00:00:00Z".into(),
+            docker_create: Some(json!({"Image": "busybox:1"})),
         };
         let v: Value = serde_json::from_slice(&c.to_json()).unwrap();
         assert_eq!(v["id"], "abc");
@@ -365,6 +371,7 @@ mod tests {
         );
         assert_eq!(v["checkpointedTime"], "2026-12-01T00:00:00Z");
         assert_eq!(v["ckpt"]["engine"], "docker");
+        assert_eq!(v["ckpt"]["docker_create"]["Image"], "busybox:1");
     }
 
     #[test]

@@ -40,6 +40,7 @@
 //! Never: touches the store, runs a runtime or CRIU, or follows a link
 //! found in an archive.
 
+pub mod apply;
 pub mod compress;
 pub mod manifest;
 pub mod names;
@@ -59,6 +60,7 @@ pub use compress::Compression;
 pub use manifest::{ArchiveKind, ConfigDump, EntryDigest, ImageRef, Manifest, RootfsDecl, RootfsKind};
 pub use names::Limits;
 pub use reader::{read_archive, FoundFile, ReadOptions, Report, RootfsFound};
+pub use unpack::NestedStats;
 pub use writer::{write_archive, write_tar, CheckpointFiles, ExportSource, Progress, RootfsSource, WriteSummary};
 
 use std::io;

@@ -206,9 +206,106 @@ pub fn check_spec(spec: &Value, opts: &PolicyOptions) -> Vec<Finding> {
     out
 }
 
+/// Every finding for the body of Docker's `POST /containers/create` that
+/// an import of a Docker archive would send (its `HostConfig` is where
+/// Docker keeps what reaches the host): privileged mode, the host's or
+/// another container's namespaces, bind mounts, added capabilities and
+/// devices. Docker writes the OCI spec itself, so hooks cannot come from
+/// the archive.
+pub fn check_docker_create(body: &Value, opts: &PolicyOptions) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let hc = body.get("HostConfig").cloned().unwrap_or(Value::Null);
+    let s = |k: &str| hc.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let list = |k: &str| hc.get(k).and_then(Value::as_array).cloned().unwrap_or_default();
+    let refuse = |what: &'static str, detail: String| Finding {
+        what,
+        detail,
+        action: Action::Refuse,
+    };
+    if !opts.allow_privileges && hc.get("Privileged").and_then(Value::as_bool) == Some(true) {
+        out.push(refuse(
+            "privileges",
+            "privileged mode (every device and capability)".into(),
+        ));
+    }
+    if !opts.allow_host_namespaces {
+        for (key, ns) in [
+            ("NetworkMode", "network"),
+            ("PidMode", "pid"),
+            ("IpcMode", "ipc"),
+            ("UTSMode", "uts"),
+        ] {
+            let mode = s(key);
+            if mode == "host" || mode.starts_with("container:") {
+                out.push(refuse("namespace", format!("the {ns} namespace of {mode:?} ({key})")));
+            }
+        }
+    }
+    let allowed = |src: &str| {
+        opts.allowed_bind_sources
+            .iter()
+            .any(|p| clean(Path::new(src)).starts_with(p))
+    };
+    for b in list("Binds") {
+        let b = b.as_str().unwrap_or_default();
+        let src = b.split(':').next().unwrap_or_default();
+        // A bare name is a Docker volume, not a host path.
+        if src.starts_with('/') && !allowed(src) {
+            out.push(refuse("bind", format!("host path {src} bound by {b:?}")));
+        }
+    }
+    for m in list("Mounts") {
+        if m.get("Type").and_then(Value::as_str) == Some("bind") {
+            let src = m.get("Source").and_then(Value::as_str).unwrap_or_default();
+            if !allowed(src) {
+                out.push(refuse(
+                    "bind",
+                    format!(
+                        "host path {src} bound at {}",
+                        m.get("Target").and_then(Value::as_str).unwrap_or("?")
+                    ),
+                ));
+            }
+        }
+    }
+    if !opts.allow_privileges {
+        for c in list("CapAdd") {
+            let c = c.as_str().unwrap_or_default();
+            let full = if c.starts_with("CAP_") {
+                c.to_string()
+            } else {
+                format!("CAP_{c}")
+            };
+            if !DEFAULT_CAPS.contains(&full.as_str()) {
+                out.push(refuse("capability", format!("{full} (beyond Docker's default set)")));
+            }
+        }
+        for d in list("Devices") {
+            let path = d.get("PathOnHost").and_then(Value::as_str).unwrap_or("?");
+            out.push(refuse("device", format!("host device {path}")));
+        }
+    }
+    out
+}
+
 /// Whether any finding makes the import refuse.
 pub fn refuses(findings: &[Finding]) -> bool {
     findings.iter().any(|f| f.action == Action::Refuse)
+}
+
+/// Every bind mount of `spec` whose destination is an engine's own file
+/// (`/etc/hosts`, ...), with its source: what an import replaces.
+pub fn engine_binds(spec: &Value) -> Vec<(String, PathBuf)> {
+    spec.get("mounts")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|m| {
+            let dest = m.get("destination").and_then(Value::as_str)?;
+            let source = bind_source(m)?;
+            ENGINE_FILES.contains(&dest).then(|| (dest.to_string(), source))
+        })
+        .collect()
 }
 
 /// The host source of a bind mount, `None` for other mounts.
@@ -389,6 +486,38 @@ mod tests {
         let f = check_spec(&spec, &PolicyOptions::default());
         assert!(refuses(&f));
         assert_eq!(f.iter().filter(|f| f.what == "namespace").count(), 5);
+    }
+
+    #[test]
+    fn each_docker_host_privilege_is_refused_unless_allowed() {
+        let body = |hc: Value| json!({"Image": "x", "HostConfig": hc});
+        let cases: Vec<(&str, Value, &str)> = vec![
+            ("privileged", json!({"Privileged": true}), "privileged mode"),
+            ("host network", json!({"NetworkMode": "host"}), "network namespace"),
+            ("another's pid ns", json!({"PidMode": "container:abc"}), "pid namespace"),
+            ("a host bind", json!({"Binds": ["/etc:/host-etc:ro"]}), "host path /etc"),
+            (
+                "a bind mount",
+                json!({"Mounts": [{"Type": "bind", "Source": "/", "Target": "/h"}]}),
+                "host path /",
+            ),
+            ("an added cap", json!({"CapAdd": ["SYS_ADMIN"]}), "CAP_SYS_ADMIN"),
+            ("a device", json!({"Devices": [{"PathOnHost": "/dev/sda"}]}), "/dev/sda"),
+        ];
+        for (what, hc, detail) in cases {
+            let f = check_docker_create(&body(hc.clone()), &PolicyOptions::default());
+            assert_eq!(f.len(), 1, "{what}: {f:?}");
+            assert!(f[0].detail.contains(detail), "{what}: {}", f[0].detail);
+            assert_eq!(f[0].action, Action::Refuse);
+            let all = PolicyOptions {
+                allowed_bind_sources: vec![PathBuf::from("/")],
+                allow_host_namespaces: true,
+                allow_privileges: true,
+            };
+            assert_eq!(check_docker_create(&body(hc), &all), vec![], "{what} allowed");
+        }
+        let plain = body(json!({"NetworkMode": "none", "Binds": ["vol:/data"], "CapAdd": ["CHOWN"]}));
+        assert_eq!(check_docker_create(&plain, &PolicyOptions::default()), vec![]);
     }
 
     #[test]

@@ -50,6 +50,11 @@ pub struct ReadOptions {
     /// (`rootfs-diff.tar`) are always kept: they are applied over an
     /// image on the target, by the engine.
     pub unpack_rootfs: bool,
+    /// How many bytes a ckpt manifest may declare, beyond `limits.max_bytes`
+    /// (the importing store's free space): a ckpt archive is then bounded by
+    /// its declared sizes, not by its compression ratio. `None`: the ratio
+    /// limit alone.
+    pub declared_max_bytes: Option<u64>,
 }
 
 impl ReadOptions {
@@ -59,6 +64,7 @@ impl ReadOptions {
             limits: Limits::proportional(input_len),
             allow_setuid: false,
             unpack_rootfs: true,
+            declared_max_bytes: None,
         }
     }
 }
@@ -117,19 +123,18 @@ pub fn read_archive<R: Read>(input: R, staging: &Path, opts: &ReadOptions) -> Re
         });
     }
     let shared = Rc::new(Shared::default());
+    shared.limit.set(opts.limits.max_bytes);
     let (compression, decoded) = compress::decoder(Input {
         inner: input,
         shared: shared.clone(),
     })?;
     let budget = Budget {
         inner: decoded,
-        limit: opts.limits.max_bytes,
         shared: shared.clone(),
     };
     let stream_err = {
         let shared = shared.clone();
-        let limit = opts.limits.max_bytes;
-        move |e: io::Error| stream_error(&shared, limit, compression, e)
+        move |e: io::Error| stream_error(&shared, compression, e)
     };
     let total = Cell::new(0u64);
     let mut reader = Reader {
@@ -147,6 +152,7 @@ pub fn read_archive<R: Read>(input: R, staging: &Path, opts: &ReadOptions) -> Re
         deleted: None,
         rootfs: None,
         stream_err: &stream_err,
+        shared: shared.clone(),
     };
     let mut archive = tar::Archive::new(budget);
     let limits = opts.limits;
@@ -191,6 +197,7 @@ struct Reader<'s> {
     deleted: Option<Vec<String>>,
     rootfs: Option<RootfsFound>,
     stream_err: &'s dyn Fn(io::Error) -> ArchiveError,
+    shared: Rc<Shared>,
 }
 
 /// Where an outer regular file goes.
@@ -447,13 +454,21 @@ impl Reader<'_> {
     fn json(&mut self, name: &str, slot: Slot, bytes: &[u8]) -> Result<(), ArchiveError> {
         if slot == Slot::Manifest {
             let m = Manifest::from_json(bytes).map_err(|e| refused(name, Refusal::Invalid(e)))?;
+            let ceiling = self
+                .opts
+                .declared_max_bytes
+                .unwrap_or(0)
+                .max(self.opts.limits.max_bytes);
+            if m.total_bytes > ceiling {
+                return Err(refused(name, Refusal::TooManyBytes { limit: ceiling }));
+            }
+            // From here the manifest's exact sizes bound every entry; the
+            // stream may hold them plus the ratio limit's room for headers.
+            // (Checkpoint memory can compress far beyond the ratio limit.)
             if m.total_bytes > self.opts.limits.max_bytes {
-                return Err(refused(
-                    name,
-                    Refusal::TooManyBytes {
-                        limit: self.opts.limits.max_bytes,
-                    },
-                ));
+                self.shared
+                    .limit
+                    .set(self.opts.limits.max_bytes.saturating_add(m.total_bytes));
             }
             if m.entry_count.saturating_add(m.rootfs.entries) > self.opts.limits.max_entries {
                 return Err(refused(

@@ -45,10 +45,22 @@ pub(crate) fn write<W: Write>(out: W, rootfs: &RootfsSource) -> Result<Stats, Ar
                 }
                 paths.insert(rel.to_path_buf());
             }
+            let mut parents_written = BTreeSet::new();
             for rel in &paths {
                 // A path below a listed directory is already in it.
                 if rel.ancestors().skip(1).any(|a| paths.contains(a)) {
                     continue;
+                }
+                // Its directories first, with their own modes and owners:
+                // unpacked into an empty writable layer, a directory made
+                // on the way would otherwise hide the image's (an overlay
+                // upper directory's attributes win).
+                let mut parents: Vec<&Path> = rel.ancestors().skip(1).filter(|a| !a.as_os_str().is_empty()).collect();
+                parents.reverse();
+                for p in parents {
+                    if parents_written.insert(p.to_path_buf()) {
+                        dir_header(&mut b, root, p, &mut stats)?;
+                    }
                 }
                 entry(&mut b, root, rel, dev, &mut stats)?;
             }
@@ -60,6 +72,35 @@ pub(crate) fn write<W: Write>(out: W, rootfs: &RootfsSource) -> Result<Stats, Ar
 
 fn lstat(p: &Path) -> Result<fs::Metadata, ArchiveError> {
     fs::symlink_metadata(p).map_err(io_err("inspect", p.display().to_string()))
+}
+
+/// Appends the directory `root/rel` alone, none of what it holds.
+fn dir_header<W: Write>(
+    b: &mut tar::Builder<W>,
+    root: &Path,
+    rel: &Path,
+    stats: &mut Stats,
+) -> Result<(), ArchiveError> {
+    let path = root.join(rel);
+    let shown = path.display().to_string();
+    let m = lstat(&path)?;
+    if !m.is_dir() {
+        return Err(source_err(
+            shown,
+            "a changed path lies below something that is not a directory",
+        ));
+    }
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Directory);
+    h.set_mode(m.mode() & 0o7777);
+    h.set_uid(m.uid() as u64);
+    h.set_gid(m.gid() as u64);
+    h.set_mtime(m.mtime().max(0) as u64);
+    h.set_size(0);
+    b.append_data(&mut h, rel, io::empty())
+        .map_err(io_err("write", shown))?;
+    stats.entries += 1;
+    Ok(())
 }
 
 /// Appends `root/rel` and, for a directory, what it holds.

@@ -193,6 +193,61 @@ impl Dir {
         Ok(())
     }
 
+    /// Removes `name` here, whatever it is, a directory with everything
+    /// below it; never follows a symlink (a link is removed, not its
+    /// target). A missing `name` is fine. For trees ckpt unpacked itself,
+    /// which hold no mounts.
+    pub fn remove_entry(&self, name: &OsStr) -> Result<(), StageError> {
+        use nix::unistd::{unlinkat, UnlinkatFlags};
+        let st = match fstatat(
+            Some(self.fd.as_raw_fd()),
+            name,
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        ) {
+            Ok(st) => st,
+            Err(Errno::ENOENT) => return Ok(()),
+            Err(e) => return Err(StageError::Io(e.into())),
+        };
+        if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+            let child = self.child(name, None)?;
+            for n in child.names().map_err(StageError::Io)? {
+                child.remove_entry(&n)?;
+            }
+            unlinkat(Some(self.fd.as_raw_fd()), name, UnlinkatFlags::RemoveDir)
+                .map_err(|e| StageError::Io(e.into()))?;
+        } else {
+            unlinkat(Some(self.fd.as_raw_fd()), name, UnlinkatFlags::NoRemoveDir)
+                .map_err(|e| StageError::Io(e.into()))?;
+        }
+        Ok(())
+    }
+
+    /// The names in this directory (`.` and `..` left out).
+    pub fn names(&self) -> io::Result<Vec<std::ffi::OsString>> {
+        use std::os::unix::ffi::OsStrExt;
+        // Its own open file (not a dup): a listing must not share an offset.
+        let fd = openat(Some(self.fd.as_raw_fd()), ".", DIR_FLAGS, Mode::empty())?;
+        let mut dir = nix::dir::Dir::from_fd(fd)?;
+        let mut out = Vec::new();
+        for entry in dir.iter() {
+            let name = entry?.file_name().to_bytes().to_vec();
+            if name != b"." && name != b".." {
+                out.push(OsStr::from_bytes(&name).to_os_string());
+            }
+        }
+        Ok(out)
+    }
+
+    /// The mode, owner and mtime of `name` here, not followed, if it exists.
+    pub fn stat(&self, name: &OsStr) -> Option<nix::sys::stat::FileStat> {
+        fstatat(
+            Some(self.fd.as_raw_fd()),
+            name,
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .ok()
+    }
+
     /// Whether `name` exists here (as anything, not followed).
     pub fn exists(&self, name: &OsStr) -> bool {
         fstatat(

@@ -191,6 +191,9 @@ pub(crate) struct Shared {
     pub input_failed: Cell<bool>,
     pub over_limit: Cell<bool>,
     pub bytes: Cell<u64>,
+    /// The byte limit of the decompressed stream now: the ratio limit,
+    /// raised once a ckpt manifest has declared its exact sizes.
+    pub limit: Cell<u64>,
 }
 
 pub(crate) struct Input<R> {
@@ -207,7 +210,6 @@ impl<R: Read> Read for Input<R> {
 /// Counts the decompressed stream and stops it at the byte limit.
 pub(crate) struct Budget<R> {
     pub inner: R,
-    pub limit: u64,
     pub shared: Rc<Shared>,
 }
 
@@ -216,7 +218,7 @@ impl<R: Read> Read for Budget<R> {
         let n = self.inner.read(buf)?;
         let total = self.shared.bytes.get() + n as u64;
         self.shared.bytes.set(total);
-        if total > self.limit {
+        if total > self.shared.limit.get() {
             self.shared.over_limit.set(true);
             return Err(io::Error::other("byte limit"));
         }
@@ -241,7 +243,8 @@ pub(crate) fn drain_zeros(r: &mut impl Read) -> io::Result<()> {
 const TRAILING: &str = "ckpt: trailing data";
 
 /// Maps an error of the decompressed stream to what it means.
-pub(crate) fn stream_error(shared: &Shared, limit: u64, compression: Compression, e: io::Error) -> ArchiveError {
+pub(crate) fn stream_error(shared: &Shared, compression: Compression, e: io::Error) -> ArchiveError {
+    let limit = shared.limit.get();
     if shared.input_failed.get() {
         return ArchiveError::Io {
             op: "read",

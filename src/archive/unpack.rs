@@ -28,6 +28,20 @@ pub enum NestedMode<'a> {
     Validate,
     /// Check them and create them below this directory.
     Unpack(&'a Dir),
+    /// Check them and lay them over what this directory holds, as tar
+    /// extracts: an entry replaces what is at its name (never through a
+    /// symlink), directories are merged.
+    Overlay(&'a Dir),
+}
+
+impl NestedMode<'_> {
+    fn target(&self) -> Option<(&Dir, bool)> {
+        match self {
+            NestedMode::Validate => None,
+            NestedMode::Unpack(d) => Some((d, false)),
+            NestedMode::Overlay(d) => Some((d, true)),
+        }
+    }
 }
 
 /// The rules for one nested tar.
@@ -139,12 +153,19 @@ pub fn nested<R: Read>(
                         }
                         Ok(())
                     }
-                    NestedMode::Unpack(dir) => {
+                    NestedMode::Unpack(_) | NestedMode::Overlay(_) => {
+                        let (dir, overlay) = mode.target().expect("a target to unpack into");
                         if meta.kind.is_dir() {
+                            if overlay {
+                                replace_non_dir(dir, &path, &inner)?;
+                            }
                             dir.walk(path.components(), Some(Mode::S_IRWXU))
                                 .map_err(|e| stage_err(e, &inner, "create"))?;
                             dirs.push((path, meta));
                             return Ok(());
+                        }
+                        if overlay {
+                            clear_place(dir, &path, &inner)?;
                         }
                         create(dir, &path, &meta, entry, &inner, as_root, stream_err)
                     }
@@ -171,7 +192,7 @@ pub fn nested<R: Read>(
             }
         }
     }
-    if let NestedMode::Unpack(dir) = mode {
+    if let Some((dir, _)) = mode.target() {
         // Deepest first does not matter for fds; the root last.
         for (path, meta) in dirs.iter().rev() {
             let d = dir
@@ -187,6 +208,38 @@ pub fn nested<R: Read>(
         }
     }
     Ok(stats)
+}
+
+/// Overlay: removes whatever is at `path` (a directory with all it holds)
+/// so that a new non-directory entry can be created there.
+fn clear_place(dir: &Dir, path: &EntryPath, inner: &str) -> Result<(), ArchiveError> {
+    let Some(parent) = parent_if_any(dir, path, inner)? else {
+        return Ok(());
+    };
+    let last = path.components().last().expect("a path has a component");
+    parent.remove_entry(last).map_err(|e| stage_err(e, inner, "replace"))
+}
+
+/// Overlay: removes a non-directory at `path` where the tar has a directory.
+fn replace_non_dir(dir: &Dir, path: &EntryPath, inner: &str) -> Result<(), ArchiveError> {
+    let Some(parent) = parent_if_any(dir, path, inner)? else {
+        return Ok(());
+    };
+    let last = path.components().last().expect("a path has a component");
+    if parent.exists(last) && parent.child(last, None).is_err() {
+        parent.remove_entry(last).map_err(|e| stage_err(e, inner, "replace"))?;
+    }
+    Ok(())
+}
+
+/// The parent directory of `path` below `dir`, if it exists as a real
+/// directory (a symlink on the way is refused, as in any walk).
+fn parent_if_any(dir: &Dir, path: &EntryPath, inner: &str) -> Result<Option<Dir>, ArchiveError> {
+    match dir.walk(path.components().take(path.depth() - 1), None) {
+        Ok(d) => Ok(Some(d)),
+        Err(super::staging::StageError::Io(e)) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(stage_err(e, inner, "open")),
+    }
 }
 
 fn set_dir_meta(d: &Dir, meta: &Meta, as_root: bool) -> Result<(), super::staging::StageError> {

@@ -74,6 +74,9 @@ pub struct ExportSource {
     /// When the checkpoint was taken (RFC 3339).
     pub checkpointed_at: String,
     pub rootfs: RootfsSource,
+    /// Docker: the create body that makes the container again on the
+    /// target (see [`ConfigDump::docker_create`]).
+    pub docker_create: Option<Value>,
 }
 
 /// How far an export is: bytes of file data copied, of `total`.
@@ -186,6 +189,7 @@ fn plan(src: &ExportSource) -> Result<Plan, ArchiveError> {
         tool: tool(),
         created: src.created.clone(),
         checkpointed: src.checkpointed_at.clone(),
+        docker_create: src.docker_create.clone(),
     };
     entries.push(Planned::Bytes(manifest::CONFIG_DUMP.into(), config.to_json()));
     entries.push(Planned::Bytes(

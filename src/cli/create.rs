@@ -11,6 +11,11 @@ pub struct CreateArgs {
     pub leave_running: bool,
     #[command(flatten)]
     pub criu: CriuFlags,
+    /// Also write the checkpoint as an archive to FILE (as `ckpt export`).
+    #[arg(long, value_name = "FILE")]
+    pub export: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub archive: super::ArchiveFlags,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,

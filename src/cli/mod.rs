@@ -7,6 +7,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 mod create;
+mod export;
+mod import;
 mod inspect;
 mod internal;
 mod ls;
@@ -15,6 +17,8 @@ mod start;
 mod verify;
 
 pub use create::CreateArgs;
+pub use export::{ArchiveFlags, CompressArg, ExportArgs};
+pub use import::{ImportArgs, ImportFlags};
 pub use inspect::InspectArgs;
 pub use internal::{RelayArgs, WatchdogArgs};
 pub use ls::LsArgs;
@@ -146,6 +150,29 @@ pub enum Command {
     ///
     /// Example: ckpt verify web before-upgrade
     Verify(VerifyArgs),
+    /// Write a checkpoint as one archive file that can leave the machine.
+    ///
+    /// The archive is a tar (zstd by default) in Podman's layout, which
+    /// checkpointctl reads: checkpoint/ (the checkpoint as stored, sealed),
+    /// spec.dump, config.dump, stats-dump, ckpt.json (every size and
+    /// checksum) and, for runc and crun, the root filesystem as rootfs.tar
+    /// (--no-rootfs leaves it out). A running container's root filesystem is
+    /// not the checkpoint's: export a checkpoint of a stopped container.
+    ///
+    /// Example: ckpt export web before-upgrade -o web.tar.zst
+    Export(ExportArgs),
+    /// Read an archive (ckpt's or Podman's export) into the store.
+    ///
+    /// The archive is hostile until proven otherwise: every entry is checked
+    /// (names, links, sizes, checksums, limits) and nothing is written
+    /// outside the store's staging directory; the checkpoint appears whole
+    /// or not at all. Its spec gets only what this host's policy allows:
+    /// hooks are dropped, the engine's own bind files replaced by private
+    /// ones, host binds, host namespaces and privileges refused unless
+    /// allowed. Restore it with `ckpt start`.
+    ///
+    /// Example: ckpt import web.tar.zst --name web2
+    Import(ImportArgs),
     /// Internal: copy stdin to a file until EOF (keeps restored stdio a pipe).
     #[command(name = "__relay", hide = true)]
     Relay(RelayArgs),
@@ -192,6 +219,35 @@ mod tests {
         ));
         let c = Cli::try_parse_from(["ckpt", "__relay", "/tmp/out.log"]).unwrap();
         assert!(matches!(c.command, Command::Relay(_)));
+    }
+
+    #[test]
+    fn start_takes_a_checkpoint_or_an_import_never_both() {
+        let c = Cli::try_parse_from(["ckpt", "start", "--import", "a.tar.zst", "--name", "b"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Start(StartArgs {
+                import: Some(_),
+                container: None,
+                ..
+            })
+        ));
+        assert!(Cli::try_parse_from(["ckpt", "start", "--checkpoint", "n", "web"]).is_ok());
+        assert!(Cli::try_parse_from(["ckpt", "start", "web"]).is_err(), "no checkpoint");
+        assert!(Cli::try_parse_from(["ckpt", "start", "--import", "a", "--checkpoint", "n", "web"]).is_err());
+        let c = Cli::try_parse_from(["ckpt", "export", "web", "n", "-o", "x.tar", "--compress", "none"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Export(ExportArgs {
+                archive: ArchiveFlags {
+                    compress: CompressArg::None,
+                    no_rootfs: false
+                },
+                ..
+            })
+        ));
+        let c = Cli::try_parse_from(["ckpt", "create", "web", "n", "--export", "x.tar.zst", "--no-rootfs"]).unwrap();
+        assert!(matches!(c.command, Command::Create(CreateArgs { export: Some(_), .. })));
     }
 
     #[test]

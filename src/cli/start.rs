@@ -1,19 +1,33 @@
 //! `ckpt start`'s arguments.
 
+use super::ImportFlags;
 use clap::Args;
+use std::path::PathBuf;
 
 /// `ckpt start`.
 #[derive(Debug, Args)]
 pub struct StartArgs {
     /// The checkpoint to restore.
-    #[arg(long, value_name = "NAME")]
-    pub checkpoint: String,
-    /// Restore as a new container with this id instead of the original.
+    #[arg(
+        long,
+        value_name = "NAME",
+        required_unless_present = "import",
+        conflicts_with = "import"
+    )]
+    pub checkpoint: Option<String>,
+    /// Restore as a new container with this id instead of the original
+    /// (with --import: import as this id, then restore it).
     #[arg(long, value_name = "NEW_ID")]
     pub name: Option<String>,
+    /// Import this archive (as `ckpt import`), then restore it.
+    #[arg(long, value_name = "FILE")]
+    pub import: Option<PathBuf>,
+    #[command(flatten)]
+    pub import_flags: ImportFlags,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
     /// Container id the checkpoint belongs to.
-    pub container: String,
+    #[arg(required_unless_present = "import", conflicts_with = "import")]
+    pub container: Option<String>,
 }

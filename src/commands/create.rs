@@ -34,11 +34,21 @@ struct Created {
     dump_ms: u64,
     leave_running: bool,
     warnings: Vec<String>,
+    /// `--export`: what was written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    export: Option<super::export::Exported>,
 }
 
 pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Error> {
     names::validate_container_id(&args.container)?;
     names::validate_checkpoint_name(&args.name)?;
+    if args.export.is_some() && args.leave_running && !args.archive.no_rootfs {
+        // Refused before anything is frozen: a running container's root
+        // filesystem is no longer the checkpoint's (plan::export).
+        return Err(Error::Usage {
+            message: "--export with --leave-running needs --no-rootfs: the root filesystem of a running container changes under the export".into(),
+        });
+    }
     ctx.require_root("create")?;
     // Only create holds a container frozen: it alone must outlive a signal
     // long enough to thaw; the other commands may simply die.
@@ -200,6 +210,24 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
     }
     drop(guard);
     watchdog.disarm();
+    let export = match &args.export {
+        None => None,
+        Some(file) => {
+            let entry = store.load(&home.id, &args.name)?;
+            Some(
+                super::export::export_entry(engine.as_ref(), &entry, file, &args.archive, ctx.quiet).with_context(
+                    || {
+                        format!(
+                            "checkpoint {} is saved in {}, but its export to {} failed",
+                            args.name,
+                            dir.display(),
+                            file.display()
+                        )
+                    },
+                )?,
+            )
+        }
+    };
 
     let created = Created {
         container: container.id.clone(),
@@ -210,6 +238,7 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
         dump_ms,
         leave_running: args.leave_running,
         warnings: plan.warnings,
+        export,
     };
     if args.json {
         out.json(&created)?;
@@ -228,6 +257,9 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
                 "; container stopped"
             }
         ));
+        if let Some(e) = &created.export {
+            out.say(super::export::describe(e));
+        }
     }
     Ok(())
 }
@@ -278,6 +310,7 @@ fn metadata(c: &Container, spec: &serde_json::Value, inv: &Inventory, plan: &Dum
         },
         descriptors: plan.descriptors.clone(),
         files: Default::default(),
+        imported: None,
     }
 }
 

@@ -10,6 +10,8 @@
 //! fake engine and a fake CRIU in the context, and need no root.
 
 pub mod create;
+pub mod export;
+pub mod import;
 pub mod inspect;
 pub mod ls;
 pub mod relay;
@@ -40,6 +42,9 @@ pub struct Context {
     pub proc: ProcRoot,
     /// `-q`: no progress bars either.
     pub quiet: bool,
+    /// `--runtime-root` as given: an import records the first as the
+    /// runtime root its restores use.
+    pub runtime_roots: Vec<PathBuf>,
     /// The engines containers are found in and handled by.
     pub engines: Box<dyn Engines>,
     /// Where CRIU comes from.
@@ -69,6 +74,7 @@ impl Context {
         let exe = std::env::current_exe().ok();
         Context {
             store_root: g.store.clone(),
+            runtime_roots: g.runtime_roots.clone(),
             engines: Box::new(Resolver {
                 roots: SearchRoots::new(runtime, &g.runtime_roots),
                 docker,

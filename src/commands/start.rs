@@ -15,7 +15,7 @@
 use super::{Context, LOCK_WAIT};
 use crate::cli::StartArgs;
 use crate::engine::{Report, Undo};
-use crate::error::Error;
+use crate::error::{Error, ResultExt as _};
 use crate::interrupt::{self, Interrupted};
 use crate::output::Output;
 use crate::plan::confirm;
@@ -47,16 +47,55 @@ struct DockerStarted {
 }
 
 pub fn run(ctx: &Context, args: &StartArgs, out: &mut Output) -> Result<(), Error> {
-    names::validate_container_id(&args.container)?;
-    names::validate_checkpoint_name(&args.checkpoint)?;
-    if let Some(name) = &args.name {
+    if let Some(file) = &args.import {
+        // The import is published whole before the restore begins: a
+        // restore that fails leaves it in the store, to be started again.
+        ctx.require_root("start")?;
+        let imported = super::import::import_file(ctx, file, args.name.as_deref(), &args.import_flags)?;
+        for c in &imported.changes {
+            // With --json, stdout is the one JSON value.
+            if args.json {
+                log::warn!("import: {c}");
+            } else {
+                out.say(format!("import: {c}"));
+            }
+        }
+        return restore(ctx, &imported.container, &imported.checkpoint, None, args.json, out).with_context(|| {
+            format!(
+                "checkpoint {} of {} was imported from {} and stays in the store",
+                imported.checkpoint,
+                imported.container,
+                file.display()
+            )
+        });
+    }
+    let (Some(container), Some(checkpoint)) = (&args.container, &args.checkpoint) else {
+        return Err(Error::Usage {
+            message: "give CONTAINER and --checkpoint NAME, or --import FILE".into(),
+        });
+    };
+    restore(ctx, container, checkpoint, args.name.as_deref(), args.json, out)
+}
+
+/// Restores checkpoint `checkpoint` of `container`, as `new_name` if given.
+fn restore(
+    ctx: &Context,
+    container: &str,
+    checkpoint: &str,
+    new_name: Option<&str>,
+    json: bool,
+    out: &mut Output,
+) -> Result<(), Error> {
+    names::validate_container_id(container)?;
+    names::validate_checkpoint_name(checkpoint)?;
+    if let Some(name) = new_name {
         names::validate_container_id(name)?;
     }
-    let engine = ctx.engines.home(&args.container)?;
+    let engine = ctx.engines.home(container)?;
     let home = engine.home();
     ctx.require_root("start")?;
     let opts = RestoreOptions {
-        new_name: args.name.clone(),
+        new_name: new_name.map(str::to_string),
     };
     if engine.defers_signals() {
         // From here a signal is remembered, not fatal: the restore below
@@ -72,17 +111,17 @@ pub fn run(ctx: &Context, args: &StartArgs, out: &mut Output) -> Result<(), Erro
     engine.check_restore(&opts)?;
     let store = ctx.open_store(&home.root)?;
     // Look before locking: the lock would create the container's directory.
-    if !store.layout().checkpoint_dir(&home.id, &args.checkpoint).exists() {
+    if !store.layout().checkpoint_dir(&home.id, checkpoint).exists() {
         return Err(StoreError::NotFound {
             container: home.name.clone(),
-            name: args.checkpoint.clone(),
+            name: checkpoint.to_string(),
         }
         .into());
     }
     let _locks = lock_in_order(&store, &home.id, engine.target_lock_id(&opts).as_deref())?;
 
     // 1. Is the checkpoint whole, and whose is it?
-    let entry = store.load(&home.id, &args.checkpoint)?;
+    let entry = store.load(&home.id, checkpoint)?;
     match &entry.meta {
         // In ckpt's own store every checkpoint has a ckpt.json: one without
         // is damaged (Docker's directory is where foreign checkpoints live).
@@ -150,7 +189,7 @@ pub fn run(ctx: &Context, args: &StartArgs, out: &mut Output) -> Result<(), Erro
                 output_log,
                 restore_ms: restored.restore_ms,
             };
-            if args.json {
+            if json {
                 out.json(&started)?;
             } else {
                 out.say(format!(
@@ -167,13 +206,13 @@ pub fn run(ctx: &Context, args: &StartArgs, out: &mut Output) -> Result<(), Erro
             let started = DockerStarted {
                 container: name,
                 id,
-                checkpoint: args.checkpoint.clone(),
+                checkpoint: checkpoint.to_string(),
                 pid,
                 runtime: "docker",
                 restore_ms: restored.restore_ms,
                 retries,
             };
-            if args.json {
+            if json {
                 out.json(&started)?;
             } else {
                 out.say(format!(

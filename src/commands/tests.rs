@@ -98,6 +98,7 @@ impl World {
     fn ctx(&self) -> Context {
         Context {
             store_root: self.path("store"),
+            runtime_roots: vec![self.path("run/runc")],
             proc: ProcRoot::new(self.path("proc")),
             quiet: false,
             engines: Box::new(self.engine.clone()),
@@ -152,6 +153,7 @@ impl World {
             options: Default::default(),
             descriptors: vec![],
             files: Default::default(),
+            imported: None,
         }
     }
 }
@@ -192,15 +194,19 @@ fn create_args(name: &str, leave_running: bool) -> CreateArgs {
         json: false,
         container: "web".into(),
         name: name.into(),
+        export: None,
+        archive: Default::default(),
     }
 }
 
 fn start_args(checkpoint: &str, name: Option<&str>) -> StartArgs {
     StartArgs {
-        checkpoint: checkpoint.into(),
+        checkpoint: Some(checkpoint.into()),
         name: name.map(str::to_string),
+        import: None,
+        import_flags: Default::default(),
         json: false,
-        container: "web".into(),
+        container: Some("web".into()),
     }
 }
 
@@ -701,3 +707,6 @@ fn relay_appends_everything_and_never_writes_through_a_link() {
     assert_eq!(e.exit_code(), 5, "{e}");
     assert_eq!(std::fs::read(&outside).unwrap(), b"keep");
 }
+
+#[path = "archive_tests.rs"]
+mod archive_tests;

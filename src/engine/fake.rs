@@ -34,6 +34,8 @@ pub struct Script {
     pub report: Report,
     /// What `restored_init` answers.
     pub restored_pid: i32,
+    /// `export_facts` says the container runs.
+    pub export_running: bool,
 }
 
 impl Script {
@@ -61,6 +63,7 @@ impl Script {
                 output_log: root.join(id).join("output.log"),
             },
             restored_pid: 0,
+            export_running: false,
         }
     }
 }
@@ -239,6 +242,22 @@ impl Engine for FakeEngine {
             (Some(e), None) => e.context("nothing was started"),
             (None, None) => Error::RestoreUndone { detail: String::new() },
         }
+    }
+
+    fn export_facts(&self, entry: &CheckpointEntry) -> Result<crate::plan::export::ExportFacts, Error> {
+        self.called(format!("export_facts {}", entry.name));
+        let rootfs = match entry.meta.as_ref().and_then(|m| m.rootfs.clone()) {
+            Some(p) => crate::plan::export::ExportRootfs::Tree(p),
+            None => crate::plan::export::ExportRootfs::Unknown("none recorded".into()),
+        };
+        Ok(crate::plan::export::ExportFacts {
+            running: self.script.export_running,
+            rootfs,
+            container_name: None,
+            created: None,
+            oci_runtime: "runc".into(),
+            docker_create: None,
+        })
     }
 }
 

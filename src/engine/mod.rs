@@ -295,6 +295,10 @@ pub trait Engine {
     /// Undoes a restore that failed or is interrupted, completely, and
     /// returns the error that says why and in which state it left things.
     fn undo(&self, store: &Store, plan: &RestorePlan, prepared: &Prepared, why: Undo) -> Error;
+
+    /// What an export of `entry` needs to know, reading only: does the
+    /// container run now, where its root filesystem is.
+    fn export_facts(&self, entry: &CheckpointEntry) -> Result<crate::plan::export::ExportFacts, Error>;
 }
 
 /// The engines a command may talk to: how a reference is resolved among

@@ -5,9 +5,18 @@
 use super::*;
 use crate::criu::CriuVersion;
 use crate::plan::bundle::BundleRefusal;
+use crate::plan::export::ExportProblem;
+use crate::plan::import::{ImportProblem, ImportRefusal};
 use crate::plan::restore::RestoreProblem;
 use crate::plan::{Problem, Refusal};
 use std::io;
+
+fn import(p: ImportProblem) -> Error {
+    Error::ImportRefused(ImportRefusal {
+        from: "a.tar".into(),
+        problems: vec![p],
+    })
+}
 
 fn io_err() -> io::Error {
     io::Error::from(io::ErrorKind::PermissionDenied)
@@ -93,13 +102,20 @@ fn table() -> Vec<(&'static str, Error, u8)> {
         ("archive I/O", Error::Archive(crate::archive::ArchiveError::Io { op: "read", path: "a.tar".into(), source: io_err() }), 1),
         ("undone without a cause", Error::RestoreUndone { detail: String::new() }, 1),
         ("JSON of a non-UTF-8 path", Error::Json(serde_json::from_str::<u8>("x").unwrap_err()), 1),
+        ("export of a Docker container", Error::Export(ExportProblem::Unsupported { id: "web".into(), what: "Docker containers".into() }), 1),
+        ("import of an unknown runtime", import(ImportProblem::UnknownRuntime("kata".into())), 1),
         // 2: usage.
+        ("flags that do not go together", Error::Usage { message: "--export with --leave-running needs --no-rootfs".into() }, 2),
+        ("import as an invalid id", import(ImportProblem::BadName("bad id".into())), 2),
         ("invalid checkpoint name", store(StoreError::InvalidName { name: "..".into(), reason: "dots" }), 2),
         ("invalid container id", store(StoreError::InvalidContainerId { id: "a/b".into(), reason: "slash" }), 2),
         ("two containers answer (--runtime auto)", Error::Discovery(EngineError::Ambiguous { id: "c".into(), candidates: "x, y".into() }), 2),
         ("Docker id prefix of several", docker(DockerError::AmbiguousReference { reference: "a".into(), message: "m".into() }), 2),
         ("Docker prefix, through discovery", Error::Discovery(EngineError::Docker(DockerError::AmbiguousReference { reference: "a".into(), message: "m".into() })), 2),
         // 3: refused.
+        ("export of a running container's rootfs", Error::Export(ExportProblem::Running { id: "c".into(), checkpoint: "n".into() }), 3),
+        ("import refused by policy", import(ImportProblem::Policy(crate::archive::policy::Finding { what: "bind", detail: "host path /etc".into(), action: crate::archive::policy::Action::Refuse })), 3),
+        ("imported spec beyond its import's policy", refused(RestoreProblem::ImportPolicy { name: "n".into(), detail: "a hook".into() }), 3),
         ("preflight refused", Error::Refused { id: "c".into(), refusal: Refusal { problems: vec![Problem::TerminalInSpec] } }, 3),
         ("inspect verdict refused", Error::NotCheckpointable { count: 2 }, 3),
         ("restore target running", refused(RestoreProblem::TargetRunning { id: "c".into() }), 3),
@@ -107,6 +123,8 @@ fn table() -> Vec<(&'static str, Error, u8)> {
         ("Docker >= 28 network mode", docker(DockerError::BrokenRestore { version: "28.0".into(), network_mode: "bridge".into() }), 3),
         ("create refuses to stop what Docker cannot restore", docker(DockerError::BrokenRestore { version: "28.0".into(), network_mode: "bridge".into() }).context("refusing to stop web for a checkpoint it could not be restored from"), 3),
         // 4: not found.
+        ("export: the recorded rootfs is gone", Error::Export(ExportProblem::NoRootfs { id: "c".into(), reason: "gone".into() }), 4),
+        ("import needs --rootfs", import(ImportProblem::NeedsRootfs("pass --rootfs DIR".into())), 4),
         ("no such container", Error::Discovery(EngineError::NotFound { id: "c".into(), searched: "/run/runc".into() }), 4),
         ("container not running", Error::Discovery(EngineError::NotRunning { id: "c".into(), status: "stopped".into() }), 4),
         ("init pid reused", Error::Discovery(EngineError::PidReused { id: "c".into(), pid: 1, expected: 1, found: 2 }), 4),
@@ -134,6 +152,7 @@ fn table() -> Vec<(&'static str, Error, u8)> {
         ("criu made no progress", Error::Criu(CriuError::Stalled { reason: "stuck".into(), log_path: p("/l") }), 6),
         ("criu failed, said with context", Error::Criu(criu_failed()).context("container c was not changed and keeps running"), 6),
         // 7: corrupt.
+        ("imported checkpoint does not match its ckpt.json", import(ImportProblem::Corrupt("checkpoint/x: missing".into())), 7),
         ("checksum mismatch", store(StoreError::Corrupt { dir: p("/s/c/checkpoints/n"), reason: "x: checksum mismatch".into() }), 7),
         ("newer schema", store(StoreError::FutureSchema { dir: p("/d"), found: 9, supported: 2 }), 7),
         ("a hostile archive", Error::Archive(crate::archive::ArchiveError::Refused { entry: Some("../etc".into()), reason: crate::archive::Refusal::DotDot }), 7),

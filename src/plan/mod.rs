@@ -7,6 +7,8 @@
 pub mod bundle;
 pub mod confirm;
 pub mod dump;
+pub mod export;
+pub mod import;
 pub mod restore;
 pub mod stdio;
 

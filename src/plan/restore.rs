@@ -148,6 +148,9 @@ pub enum RestoreProblem {
     Unsafe { path: PathBuf, reason: &'static str },
     /// The target runs (or is paused).
     TargetRunning { id: String },
+    /// An imported checkpoint's spec asks for what its import's policy
+    /// did not allow (or a hook, or an engine file of the source host).
+    ImportPolicy { name: String, detail: String },
 }
 
 impl RestoreProblem {
@@ -159,7 +162,9 @@ impl RestoreProblem {
             RestoreProblem::Corrupt { .. } => CORRUPT,
             RestoreProblem::Bundle(BundleRefusal::Inconsistent(_)) => CORRUPT,
             RestoreProblem::Bundle(BundleRefusal::NoRootfs) | RestoreProblem::MissingPath { .. } => NOT_FOUND,
-            RestoreProblem::Bundle(BundleRefusal::Changed { .. }) | RestoreProblem::TargetRunning { .. } => REFUSED,
+            RestoreProblem::Bundle(BundleRefusal::Changed { .. })
+            | RestoreProblem::TargetRunning { .. }
+            | RestoreProblem::ImportPolicy { .. } => REFUSED,
         }
     }
 }
@@ -208,6 +213,10 @@ impl fmt::Display for RestoreProblem {
             RestoreProblem::TargetRunning { id } => write!(
                 f,
                 "container {id} is running; stop it first, or restore the checkpoint as a new container with --name NEW_ID"
+            ),
+            RestoreProblem::ImportPolicy { name, detail } => write!(
+                f,
+                "imported checkpoint {name} asks for {detail}, which its import did not allow; import it again, with the flag that allows it if you trust it"
             ),
         }
     }
@@ -394,6 +403,9 @@ fn oci(
             None
         }
     };
+    if let Some(record) = &meta.imported {
+        imported_policy(entry, meta, record, problems);
+    }
     // Every bind mount's source must exist, or CRIU fails half-way.
     for source in crate::spec::bind_sources(&meta.spec) {
         if !facts.present.contains(&source) {
@@ -412,6 +424,46 @@ fn oci(
         clear_target: matches!(facts.target, TargetState::Stopped | TargetState::Leftover),
         stdio: restored_stdio(&meta.descriptors),
     })
+}
+
+/// An imported checkpoint runs only with what its import's policy
+/// allowed: its spec is checked again with exactly the options recorded
+/// at import. A hook or a refusal is a problem, and so is an engine file
+/// bound from anywhere but the private files the import made
+/// (`checkpoints/<name>/binds/`).
+fn imported_policy(
+    entry: &CheckpointEntry,
+    meta: &CheckpointMeta,
+    record: &crate::store::ImportRecord,
+    problems: &mut Vec<RestoreProblem>,
+) {
+    use crate::archive::policy::{self, Action, PolicyOptions};
+    let opts = PolicyOptions {
+        allowed_bind_sources: record.allowed_bind_sources.clone(),
+        allow_host_namespaces: record.allow_host_namespaces,
+        allow_privileges: record.allow_privileges,
+    };
+    for f in policy::check_spec(&meta.spec, &opts) {
+        if matches!(f.action, Action::Refuse | Action::Drop) {
+            problems.push(RestoreProblem::ImportPolicy {
+                name: meta.name.clone(),
+                detail: f.detail,
+            });
+        }
+    }
+    let own = entry.dir.join(crate::store::layout::IMPORTED_BINDS);
+    for (dest, source) in policy::engine_binds(&meta.spec) {
+        if !source.starts_with(&own) {
+            problems.push(RestoreProblem::ImportPolicy {
+                name: meta.name.clone(),
+                detail: format!(
+                    "{dest} bound from {}, not from its own {}",
+                    source.display(),
+                    own.display()
+                ),
+            });
+        }
+    }
 }
 
 /// Docker: the checkpoint must be this container's, or CRIU's at least.

@@ -313,3 +313,62 @@ fn the_paths_to_check_are_the_rootfs_and_the_bind_sources() {
     );
     assert!(paths_to_check(&entry(None)).is_empty());
 }
+
+#[test]
+fn an_imported_checkpoint_runs_only_with_what_its_import_allowed() {
+    let imported = |allowed: &[&str]| {
+        let mut m = meta();
+        m.bundle = None;
+        m.rootfs = Some("/s/web/checkpoints/n1/rootfs".into());
+        m.spec["root"]["path"] = json!("/s/web/checkpoints/n1/rootfs");
+        let ns: Vec<_> = ["pid", "network", "ipc", "uts", "mount"]
+            .iter()
+            .map(|t| json!({"type": t}))
+            .collect();
+        m.spec["linux"] = json!({ "namespaces": ns });
+        m.imported = Some(crate::store::ImportRecord {
+            allowed_bind_sources: allowed.iter().map(PathBuf::from).collect(),
+            ..Default::default()
+        });
+        m
+    };
+    let mut f = oci_facts();
+    f.present.insert("/s/web/checkpoints/n1/rootfs".into());
+    f.present.insert("/s/web/checkpoints/n1/binds/etc-hosts".into());
+    f.present.insert("/var/lib/x/hosts".into());
+    let plan = |m: CheckpointMeta| restore_plan(&entry(Some(m)), &f, &RestoreOptions::default());
+    let ok = plan(imported(&["/srv"]));
+    assert!(
+        ok.is_ok(),
+        "the bind its import allowed: {:?}",
+        ok.err().map(|e| e.to_string())
+    );
+    let r = plan(imported(&[])).unwrap_err();
+    assert_eq!(r.exit_code(), 3);
+    assert!(
+        r.to_string()
+            .contains("host path /srv/data bound at /data, which its import did not allow"),
+        "{r}"
+    );
+
+    let mut m = imported(&["/srv"]);
+    m.spec["hooks"] = json!({"poststop": [{"path": "/bin/evil"}]});
+    let r = plan(m).unwrap_err();
+    assert!(r.to_string().contains("poststop hook /bin/evil"), "{r}");
+
+    let hosts = |src: &str| json!({"destination": "/etc/hosts", "type": "bind", "source": src, "options": ["rbind"]});
+    let mut m = imported(&["/srv"]);
+    m.spec["mounts"].as_array_mut().unwrap().push(hosts("/var/lib/x/hosts"));
+    let r = plan(m).unwrap_err();
+    assert!(
+        r.to_string()
+            .contains("/etc/hosts bound from /var/lib/x/hosts, not from its own /s/web/checkpoints/n1/binds"),
+        "{r}"
+    );
+    let mut m = imported(&["/srv"]);
+    m.spec["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(hosts("/s/web/checkpoints/n1/binds/etc-hosts"));
+    assert!(plan(m).is_ok());
+}

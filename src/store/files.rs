@@ -167,13 +167,55 @@ pub(super) struct WalkEntry {
 /// Every entry under `dir`, recursively, without following symlinks,
 /// sorted by key. Non-UTF-8 names are refused: keys go into JSON.
 pub(super) fn walk(dir: &Path) -> Result<Vec<WalkEntry>, StoreError> {
+    walk_skipping(dir, &[])
+}
+
+/// [`walk`], not entering the top-level directories named in `skip` (an
+/// imported checkpoint's root filesystem, whose names need not be UTF-8
+/// and whose files are not the checkpoint's); they are listed as
+/// directories.
+pub(super) fn walk_skipping(dir: &Path, skip: &[&str]) -> Result<Vec<WalkEntry>, StoreError> {
     let mut out = Vec::new();
-    walk_into(dir, "", &mut out)?;
+    walk_into(dir, "", skip, &mut out)?;
     out.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(out)
 }
 
-fn walk_into(dir: &Path, prefix: &str, out: &mut Vec<WalkEntry>) -> Result<(), StoreError> {
+/// One entry directly in a directory.
+#[derive(Debug, Clone)]
+pub(super) struct TopEntry {
+    pub name: String,
+    pub path: PathBuf,
+    pub is_dir: bool,
+    pub is_file: bool,
+}
+
+/// The entries directly in `dir`, not followed, sorted; a name that is not
+/// UTF-8 is refused.
+pub(super) fn walk_top(dir: &Path) -> Result<Vec<TopEntry>, StoreError> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_err("read", dir))? {
+        let entry = entry.map_err(io_err("read", dir))?;
+        let path = entry.path();
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            return Err(StoreError::UnsafeStore {
+                path,
+                reason: "its name is not UTF-8",
+            });
+        };
+        let meta = fs::symlink_metadata(&path).map_err(io_err("inspect", &path))?;
+        out.push(TopEntry {
+            name,
+            path,
+            is_dir: meta.is_dir(),
+            is_file: meta.is_file(),
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+fn walk_into(dir: &Path, prefix: &str, skip: &[&str], out: &mut Vec<WalkEntry>) -> Result<(), StoreError> {
     for entry in fs::read_dir(dir).map_err(io_err("read", dir))? {
         let entry = entry.map_err(io_err("read", dir))?;
         let path = entry.path();
@@ -197,8 +239,8 @@ fn walk_into(dir: &Path, prefix: &str, out: &mut Vec<WalkEntry>) -> Result<(), S
             path: path.clone(),
             kind,
         });
-        if kind == EntryKind::Dir {
-            walk_into(&path, &format!("{key}/"), out)?;
+        if kind == EntryKind::Dir && !(prefix.is_empty() && skip.contains(&key.as_str())) {
+            walk_into(&path, &format!("{key}/"), &[], out)?;
         }
     }
     Ok(())

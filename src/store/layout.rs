@@ -14,6 +14,13 @@ const CHECKPOINTS_DIR: &str = "checkpoints";
 const BUNDLE_DIR: &str = "bundle";
 /// The bundle's spec, `bundle/config.json`.
 const BUNDLE_CONFIG: &str = "bundle/config.json";
+/// `checkpoints/<name>/rootfs/`: the root filesystem an import unpacked
+/// for a runc/crun checkpoint, used in place by its restores.
+pub const IMPORTED_ROOTFS: &str = "rootfs";
+/// `checkpoints/<name>/binds/`: the private files an import made for the
+/// engine's own bind mounts (`/etc/hosts`, ...), replacing the source
+/// host's.
+pub const IMPORTED_BINDS: &str = "binds";
 
 /// The logs a store keeps next to a container's checkpoints, one file each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +57,12 @@ pub enum StagingKind<'a> {
     RestoreWork,
     /// A file being replaced: `<file name>.<pid>.<nonce>`.
     Replacement(&'a str),
+    /// An archive being imported, in the store's own staging directory
+    /// (its container is known only once the archive is read):
+    /// `import.<pid>.<nonce>`.
+    Import,
+    /// An archive being written for a push: `push.<pid>.<nonce>`.
+    Push,
 }
 
 /// The files and directories `start` writes below `<root>/<target>/`, as
@@ -93,8 +106,32 @@ impl Layout {
             StagingKind::Checkpoint(name) | StagingKind::Replacement(name) => name.to_string(),
             StagingKind::Removal(name) => format!("{name}.rm"),
             StagingKind::RestoreWork => "restore".to_string(),
+            StagingKind::Import => "import".to_string(),
+            StagingKind::Push => "push".to_string(),
         };
         self.staging_root(id).join(format!("{prefix}.{pid}.{nonce}"))
+    }
+    /// `<root>/.ckpt-staging`: the store's own staging directory, for work
+    /// whose container is not known yet (an import). Its name can never be
+    /// a container id, so `ls` never lists it.
+    pub fn store_staging_root(&self) -> PathBuf {
+        self.root.join(STAGING_DIR)
+    }
+    /// `<root>/.ckpt-staging/<kind's name>.<pid>.<nonce>`
+    pub fn store_staging_entry(&self, kind: StagingKind, pid: u32, nonce: &str) -> PathBuf {
+        let file = self.staging_entry("x", kind, pid, nonce);
+        let name = file.file_name().expect("a staging entry has a name");
+        self.store_staging_root().join(name)
+    }
+    /// `<root>/<id>/checkpoints/<name>/rootfs`: an imported checkpoint's
+    /// root filesystem.
+    pub fn imported_rootfs(&self, id: &str, name: &str) -> PathBuf {
+        self.checkpoint_dir(id, name).join(IMPORTED_ROOTFS)
+    }
+    /// `<root>/<id>/checkpoints/<name>/binds`: an imported checkpoint's
+    /// private engine files.
+    pub fn imported_binds(&self, id: &str, name: &str) -> PathBuf {
+        self.checkpoint_dir(id, name).join(IMPORTED_BINDS)
     }
     /// `<root>/<id>/.ckpt.lock`
     pub fn lock_path(&self, id: &str) -> PathBuf {
@@ -137,6 +174,11 @@ mod tests {
             (l.log("c", Log::DumpFailed), "/s/c/dump-failed.log"),
             (l.bundle_dir("c"), "/s/c/bundle"),
             (l.bundle_config("c"), "/s/c/bundle/config.json"),
+            (l.store_staging_root(), "/s/.ckpt-staging"),
+            (l.store_staging_entry(StagingKind::Import, 7, "ab"), "/s/.ckpt-staging/import.7.ab"),
+            (l.staging_entry("c", StagingKind::Push, 7, "ab"), "/s/c/.ckpt-staging/push.7.ab"),
+            (l.imported_rootfs("c", "n"), "/s/c/checkpoints/n/rootfs"),
+            (l.imported_binds("c", "n"), "/s/c/checkpoints/n/binds"),
         ];
         for (got, want) in table {
             assert_eq!(got, Path::new(want));

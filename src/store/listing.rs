@@ -10,7 +10,8 @@
 //! Never writes, and never follows a symlink inside the store: every
 //! directory on the way is checked with `real_dir`, every file opened
 //! `O_NOFOLLOW`.
-use super::files::{digest_open_file, open_no_follow, real_dir, walk, EntryKind, SYMLINK};
+use super::files::{digest_open_file, open_no_follow, real_dir, walk_skipping, EntryKind, SYMLINK};
+use super::layout::{IMPORTED_BINDS, IMPORTED_ROOTFS};
 use super::metadata::{META_FILE, SEAL_FILE};
 use super::names::{validate_checkpoint_name, validate_container_id};
 use super::{io_err, CheckpointEntry, CheckpointMeta, Layout, StoreError};
@@ -141,7 +142,13 @@ pub fn verify(entry: &CheckpointEntry) -> Result<(), StoreError> {
     let Some(meta) = &entry.meta else {
         return Ok(());
     };
-    let present: BTreeMap<String, (std::path::PathBuf, EntryKind)> = walk(&entry.dir)?
+    // An import's root filesystem and private bind files are not part of
+    // the images (the restored container writes to them).
+    let skip: &[&str] = match meta.imported {
+        Some(_) => &[IMPORTED_ROOTFS, IMPORTED_BINDS],
+        None => &[],
+    };
+    let present: BTreeMap<String, (std::path::PathBuf, EntryKind)> = walk_skipping(&entry.dir, skip)?
         .into_iter()
         .filter(|e| e.kind != EntryKind::Dir)
         .map(|e| (e.key, (e.path, e.kind)))
@@ -241,9 +248,10 @@ fn read_small(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
     Ok(Some(bytes))
 }
 
-/// Total bytes of the regular files under `dir`.
+/// Total bytes of the regular files under `dir`, an imported root
+/// filesystem and its bind files left out.
 fn dir_size(dir: &Path) -> Result<u64, StoreError> {
-    Ok(walk(dir)?
+    Ok(walk_skipping(dir, &[IMPORTED_ROOTFS, IMPORTED_BINDS])?
         .iter()
         .map(|e| match e.kind {
             EntryKind::File(size) => size,

@@ -71,6 +71,35 @@ pub struct CheckpointMeta {
     pub descriptors: Vec<String>,
     /// Every other file of the checkpoint with its size and BLAKE3 digest.
     pub files: BTreeMap<String, FileDigest>,
+    /// Set when the checkpoint came from an archive or an image (`ckpt
+    /// import`, `pull`): where from, and what the import policy allowed
+    /// and changed. Absent for checkpoints made on this host (and so in
+    /// every file older ckpts wrote; they ignore it when present).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported: Option<ImportRecord>,
+}
+
+/// Where an imported checkpoint came from and what its import changed
+/// (docs/archive-format.md, "What an imported spec may not get").
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportRecord {
+    /// The archive file or image reference it was read from.
+    pub from: String,
+    /// Who made the archive: `ckpt`, `podman`, `kubeletcrio`, ...
+    pub made_by: String,
+    /// The container and checkpoint it was on the source host.
+    pub source_container: String,
+    pub source_checkpoint: String,
+    /// RFC 3339 UTC time of the import.
+    pub imported_at: String,
+    /// What the target's policy allowed beyond the default, as given to
+    /// the import; a restore re-checks the spec with exactly this.
+    pub allowed_bind_sources: Vec<PathBuf>,
+    pub allow_host_namespaces: bool,
+    pub allow_privileges: bool,
+    /// What the import removed or replaced in the spec, in the user's
+    /// terms (`dropped prestart hook /usr/bin/x (runs on the host as root)`).
+    pub changes: Vec<String>,
 }
 
 /// The user-visible options of `ckpt create`.

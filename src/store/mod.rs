@@ -33,6 +33,7 @@
 //! This module never runs CRIU nor touches processes.
 
 mod files;
+pub mod import;
 pub mod layout;
 pub mod listing;
 pub mod lock;
@@ -44,9 +45,10 @@ mod stale;
 mod write;
 
 pub use files::open_append_private;
+pub use import::ImportStaging;
 pub use layout::{Layout, Log};
 pub use lock::ContainerLock;
-pub use metadata::{CheckpointMeta, FileDigest, InventorySummary, SCHEMA_VERSION};
+pub use metadata::{CheckpointMeta, FileDigest, ImportRecord, InventorySummary, SCHEMA_VERSION};
 pub use staging::{Staging, WorkDir};
 pub use write::{ensure_private_dir, DIR_MODE, FILE_MODE};
 
@@ -261,6 +263,29 @@ impl Store {
             });
         }
         Staging::create(&self.layout, &self.proc, container_id, name)
+    }
+
+    /// Starts an import: a new, empty staging entry in the store's own
+    /// `.ckpt-staging/`, after removing those of dead ckpt processes.
+    /// Nothing in it is visible until [`ImportStaging::publish`].
+    pub fn begin_import(&self) -> Result<ImportStaging, StoreError> {
+        stale::clean_stale_store_staging(&self.layout, &self.proc)?;
+        ImportStaging::create(&self.layout, &self.proc)
+    }
+
+    /// A staging entry `<id>/.ckpt-staging/push.<pid>.<nonce>` for a file
+    /// a command writes and removes again (an archive being pushed): its
+    /// path, after creating the staging directory. Stale ones are cleaned
+    /// like any other. The caller holds the lock.
+    pub fn scratch_file(&self, container_id: &str) -> Result<PathBuf, StoreError> {
+        names::validate_container_id(container_id)?;
+        write::ensure_private_dir_in(self.root(), &self.layout.staging_root(container_id))?;
+        Ok(self.layout.staging_entry(
+            container_id,
+            layout::StagingKind::Push,
+            std::process::id(),
+            &write::nonce(),
+        ))
     }
 
     /// Lists published checkpoints of one container, or of all containers,

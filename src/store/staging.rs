@@ -275,7 +275,7 @@ fn new_private_dir(layout: &Layout, dir: &Path, id: &str) -> Result<PathBuf, Sto
 
 /// Hashes a staged file, makes it 0600 if it is not, and fsyncs it (CRIU
 /// may not have).
-fn digest_and_privatise(root: &Path, path: &Path) -> Result<FileDigest, StoreError> {
+pub(super) fn digest_and_privatise(root: &Path, path: &Path) -> Result<FileDigest, StoreError> {
     let file = open_no_follow(path)?;
     let mode = file.metadata().map_err(io_err("inspect", path))?.mode();
     if mode & 0o7777 != FILE_MODE {

@@ -17,7 +17,17 @@ use std::fs;
 /// the cleanup to a later run.) Failures to remove one entry are logged,
 /// not returned, so one stuck directory never blocks new checkpoints.
 pub fn clean_stale_staging(layout: &Layout, proc: &ProcRoot, container_id: &str) -> Result<(), StoreError> {
-    let staging_root = layout.staging_root(container_id);
+    clean_dead_entries(layout, proc, &layout.staging_root(container_id))
+}
+
+/// [`clean_stale_staging`] for the store's own `.ckpt-staging/` (imports
+/// whose container was not known yet).
+pub fn clean_stale_store_staging(layout: &Layout, proc: &ProcRoot) -> Result<(), StoreError> {
+    clean_dead_entries(layout, proc, &layout.store_staging_root())
+}
+
+fn clean_dead_entries(layout: &Layout, proc: &ProcRoot, staging_root: &std::path::Path) -> Result<(), StoreError> {
+    let staging_root = staging_root.to_path_buf();
     // A symlinked `.ckpt-staging` would make "dead pids' entries" of
     // whatever it points to.
     if !real_dir(layout.root(), &staging_root)? {

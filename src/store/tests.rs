@@ -36,6 +36,7 @@ fn meta(container_id: &str, name: &str, created_at: &str) -> CheckpointMeta {
         options: DumpOptionsRecord::default(),
         descriptors: vec!["/dev/null".into(), "pipe:[1]".into(), "pipe:[2]".into()],
         files: Default::default(),
+        imported: None,
     }
 }
 

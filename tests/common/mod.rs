@@ -15,6 +15,7 @@ pub mod console;
 pub mod container;
 pub mod docker;
 pub mod rootfs;
+pub mod runc_root;
 
 use std::ffi::OsStr;
 use std::fs;

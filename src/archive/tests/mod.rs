@@ -90,6 +90,7 @@ fn source_at(dir: &Path, files: BTreeMap<String, Option<EntryDigest>>, rootfs: R
         created: Some("2026-12-01T10:00:00Z".into()),
         checkpointed_at: "2026-12-01T10:05:00Z".into(),
         rootfs,
+        docker_create: None,
     }
 }
 
@@ -226,6 +227,56 @@ fn a_kept_rootfs_tar_and_a_docker_diff_are_validated_but_not_unpacked() {
     let (parent, r) = read(&bytes, &keep);
     r.unwrap();
     assert!(parent.path().join("staging/rootfs.tar").is_file());
+}
+
+/// (regression) A real checkpoint of 400 MiB of patterned memory
+/// compressed beyond the ratio limit (64 x + 256 MiB) and `ckpt import`
+/// refused its own export as a tar bomb ("the archive expands to more
+/// than 344632448 bytes", found by measuring export/import by hand). A
+/// ckpt manifest may now declare up to `declared_max_bytes` (the store's
+/// free space): its exact sizes bound the stream instead.
+#[test]
+fn a_ckpt_archive_that_compresses_beyond_the_ratio_is_read_when_its_sizes_are_allowed() {
+    let ck = fake_checkpoint();
+    let zeros = vec![0u8; 8 << 20];
+    fs::write(ck.dir.path().join("pages-2.img"), &zeros).unwrap();
+    let mut files = ck.files.clone();
+    files.insert("pages-2.img".into(), Some(digest(&zeros)));
+    let bytes = write(&source_at(ck.dir.path(), files, RootfsSource::None), Compression::Zstd);
+    assert!(
+        bytes.len() < 1 << 20,
+        "8 MiB of zeros compress to {} bytes",
+        bytes.len()
+    );
+    let limited = |declared: Option<u64>| ReadOptions {
+        limits: Limits {
+            max_bytes: 1 << 20,
+            max_entries: 1000,
+            max_json_bytes: 1 << 20,
+        },
+        declared_max_bytes: declared,
+        ..opts()
+    };
+    for declared in [None, Some(4 << 20)] {
+        let (_, r) = read(&bytes, &limited(declared));
+        let e = r.unwrap_err();
+        assert!(
+            matches!(e.refusal(), Some(Refusal::TooManyBytes { .. })),
+            "{declared:?}: {e}"
+        );
+        assert_eq!(
+            e.entry(),
+            Some("ckpt.json"),
+            "{declared:?}: refused before any data: {e}"
+        );
+    }
+    let (parent, r) = read(&bytes, &limited(Some(16 << 20)));
+    let report = r.unwrap();
+    assert!(report.bytes > 8 << 20);
+    assert_eq!(
+        fs::read(parent.path().join("staging/checkpoint/pages-2.img")).unwrap(),
+        zeros
+    );
 }
 
 #[test]

@@ -288,6 +288,16 @@ impl Engine for DockerEngine {
 
     /// Removes the copy this restore made, if it made one; Docker undoes
     /// its own failed start.
+    /// Not built yet: a Docker container's writable layer and its create
+    /// body (docs/archive-format.md, "Docker's writable layer").
+    fn export_facts(&self, _entry: &CheckpointEntry) -> Result<crate::plan::export::ExportFacts, Error> {
+        Err(crate::plan::export::ExportProblem::Unsupported {
+            id: self.home().name,
+            what: "Docker containers (their writable layer and create body)".into(),
+        }
+        .into())
+    }
+
     fn undo(&self, _store: &Store, _plan: &RestorePlan, prepared: &Prepared, why: Undo) -> Error {
         if prepared.created {
             let _ = self.daemon().remove(&prepared.id);

@@ -242,6 +242,10 @@ impl Engine for OciEngine {
     fn undo(&self, store: &Store, plan: &RestorePlan, prepared: &Prepared, why: Undo) -> Error {
         restore::undo(&self.proc, store, plan, prepared, why)
     }
+
+    fn export_facts(&self, entry: &CheckpointEntry) -> Result<crate::plan::export::ExportFacts, Error> {
+        restore::export_facts(&self.proc, entry)
+    }
 }
 
 #[cfg(test)]

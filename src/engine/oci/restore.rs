@@ -15,6 +15,7 @@ use crate::engine::{Prepared, RuntimeKind, Status, Undo};
 use crate::error::{Error, ResultExt as _};
 use crate::interrupt::Interrupted;
 use crate::plan::bundle::BundleChoice;
+use crate::plan::export::{ExportFacts, ExportRootfs};
 use crate::plan::restore::{self as plan, How, RestoreFacts, RestorePlan, Restorer, TargetState};
 use crate::plan::stdio::StdioSource;
 use crate::procfs::ProcRoot;
@@ -75,6 +76,35 @@ pub fn facts(
         present: plan::paths_to_check(entry).into_iter().filter(|p| p.exists()).collect(),
         unsafe_target,
         missing_image: None,
+    })
+}
+
+/// What an export of `entry` needs: whether the container runs now in the
+/// runtime root its checkpoint recorded, and the recorded root filesystem
+/// if it is still there.
+pub fn export_facts(proc: &ProcRoot, entry: &CheckpointEntry) -> Result<ExportFacts, Error> {
+    let meta = entry.meta.as_ref();
+    let mut running = false;
+    if let Some(Ok((_, binary, root))) = meta.map(plan::recorded_runtime) {
+        let roots = SearchRoots {
+            roots: vec![(binary, root)],
+        };
+        running = lookup_all(&roots, proc, &entry.container_id)?
+            .iter()
+            .any(|found| found.status != Status::Stopped);
+    }
+    let rootfs = match meta.and_then(|m| m.rootfs.clone()) {
+        Some(p) if p.is_dir() => ExportRootfs::Tree(p),
+        Some(p) => ExportRootfs::Unknown(format!("it was at {}, which is gone", p.display())),
+        None => ExportRootfs::Unknown("the checkpoint records none".into()),
+    };
+    Ok(ExportFacts {
+        running,
+        rootfs,
+        container_name: None,
+        created: None,
+        oci_runtime: meta.map(|m| m.runtime.clone()).unwrap_or_default(),
+        docker_create: None,
     })
 }
 
