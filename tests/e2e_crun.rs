@@ -82,3 +82,16 @@ fn crun_leave_running_keeps_counting() {
     let entry = store.find(&c.id, "live").expect("ls lists the checkpoint");
     assert_eq!(entry["leave_running"], true, "{entry}");
 }
+
+/// Regression (issue 9), as for runc: create → start → create -R →
+/// create → start → create → `start --name` → create -R on the copy, for
+/// every kind of stdin.
+#[test]
+fn crun_restored_container_with_any_stdin_is_checkpointed_again() {
+    if !prereqs_with(&["crun", "unshare"]) {
+        return;
+    }
+    for stdin in common::Stdin::ALL {
+        common::chain::checkpoint_chain(Runtime::Crun, stdin);
+    }
+}

@@ -534,3 +534,83 @@ fn ls_without_a_container_lists_docker_checkpoints_too() {
         (Some("other"), Some("docker"))
     );
 }
+
+/// Regression (issue 9) for Docker: a restored container is checkpointed
+/// again, with stdin as Docker gives it: its `/dev/null` (`docker run -d`)
+/// and a pipe from containerd's shim fed by dockerd's FIFO (`-i`). The
+/// chain: create → `ckpt start` → create -R → create → `docker start
+/// --checkpoint` → create -R → `ckpt start --name` copy (not on Docker 28+,
+/// see `ckpt_start_same_container_then_copy_with_name`) → create -R of the
+/// copy, the counter continuing at every step.
+#[test]
+fn restored_docker_container_is_checkpointed_again() {
+    if !docker_prereqs() {
+        return;
+    }
+    let d = DockerDaemon::start();
+    for (kind, extra) in [("devnull", &[][..]), ("pipe", &["-i"][..])] {
+        let (c1, c2) = (format!("{kind}1"), format!("{kind}2"));
+        let what = |step: &str| format!("{kind} stdin: {step}");
+        d.run_counter_with(&c1, extra);
+        d.wait_counter_above(&c1, WARM, WARMUP).expect("counter warms up");
+        let pid = state(&d, &c1)["Pid"].as_i64().expect("the init's pid");
+        let fd0 = fs::read_link(format!("/proc/{pid}/fd/0")).map(|t| t.display().to_string());
+        let want = if kind == "pipe" { "pipe:" } else { "/dev/null" };
+        assert!(
+            fd0.as_deref().is_ok_and(|t| t.starts_with(want)),
+            "{}: fd 0 is {fd0:?}",
+            what("docker run")
+        );
+
+        expect_code(&d.ckpt(["create", &c1, "one"]), 0, &what("create"));
+        let saved = assert_stopped_at(&d, &c1);
+        expect_code(&d.ckpt(["start", "--checkpoint", "one", &c1]), 0, &what("ckpt start"));
+        assert_continues_from(&d, &c1, saved);
+
+        create_live(&d, &c1, "two", &what("create -R of the restored container"));
+
+        expect_code(&d.ckpt(["create", &c1, "three"]), 0, &what("second create"));
+        let saved = assert_stopped_at(&d, &c1);
+        let mut out = d.docker(["start", "--checkpoint", "three", &c1]);
+        if !out.status.success() && stderr(&out).contains("already exists") {
+            // moby#42900, retried once as the README says.
+            thread::sleep(Duration::from_secs(1));
+            out = d.docker(["start", "--checkpoint", "three", &c1]);
+        }
+        assert!(
+            out.status.success(),
+            "{}:\n{}",
+            what("docker start --checkpoint"),
+            text(&out)
+        );
+        assert_continues_from(&d, &c1, saved);
+
+        let (before, after) = create_live(&d, &c1, "four", &what("create -R after Docker's restore"));
+        if d.server_major() < 28 {
+            let out = d.ckpt(["start", "--checkpoint", "four", "--name", &c2, &c1]);
+            expect_code(&out, 0, &what("ckpt start --name"));
+            let first = d.wait_counter_above(&c2, 0, RESTORE_TICK).expect("the copy ticks");
+            assert!(
+                first > before && first <= after + 3,
+                "{}: the copy's counter {first} is not the checkpoint's (taken between {before} and {after})",
+                what("ckpt start --name")
+            );
+            create_live(&d, &c2, "five", &what("create -R of the copy"));
+        }
+        for c in [&c1, &c2] {
+            let _ = d.docker(["rm", "-f", c]);
+        }
+    }
+}
+
+/// `ckpt create --leave-running NAME CHECKPOINT` of a running container,
+/// which must run on and count; the counter just before and just after.
+fn create_live(d: &DockerDaemon, name: &str, checkpoint: &str, what: &str) -> (u64, u64) {
+    let before = d.counter_now(name);
+    expect_code(&d.ckpt(["create", "--leave-running", name, checkpoint]), 0, what);
+    let after = d.counter_now(name);
+    assert!(d.is_running(name), "{what}: stopped it: {}", state(d, name));
+    d.wait_counter_above(name, after, Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("{what}: the counter stopped at {after}"));
+    (before, after)
+}

@@ -528,3 +528,18 @@ fn checkpoint_dir_made_with_base_starts_with_the_per_container_form() {
     assert!(!custom.path().join("y").exists());
     drop(c);
 }
+
+/// Regression (issue 9): a container ckpt restored could not be
+/// checkpointed again when its stdin was a pipe: `start` gave the restored
+/// init the host's `/dev/null` as fd 0, and the next `create` refused it as
+/// a file outside the container's mounts. The whole chain, for every kind
+/// of stdin a caller gives.
+#[test]
+fn restored_container_with_any_stdin_is_checkpointed_again() {
+    if !prereqs() {
+        return;
+    }
+    for stdin in common::Stdin::ALL {
+        common::chain::checkpoint_chain(Runtime::Runc, stdin);
+    }
+}

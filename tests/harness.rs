@@ -124,3 +124,34 @@ fn crun_container_counts_and_freezes() {
     drop(c);
     assert_eq!(Runtime::Crun.status(&id), None, "container survived drop");
 }
+
+/// Each kind of stdin the chain tests start containers with is what it
+/// says at fd 0 of the init: a pipe, the container's `/dev/null`; a closed
+/// fd 0 comes out as `/dev/null` or not at all (the runtime's own doing).
+#[test]
+fn stdin_variants_give_the_promised_fd_0() {
+    if !prereqs() {
+        return;
+    }
+    let mut builders: Vec<fn() -> common::container::Builder> = vec![Container::runc];
+    if prereqs_with(&["crun", "unshare"]) {
+        builders.push(Container::crun);
+    }
+    for builder in builders {
+        for stdin in common::Stdin::ALL {
+            let c = builder().stdin(stdin).start();
+            let fd0 = fd_target(c.pid().unwrap(), 0);
+            let what = format!("{} with {stdin:?} stdin: fd 0 is {fd0}", c.runtime.name());
+            match stdin {
+                common::Stdin::Pipe | common::Stdin::Fifo => assert!(fd0.starts_with("pipe:"), "{what}"),
+                common::Stdin::DevNull => assert_eq!(fd0, "/dev/null", "{what}"),
+                common::Stdin::Closed => assert!(fd0 == "/dev/null" || fd0.starts_with('<'), "{what}"),
+            }
+            let v = c.counter().unwrap();
+            assert!(
+                c.wait_counter_above(v, TICK_WAIT).is_some(),
+                "{what}: counter stuck at {v}"
+            );
+        }
+    }
+}

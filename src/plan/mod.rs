@@ -1,6 +1,6 @@
 //! PURE decisions, one module per plan: what a dump does ([`dump`]), what a
-//! restore does ([`restore`]), which bundle it uses ([`bundle`]), and
-//! whether what runs afterwards is the checkpointed tree ([`confirm`]).
+//! restore does ([`restore`]), which bundle it uses ([`bundle`]), which
+//! stdio the restored container gets ([`stdio`]), and whether what runs afterwards is the checkpointed tree ([`confirm`]).
 //! Every input is plain data gathered beforehand; nothing here touches the
 //! system, so every rule is unit-tested with tables of cases.
 
@@ -10,6 +10,7 @@ pub mod dump;
 pub mod export;
 pub mod import;
 pub mod restore;
+pub mod stdio;
 
 pub use dump::{
     dump_plan, externals, human_bytes, problems, warnings, AfterDump, DumpOptions, DumpPlan, ExternalNaming, FdRef,

@@ -15,6 +15,7 @@
 
 use super::bundle::{choose_bundle, BundleChoice, BundleRefusal};
 use super::dump::DumpOptions;
+use super::stdio::{restored_stdio, StdioSource};
 use crate::criu::CriuVersion;
 use crate::engine::RuntimeKind;
 use crate::error::{CORRUPT, FAILURE, NOT_FOUND, PREREQUISITE, REFUSED};
@@ -109,6 +110,9 @@ pub enum How {
         /// A stopped container or a leftover state dir of the target is
         /// removed first (the runtime refuses the id while it is there).
         clear_target: bool,
+        /// What the runtime gets as its fds 0–2, which become the restored
+        /// stdio (see [`super::stdio`]).
+        stdio: [StdioSource; 3],
     },
     /// Docker starts the container from the checkpoint; with `copy`, a
     /// new container named `target` with the source's config first.
@@ -418,6 +422,7 @@ fn oci(
         root,
         bundle: bundle?,
         clear_target: matches!(facts.target, TargetState::Stopped | TargetState::Leftover),
+        stdio: restored_stdio(&meta.descriptors),
     })
 }
 

@@ -136,6 +136,7 @@ fn oci_plans_the_runtime_the_bundle_and_what_to_clear() {
                 root,
                 bundle,
                 clear_target,
+                ..
             } => {
                 assert_eq!(
                     (runtime, binary, root.as_path()),
@@ -150,6 +151,30 @@ fn oci_plans_the_runtime_the_bundle_and_what_to_clear() {
             }
             other => panic!("{other:?}"),
         }
+    }
+}
+
+#[test]
+fn oci_hands_the_restored_init_a_pipe_for_each_recorded_stdio_pipe() {
+    use crate::plan::stdio::StdioSource::{EmptyPipe, Null, Relay};
+    let mut m = meta();
+    m.descriptors = vec!["pipe:[7]".into(), "pipe:[8]".into(), "/dev/null".into()];
+    for name in [None, Some("copy")] {
+        let opts = RestoreOptions {
+            new_name: name.map(str::to_string),
+        };
+        let plan = restore_plan(&entry(Some(m.clone())), &oci_facts(), &opts).unwrap();
+        assert!(
+            matches!(
+                plan.how,
+                How::Oci {
+                    stdio: [EmptyPipe, Relay, Null],
+                    ..
+                }
+            ),
+            "{name:?}: {:?}",
+            plan.how
+        );
     }
 }
 

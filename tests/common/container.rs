@@ -10,6 +10,7 @@ use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::Read;
 use std::os::fd::OwnedFd;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -135,11 +136,34 @@ enum Stdio3 {
     Tty,
 }
 
+/// What the container's stdin (fd 0) is, the ways callers give it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stdin {
+    /// The host's `/dev/null` (which runc and crun reopen as the
+    /// container's own `/dev/null`).
+    DevNull,
+    /// A pipe whose write end is closed at once, as `true | runc run -d`
+    /// gives it: reads see end of file.
+    Pipe,
+    /// A pipe fed from a named FIFO the test holds open, as containerd's
+    /// shim gives it (it copies the client's FIFO into a pipe for the
+    /// runtime): reads block until the test writes or lets go.
+    Fifo,
+    /// fd 0 closed when the runtime starts.
+    Closed,
+}
+
+impl Stdin {
+    /// Every kind, for table-driven tests.
+    pub const ALL: [Stdin; 4] = [Stdin::Pipe, Stdin::DevNull, Stdin::Fifo, Stdin::Closed];
+}
+
 /// Options for [`Container::start`]; obtain one with [`Container::runc`] or
 /// [`Container::crun`].
 pub struct Builder {
     runtime: Runtime,
     stdio: Stdio3,
+    stdin: Stdin,
     ballast_mb: Option<u32>,
     zombie_child: bool,
     criu_config: Option<PathBuf>,
@@ -155,6 +179,12 @@ impl Builder {
     /// Send the container's stdout and stderr to a regular host file.
     pub fn stdout_to_host_file(mut self) -> Self {
         self.stdio = Stdio3::HostFile;
+        self
+    }
+
+    /// Start it with this stdin (default: the host's `/dev/null`).
+    pub fn stdin(mut self, stdin: Stdin) -> Self {
+        self.stdin = stdin;
         self
     }
 
@@ -218,11 +248,22 @@ impl Builder {
                 (f.try_clone().expect("dup host file").into(), f.into())
             }
         };
+        let (stdin, stdin_hold) = stdin_for(self.stdin, dir.path());
         // The Command owns our copies of the write ends; it must be dropped
         // before we wait for the drain thread to see anything end.
         let status = {
             let mut cmd = self.runtime.run_command(&bundle, &id, &extra);
-            cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+            cmd.stdin(stdin).stdout(out).stderr(err);
+            if self.stdin == Stdin::Closed {
+                // SAFETY: close(2) is async-signal-safe; fd 0 is the
+                // child's own copy, set up just before.
+                unsafe {
+                    cmd.pre_exec(|| {
+                        libc::close(0);
+                        Ok(())
+                    });
+                }
+            }
             cmd.status()
         };
         let container = Container {
@@ -232,6 +273,7 @@ impl Builder {
             output,
             console,
             host_stdout,
+            _stdin_hold: stdin_hold,
             _dir: Some(dir),
         };
         match status {
@@ -256,6 +298,38 @@ impl Builder {
             );
         }
         container
+    }
+}
+
+/// The runtime's stdin for `kind`, and what the test must hold while the
+/// container runs (the FIFO's writer).
+fn stdin_for(kind: Stdin, dir: &Path) -> (Stdio, Option<File>) {
+    match kind {
+        Stdin::DevNull | Stdin::Closed => (Stdio::null(), None),
+        Stdin::Pipe => {
+            let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).expect("pipe2");
+            drop(w);
+            (r.into(), None)
+        }
+        Stdin::Fifo => {
+            let fifo = dir.join("stdin.fifo");
+            nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+            // The client's end: held open (read-write, so the open does not
+            // block) until the container is dropped.
+            let client = fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&fifo)
+                .expect("open the FIFO");
+            let mut from_fifo = File::open(&fifo).expect("open the FIFO to read");
+            let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).expect("pipe2");
+            // The shim's copy: FIFO → pipe, until the client lets go.
+            thread::spawn(move || {
+                let mut to_pipe = File::from(w);
+                let _ = std::io::copy(&mut from_fifo, &mut to_pipe);
+            });
+            (r.into(), Some(client))
+        }
     }
 }
 
@@ -287,6 +361,8 @@ pub struct Container {
     output: Arc<Mutex<Vec<u8>>>,
     console: Option<ConsoleSocket>,
     host_stdout: Option<PathBuf>,
+    /// The FIFO's client end of [`Stdin::Fifo`], closed on drop.
+    _stdin_hold: Option<File>,
     // Declared last: removed only after `drop` has killed the container.
     _dir: Option<TempDir>,
 }
@@ -297,6 +373,7 @@ impl Container {
         Builder {
             runtime: Runtime::Runc,
             stdio: Stdio3::Pipe,
+            stdin: Stdin::DevNull,
             ballast_mb: None,
             zombie_child: false,
             criu_config: None,
@@ -308,6 +385,7 @@ impl Container {
         Builder {
             runtime: Runtime::Crun,
             stdio: Stdio3::Pipe,
+            stdin: Stdin::DevNull,
             ballast_mb: None,
             zombie_child: false,
             criu_config: None,
@@ -324,6 +402,7 @@ impl Container {
             output: Arc::default(),
             console: None,
             host_stdout: None,
+            _stdin_hold: None,
             _dir: None,
         }
     }

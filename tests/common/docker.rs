@@ -304,10 +304,15 @@ impl DockerDaemon {
     /// `docker run -d [-t] --name NAME IMAGE /bin/counter`; waits until the
     /// counter has ticked and returns the full id.
     pub fn run_counter(&self, name: &str, tty: bool) -> String {
+        self.run_counter_with(name, if tty { &["-t"] } else { &[] })
+    }
+
+    /// `docker run -d EXTRA… --name NAME IMAGE /bin/counter` (e.g. `-i`:
+    /// stdin a pipe from containerd's shim, fed by dockerd's FIFO); waits
+    /// until the counter has ticked and returns the full id.
+    pub fn run_counter_with(&self, name: &str, extra: &[&str]) -> String {
         let mut args = vec!["run", "-d"];
-        if tty {
-            args.push("-t");
-        }
+        args.extend(extra);
         args.extend(["--name", name, IMAGE, "/bin/counter"]);
         let id = self.docker_ok(&args);
         if self.wait_counter_above(name, 0, Duration::from_secs(20)).is_none() {

@@ -10,6 +10,7 @@
 //! container is killed and deleted on drop.
 #![allow(dead_code)] // each test file uses a different part of the harness
 
+pub mod chain;
 pub mod console;
 pub mod container;
 pub mod docker;
@@ -28,7 +29,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tempfile::TempDir;
 
-pub use container::{Container, Runtime};
+pub use container::{Container, Runtime, Stdin};
 
 /// The binary under test.
 pub const CKPT: &str = env!("CARGO_BIN_EXE_ckpt");

@@ -17,8 +17,10 @@ use crate::interrupt::Interrupted;
 use crate::plan::bundle::BundleChoice;
 use crate::plan::export::{ExportFacts, ExportRootfs};
 use crate::plan::restore::{self as plan, How, RestoreFacts, RestorePlan, Restorer, TargetState};
+use crate::plan::stdio::StdioSource;
 use crate::procfs::ProcRoot;
 use crate::store::{CheckpointEntry, Log, Store, StoreError};
+use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -113,6 +115,7 @@ struct Oci<'a> {
     root: &'a Path,
     bundle: &'a BundleChoice,
     clear_target: bool,
+    stdio: [StdioSource; 3],
 }
 
 fn oci(plan: &RestorePlan) -> Oci<'_> {
@@ -123,12 +126,14 @@ fn oci(plan: &RestorePlan) -> Oci<'_> {
             root,
             bundle,
             clear_target,
+            stdio,
         } => Oci {
             runtime: *runtime,
             binary: *binary,
             root,
             bundle,
             clear_target: *clear_target,
+            stdio: *stdio,
         },
         How::Docker { .. } => unreachable!("runc and crun execute runc/crun plans only"),
     }
@@ -178,8 +183,9 @@ pub fn prepare(proc: &ProcRoot, store: &Store, plan: &RestorePlan) -> Result<Pre
     })
 }
 
-/// Runs `<runtime> restore` with an output relay as the restored
-/// container's stdout and stderr, and keeps CRIU's log as the target's
+/// Runs `<runtime> restore` with the stdio the plan chose (an output relay
+/// for the recorded stdout and stderr pipes, an empty pipe for a recorded
+/// stdin pipe), and keeps CRIU's log as the target's
 /// `restore.log` whatever happened. Returns that log, the time from the
 /// relay's start to the runtime's exit, where the output goes, and the
 /// runtime as the output says it.
@@ -196,7 +202,8 @@ pub fn run(
     let runtime = Runtime::locate(o.binary, o.root, proc)?;
     let output_log = store.layout().log(target, Log::Output);
     let started = std::time::Instant::now();
-    let pipe_write = spawn_relay(exe, &output_log)?;
+    let relay = spawn_relay(exe, &output_log)?;
+    let stdio = open_stdio(o.stdio, relay)?;
     let pid_file = work.join("pid");
     let req = RestoreRequest {
         id: target,
@@ -212,7 +219,7 @@ pub fn run(
         plan.images.display(),
         o.runtime.name()
     );
-    let restored = runtime.restore(&req, pipe_write);
+    let restored = runtime.restore(&req, stdio);
     let restore_ms = started.elapsed().as_millis() as u64;
     let restore_log = std::fs::read_to_string(work.join("restore.log")).unwrap_or_default();
     let _ = store.write_log(target, Log::Restore, restore_log.as_bytes());
@@ -271,7 +278,7 @@ fn parts(prepared: &Prepared) -> (&Path, &Path) {
 
 /// Starts `ckpt __relay <output_log>` in its own session reading a new
 /// pipe; returns the pipe's write end for the restored container.
-fn spawn_relay(exe: Option<&Path>, output_log: &Path) -> Result<std::os::fd::OwnedFd, Error> {
+fn spawn_relay(exe: Option<&Path>, output_log: &Path) -> Result<OwnedFd, Error> {
     let spawn_err = |source| Error::Spawn {
         what: "the output relay",
         source,
@@ -294,6 +301,32 @@ fn spawn_relay(exe: Option<&Path>, output_log: &Path) -> Result<std::os::fd::Own
     }
     cmd.spawn().map_err(spawn_err)?;
     Ok(write)
+}
+
+/// The runtime's fds 0–2 as `sources` say: `relay` (the output relay's
+/// pipe) for each `Relay`, a pipe whose write end is closed here for an
+/// `EmptyPipe`, `/dev/null` for the rest. The relay's pipe is dropped when
+/// nothing uses it, and the relay then ends with an empty log.
+fn open_stdio(sources: [StdioSource; 3], relay: OwnedFd) -> Result<[Stdio; 3], Error> {
+    let spawn_err = |source: std::io::Error| Error::Spawn {
+        what: "the restored container's stdio",
+        source,
+    };
+    let open = |source| -> Result<Stdio, Error> {
+        Ok(match source {
+            StdioSource::Relay => Stdio::from(relay.try_clone().map_err(spawn_err)?),
+            StdioSource::EmptyPipe => {
+                // The write end goes at once: the container reads end of
+                // file, and nothing of ckpt's stays behind.
+                let (read, _write) =
+                    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| spawn_err(e.into()))?;
+                Stdio::from(read)
+            }
+            StdioSource::Null => Stdio::null(),
+        })
+    };
+    let [stdin, stdout, stderr] = sources;
+    Ok([open(stdin)?, open(stdout)?, open(stderr)?])
 }
 
 /// A restore whose ckpt and runtime were killed together just after CRIU

@@ -151,29 +151,27 @@ impl Runtime {
         self.run_quiet("delete", id, &["delete".into(), "--force".into(), id.into()])
     }
 
-    /// `restore --detach ...`: the restored processes get `stdio` as their
-    /// stdout/stderr (runc maps the recorded stdio pipes onto its own).
-    pub fn restore(&self, req: &RestoreRequest, stdio: std::os::fd::OwnedFd) -> Result<(), RuntimeError> {
+    /// `restore --detach ...` with `stdio` as the runtime's fds 0–2, which
+    /// it hands CRIU for the recorded stdio pipes (`plan::stdio`). The
+    /// runtime's own messages therefore go to a log file of its own.
+    pub fn restore(&self, req: &RestoreRequest, stdio: [Stdio; 3]) -> Result<(), RuntimeError> {
         let args = restore_args(self.kind, req);
         let spawn_err = |source| RuntimeError::Spawn {
             runtime: self.kind.name(),
             source,
         };
-        // The container gets the pipe as stdout *and* stderr: runc hands
-        // CRIU its fds 1 and 2 for the recorded stdio pipes. The runtime's
-        // own messages therefore go to a log file of its own.
-        let stdout = std::fs::File::from(stdio.try_clone().map_err(spawn_err)?);
         let log_file = req.work_dir.join("runtime.log");
+        let [stdin, stdout, stderr] = stdio;
         let mut cmd = self.command();
         cmd.arg("--log").arg(&log_file).arg("--log-format").arg("json");
         let mut child = cmd
             .args(&args)
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(stdout)
-            .stderr(std::fs::File::from(stdio))
+            .stderr(stderr)
             .spawn()
             .map_err(spawn_err)?;
-        // Drop the Command: it holds copies of the stdio pipe's write end.
+        // Drop the Command: it holds copies of the stdio pipes' ends.
         drop(cmd);
         let status = wait_through_interrupts(&mut child, self.kind.name(), req.id).map_err(spawn_err)?;
         if status.success() {
