@@ -82,3 +82,41 @@ fn crun_leave_running_keeps_counting() {
     let entry = store.find(&c.id, "live").expect("ls lists the checkpoint");
     assert_eq!(entry["leave_running"], true, "{entry}");
 }
+
+/// Suspected bug: `ckpt create` with the default `--runtime auto` recorded
+/// a crun container as `runc`, so `ckpt start` (also auto) would restore it
+/// through the wrong runtime. Every other test here passes `--runtime crun`.
+#[test]
+fn auto_runtime_records_crun_for_a_crun_container() {
+    if !prereqs_with(&["crun", "unshare"]) {
+        return;
+    }
+    let store = Store::new(); // no --runtime: ckpt decides
+    let c = Container::crun().start();
+    c.wait_counter_above(5, Duration::from_secs(10))
+        .expect("counter warms up");
+
+    expect_code(&store.ckpt(["create", &c.id, "auto"]), 0, "ckpt create (auto, crun)");
+    let entry = store.find(&c.id, "auto").expect("ls lists the checkpoint");
+    assert_eq!(entry["runtime"], "crun", "ls --json: {entry}");
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(store.checkpoint_dir(&c.id, "auto").join("ckpt.json")).unwrap()).unwrap();
+    assert_eq!(meta["runtime"], "crun", "ckpt.json: {meta}");
+    let saved = c.counter().expect("counter file after dump");
+    assert!(!c.is_running(), "create left it {:?}", c.status());
+
+    expect_code(
+        &store.ckpt(["start", "--checkpoint", "auto", &c.id]),
+        0,
+        "ckpt start (auto, crun)",
+    );
+    assert_continues_from(&c, saved);
+    assert!(
+        Runtime::Crun.list_shows_running(&c.id),
+        "crun list does not show the restored container running"
+    );
+    assert!(
+        !Runtime::Runc.list_shows_running(&c.id),
+        "runc restored a crun container"
+    );
+}
