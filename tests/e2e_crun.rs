@@ -95,3 +95,41 @@ fn crun_restored_container_with_any_stdin_is_checkpointed_again() {
         common::chain::checkpoint_chain(Runtime::Crun, stdin);
     }
 }
+
+/// `--runtime auto` (the default) must find a crun container as crun,
+/// record it so, and restore it with crun; every other test here passes
+/// `--runtime crun`, so none would notice if auto picked runc.
+#[test]
+fn auto_runtime_records_crun_for_a_crun_container() {
+    if !prereqs_with(&["crun", "unshare"]) {
+        return;
+    }
+    let store = Store::new(); // no --runtime: ckpt decides
+    let c = Container::crun().start();
+    c.wait_counter_above(5, Duration::from_secs(10))
+        .expect("counter warms up");
+
+    expect_code(&store.ckpt(["create", &c.id, "auto"]), 0, "ckpt create (auto, crun)");
+    let entry = store.find(&c.id, "auto").expect("ls lists the checkpoint");
+    assert_eq!(entry["runtime"], "crun", "ls --json: {entry}");
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(store.checkpoint_dir(&c.id, "auto").join("ckpt.json")).unwrap()).unwrap();
+    assert_eq!(meta["runtime"], "crun", "ckpt.json: {meta}");
+    let saved = c.counter().expect("counter file after dump");
+    assert!(!c.is_running(), "create left it {:?}", c.status());
+
+    expect_code(
+        &store.ckpt(["start", "--checkpoint", "auto", &c.id]),
+        0,
+        "ckpt start (auto, crun)",
+    );
+    assert_continues_from(&c, saved);
+    assert!(
+        Runtime::Crun.list_shows_running(&c.id),
+        "crun list does not show the restored container running"
+    );
+    assert!(
+        !Runtime::Runc.list_shows_running(&c.id),
+        "runc restored a crun container"
+    );
+}
