@@ -92,6 +92,26 @@ fn gnu_tar_extract(archive: &Path, dir: &Path) {
     assert!(st.success(), "tar -xf {}", archive.display());
 }
 
+/// Builds the test rootfs under `dir` and `podman import`s it as
+/// `localhost/ckpt-busybox:test` (no registry: images are made at run
+/// time); returns the rootfs.
+fn import_busybox_image(pm: &Podman, dir: &Path) -> PathBuf {
+    let rootfs = dir.join("rootfs");
+    common::rootfs::build_rootfs(&rootfs);
+    let tar = dir.join("busybox.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .args(["-cf"])
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success(), "tar of the rootfs");
+    pm.ok(&["import", &tar.display().to_string(), "localhost/ckpt-busybox:test"]);
+    rootfs
+}
+
 #[test]
 fn a_podman_export_is_read_and_every_file_matches_gnu_tar() {
     if !prereqs_with(&["podman", "tar", "zstd"]) {
@@ -99,22 +119,7 @@ fn a_podman_export_is_read_and_every_file_matches_gnu_tar() {
     }
     let pm = Podman::new();
     let t = tempfile::tempdir().unwrap();
-    let rootfs = t.path().join("rootfs");
-    common::rootfs::build_rootfs(&rootfs);
-    let st = Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .args(["-cf"])
-        .arg(t.path().join("busybox.tar"))
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(st.success());
-    pm.ok(&[
-        "import",
-        &t.path().join("busybox.tar").display().to_string(),
-        "localhost/ckpt-busybox:test",
-    ]);
+    import_busybox_image(&pm, t.path());
     let name = unique_id();
     let mut pm = pm;
     pm.containers.push(name.clone());
@@ -321,22 +326,7 @@ fn a_podman_export_is_restored_by_start_import_into_runc_and_the_counter_continu
     }
     let mut pm = Podman::new();
     let t = tempfile::tempdir().unwrap();
-    let rootfs = t.path().join("rootfs");
-    common::rootfs::build_rootfs(&rootfs);
-    let st = Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .args(["-cf"])
-        .arg(t.path().join("busybox.tar"))
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(st.success());
-    pm.ok(&[
-        "import",
-        &t.path().join("busybox.tar").display().to_string(),
-        "localhost/ckpt-busybox:test",
-    ]);
+    let rootfs = import_busybox_image(&pm, t.path());
     let name = unique_id();
     pm.containers.push(name.clone());
     pm.ok(&[

@@ -256,6 +256,19 @@ pub enum ArchiveKind {
     Unknown,
 }
 
+impl ArchiveKind {
+    /// The name recorded as an import's maker and shown in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            ArchiveKind::Ckpt => "ckpt",
+            ArchiveKind::Podman => "podman",
+            ArchiveKind::KubeletCrio => "kubeletcrio",
+            ArchiveKind::KubeletContainerd => "kubeletcontainerd",
+            ArchiveKind::Unknown => "unknown",
+        }
+    }
+}
+
 /// Tells a foreign archive's maker from its `spec.dump` annotations, its
 /// `config.dump` and its top-level names, as checkpointctl does (the
 /// `io.container.manager` annotation first).

@@ -165,7 +165,7 @@ pub fn import_file(ctx: &Context, file: &Path, new_name: Option<&str>, flags: &I
         container: target,
         checkpoint: name,
         dir,
-        made_by: made_by(report.kind),
+        made_by: report.kind.name(),
         runtime,
         rootfs,
         changes: plan.changes,
@@ -189,14 +189,4 @@ fn sealed_meta(ck: &Path) -> Result<CheckpointMeta, String> {
 fn free_bytes(store_root: &Path) -> Option<u64> {
     let st = nix::sys::statvfs::statvfs(store_root).ok()?;
     Some((st.blocks_available() as u64).saturating_mul(st.fragment_size() as u64))
-}
-
-fn made_by(kind: ArchiveKind) -> &'static str {
-    match kind {
-        ArchiveKind::Ckpt => "ckpt",
-        ArchiveKind::Podman => "podman",
-        ArchiveKind::KubeletCrio => "kubeletcrio",
-        ArchiveKind::KubeletContainerd => "kubeletcontainerd",
-        ArchiveKind::Unknown => "unknown",
-    }
 }

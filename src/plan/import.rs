@@ -341,7 +341,7 @@ pub fn import_plan(
             let (spec, replacements) = rewrite_spec(spec, &findings, &target);
             let record = ImportRecord {
                 from: opts.from.clone(),
-                made_by: kind_name(report.kind).into(),
+                made_by: report.kind.name().into(),
                 source_container: source_container.clone(),
                 source_checkpoint: source_checkpoint.clone(),
                 imported_at: opts.now.clone(),
@@ -395,16 +395,6 @@ pub fn import_plan(
             from: opts.from.clone(),
             problems,
         }),
-    }
-}
-
-fn kind_name(kind: ArchiveKind) -> &'static str {
-    match kind {
-        ArchiveKind::Ckpt => "ckpt",
-        ArchiveKind::Podman => "podman",
-        ArchiveKind::KubeletCrio => "kubeletcrio",
-        ArchiveKind::KubeletContainerd => "kubeletcontainerd",
-        ArchiveKind::Unknown => "unknown",
     }
 }
 

@@ -190,19 +190,26 @@ pub(super) struct TopEntry {
     pub is_file: bool,
 }
 
+/// An entry's path and name; a name that is not UTF-8 is refused (the
+/// store's names are validated UTF-8, so such an entry is not ckpt's).
+fn utf8_entry(entry: &fs::DirEntry) -> Result<(PathBuf, String), StoreError> {
+    let path = entry.path();
+    match entry.file_name().to_str() {
+        Some(name) => Ok((path, name.to_string())),
+        None => Err(StoreError::UnsafeStore {
+            path,
+            reason: "its name is not UTF-8",
+        }),
+    }
+}
+
 /// The entries directly in `dir`, not followed, sorted; a name that is not
 /// UTF-8 is refused.
 pub(super) fn walk_top(dir: &Path) -> Result<Vec<TopEntry>, StoreError> {
     let mut out = Vec::new();
     for entry in fs::read_dir(dir).map_err(io_err("read", dir))? {
         let entry = entry.map_err(io_err("read", dir))?;
-        let path = entry.path();
-        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
-            return Err(StoreError::UnsafeStore {
-                path,
-                reason: "its name is not UTF-8",
-            });
-        };
+        let (path, name) = utf8_entry(&entry)?;
         let meta = fs::symlink_metadata(&path).map_err(io_err("inspect", &path))?;
         out.push(TopEntry {
             name,
@@ -218,13 +225,7 @@ pub(super) fn walk_top(dir: &Path) -> Result<Vec<TopEntry>, StoreError> {
 fn walk_into(dir: &Path, prefix: &str, skip: &[&str], out: &mut Vec<WalkEntry>) -> Result<(), StoreError> {
     for entry in fs::read_dir(dir).map_err(io_err("read", dir))? {
         let entry = entry.map_err(io_err("read", dir))?;
-        let path = entry.path();
-        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
-            return Err(StoreError::UnsafeStore {
-                path,
-                reason: "its name is not UTF-8",
-            });
-        };
+        let (path, name) = utf8_entry(&entry)?;
         let key = format!("{prefix}{name}");
         let meta = fs::symlink_metadata(&path).map_err(io_err("inspect", &path))?;
         let kind = if meta.is_dir() {
