@@ -18,8 +18,9 @@
 //! `<store>/<id>/.ckpt-staging/restore.*/restore.log`):
 //! - early: the log exists but has no `pie:` line (no task restored yet);
 //! - mid: the log has a `Preadv` line (the restorer is reading pages);
-//! - late: the log says `Restore finished successfully` (tasks resumed,
-//!   CRIU still talking to runc).
+//! - late: CRIU runs its `post-resume` action script (tasks resumed, runc
+//!   not yet answered), held there by a script the bundle's
+//!   `org.criu.config` names until the kill (see `PostResumeHold`).
 //!
 //! Every test owns its store and container; a missed moment fails the test
 //! with what was seen instead of passing vacuously.
@@ -242,13 +243,20 @@ enum Victim {
 }
 
 /// Runs `ckpt start --checkpoint saved <c>` in a process group of its own
-/// and SIGKILLs `victim` at `point` of the restore. The late point
-/// ("Restore finished successfully") lasts only milliseconds before CRIU
-/// exits; when the restore wins that race it simply succeeded, so the
-/// container is stopped and the start tried again (up to 5 times).
-/// Returns ckpt's output and what was killed; panics if the point was
-/// never reached.
-fn start_and_kill(store: &Store, c: &Container, point: RestorePoint, victim: Victim) -> (Output, String) {
+/// and SIGKILLs `victim` at `point` of the restore. The late point is CRIU
+/// held at post-resume by `hold` (then released, so that CRIU carries on as
+/// it would have); without a hold it is the log's "Restore finished
+/// successfully", which lasts only milliseconds: when the restore wins that
+/// race it simply succeeded, so the container is stopped and the start
+/// tried again (up to 5 times). Returns ckpt's output and what was killed;
+/// panics if the point was never reached.
+fn start_and_kill(
+    store: &Store,
+    c: &Container,
+    point: RestorePoint,
+    victim: Victim,
+    hold: Option<&PostResumeHold>,
+) -> (Output, String) {
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -269,7 +277,10 @@ fn start_and_kill(store: &Store, c: &Container, point: RestorePoint, victim: Vic
                 let fire = match point {
                     RestorePoint::Early => !log.contains("pie:"),
                     RestorePoint::MidPages => log.contains("Preadv") && !log.contains("Restore finished"),
-                    RestorePoint::Late => log.contains("Restore finished successfully"),
+                    RestorePoint::Late => match hold {
+                        Some(h) => h.held().is_some(),
+                        None => log.contains("Restore finished successfully"),
+                    },
                 };
                 if fire {
                     killed = match victim {
@@ -282,6 +293,9 @@ fn start_and_kill(store: &Store, c: &Container, point: RestorePoint, victim: Vic
                             .map(|r| format!("runc {}", r.pid)),
                         Victim::Criu => sigkill(criu.pid).then(|| format!("criu {}", criu.pid)),
                     };
+                    if let (Some(h), Some(_)) = (hold, &killed) {
+                        h.release();
+                    }
                 }
             }
             thread::sleep(Duration::from_millis(1));
@@ -313,13 +327,13 @@ fn criu_sigkilled_during_restore(point: RestorePoint) {
     let store = Store::new();
     // Declared after the store: dropped first, before the store's removal.
     let _unmount = support::UnmountUnder(store.path().to_path_buf());
-    let c = Container::runc().ballast_mb(BALLAST_MB).start();
+    let (c, hold) = restore_victim(point);
     let _orphans = support::KillCgroup(c.id.clone());
     c.wait_counter_above(10, WARMUP).expect("counter warms up");
     expect_code(&store.ckpt(["create", &c.id, "saved"]), 0, "create");
     let saved = c.counter().expect("counter after the dump");
 
-    let (out, _killed) = start_and_kill(&store, &c, point, Victim::Criu);
+    let (out, _killed) = start_and_kill(&store, &c, point, Victim::Criu, hold.as_ref());
 
     if out.status.success() {
         // Only possible late: CRIU had handed the tree over. Then it must
@@ -429,6 +443,68 @@ echo $$ > \"$0.held.tmp\" && mv \"$0.held.tmp\" \"$0.held\"
 exec sleep 60
 ";
 
+/// The late moment of a restore made to last: [`HOLD_AT_POST_RESUME`] in a
+/// CRIU config file that a container's bundle names (`org.criu.config`), so
+/// runc's CRIU waits there until [`PostResumeHold::release`]. On its own the
+/// moment lasts milliseconds, and racing the log for it missed three times
+/// in a row on a loaded CI machine.
+struct PostResumeHold {
+    dir: tempfile::TempDir,
+}
+
+impl PostResumeHold {
+    fn new() -> PostResumeHold {
+        let dir = tempfile::Builder::new().prefix("ckpt-hold-").tempdir().unwrap();
+        let script = dir.path().join("hold.sh");
+        fs::write(&script, HOLD_AT_POST_RESUME).unwrap();
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::write(
+            dir.path().join("criu.conf"),
+            format!("action-script {}\n", script.display()),
+        )
+        .unwrap();
+        PostResumeHold { dir }
+    }
+
+    /// The CRIU config file for [`common::Builder::criu_config`].
+    fn conf(&self) -> std::path::PathBuf {
+        self.dir.path().join("criu.conf")
+    }
+
+    /// The holding `sleep`'s pid once CRIU is held at post-resume.
+    fn held(&self) -> Option<i32> {
+        fs::read_to_string(self.dir.path().join("hold.sh.held"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Lets CRIU go on (it logs the script's failure and carries on).
+    fn release(&self) {
+        if let Some(pid) = self.held() {
+            sigkill(pid);
+        }
+    }
+}
+
+impl Drop for PostResumeHold {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// A runc container with ballast for the restore-kill tests; for the late
+/// point its CRIU is held at post-resume (see [`PostResumeHold`]).
+fn restore_victim(point: RestorePoint) -> (Container, Option<PostResumeHold>) {
+    let hold = (point == RestorePoint::Late).then(PostResumeHold::new);
+    let mut b = Container::runc().ballast_mb(BALLAST_MB);
+    if let Some(h) = &hold {
+        b = b.criu_config(&h.conf());
+    }
+    (b.start(), hold)
+}
+
 /// Regression: CRIU killed after the restored tasks resumed makes
 /// `runc restore` fail ("read unixpacket: EOF"); ckpt then reports
 /// "nothing was started" and runs `runc delete --force`, which is a no-op
@@ -445,17 +521,11 @@ fn failed_restore_leaves_restored_processes_running_outside_runc() {
     if !prereqs() {
         return;
     }
-    let hold = tempfile::Builder::new().prefix("ckpt-hold-").tempdir().unwrap();
-    let script = hold.path().join("hold.sh");
-    fs::write(&script, HOLD_AT_POST_RESUME).unwrap();
-    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
-    let conf = hold.path().join("criu.conf");
-    fs::write(&conf, format!("action-script {}\n", script.display())).unwrap();
-    let held = hold.path().join("hold.sh.held");
+    let hold = PostResumeHold::new();
 
     let store = Store::new();
     let _unmount = support::UnmountUnder(store.path().to_path_buf());
-    let c = Container::runc().criu_config(&conf).start();
+    let c = Container::runc().criu_config(&hold.conf()).start();
     let _orphans = support::KillCgroup(c.id.clone());
     c.wait_counter_above(3, WARMUP).expect("counter runs");
     expect_code(&store.ckpt(["create", &c.id, "saved"]), 0, "create");
@@ -466,19 +536,19 @@ fn failed_restore_leaves_restored_processes_running_outside_runc() {
         if child.try_wait().unwrap().is_some() {
             return Some(None);
         }
-        let sleep_pid: i32 = fs::read_to_string(&held).ok()?.trim().parse().ok()?;
+        hold.held()?;
         let criu = criu_restore_child(child.id())?;
-        Some(sigkill(criu.pid).then_some(sleep_pid))
+        Some(sigkill(criu.pid).then_some(()))
     });
     let out = child.wait_with_output().unwrap();
-    let sleep_pid = hit.flatten().unwrap_or_else(|| {
+    hit.flatten().unwrap_or_else(|| {
         panic!(
             "CRIU never reached post-resume under the hold script (is org.criu.config honoured?); ckpt {:?}: {}",
             out.status,
             stderr(&out)
         )
     });
-    sigkill(sleep_pid);
+    hold.release();
     assert!(!out.status.success(), "start succeeded although criu was killed");
     assert!(stderr(&out).contains("nothing was started"), "{}", stderr(&out));
     // The tree had resumed: had ckpt left it, it would count on from `saved`.
@@ -545,7 +615,7 @@ fn killed_restore_keeps_rootfs(victim: Victim, point: RestorePoint) {
     }
     let store = Store::new();
     let _unmount = support::UnmountUnder(store.path().to_path_buf());
-    let c = Container::runc().ballast_mb(BALLAST_MB).start();
+    let (c, hold) = restore_victim(point);
     let _orphans = support::KillCgroup(c.id.clone());
     // Dropped before the container, whose `runc delete -f` must not meet a
     // criu-root mount the code under test failed to remove.
@@ -560,7 +630,7 @@ fn killed_restore_keeps_rootfs(victim: Victim, point: RestorePoint) {
         before.len()
     );
 
-    let (out, killed) = start_and_kill(&store, &c, point, victim);
+    let (out, killed) = start_and_kill(&store, &c, point, victim, hold.as_ref());
     let what = format!("after SIGKILL of {killed} ({victim:?}, {point:?} in the restore)");
     support::assert_manifest(&c.rootfs, &before, VOLATILE, &what);
     if victim != Victim::CkptGroup && !out.status.success() {
