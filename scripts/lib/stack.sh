@@ -20,9 +20,11 @@ CKPT_STACKS_DIR=${CKPT_STACKS_DIR:-/var/lib/ckpt-stacks}
 # What the tests and the experiments need inside the root. docker-cli holds
 # /usr/bin/docker; procps gives pgrep/pkill to the daemon scripts; mount
 # (no longer Essential in testing) gives mount/umount to scripts/in-stack;
-# iproute2 and the busybox applets inspect and probe container networks.
-CKPT_STACK_TESTING_PKGS=(docker.io docker-cli containerd runc crun criu libcriu2 podman
-    busybox-static tar iptables procps iproute2 util-linux mount ca-certificates)
+# iproute2 and the busybox applets inspect and probe container networks;
+# python3-pycriu gives crit, with which `ckpt inspect C N` reads checkpoints
+# that Docker or runc made.
+CKPT_STACK_TESTING_PKGS=(docker.io docker-cli containerd runc crun criu libcriu2 python3-pycriu
+    podman busybox-static tar iptables procps iproute2 util-linux mount ca-certificates)
 
 # Written last into a complete root: its presence is what "reuse" checks.
 CKPT_STACK_STAMP=.ckpt-stack
@@ -69,7 +71,7 @@ _stack_complete() {
     [ -f "$root/$CKPT_STACK_STAMP" ] || return 1
     for b in /usr/sbin/criu /usr/sbin/runc /usr/bin/crun /usr/bin/containerd \
         /usr/sbin/dockerd /usr/bin/docker /usr/bin/podman /bin/busybox /usr/bin/tar \
-        /usr/bin/mount /usr/bin/umount; do
+        /usr/bin/mount /usr/bin/umount /usr/bin/crit; do
         [ -x "$root$b" ] || [ -x "$root/usr$b" ] || return 1
     done
 }
