@@ -437,8 +437,11 @@ fn failed_restore_leaks_criu_cgyard_mounts_on_host() {
 /// A CRIU action script that holds CRIU at `post-resume` (the restored
 /// tasks run, CRIU has not yet answered runc) for up to a minute, and
 /// marks that moment by writing the holding `sleep`'s pid to `<script>.held`.
+/// It holds once: CRIU 4.1.1 parses an RPC config file twice and so runs
+/// the script twice per action, and a second hold would keep CRIU a minute.
 const HOLD_AT_POST_RESUME: &str = "#!/bin/sh
 [ \"$CRTOOLS_SCRIPT_ACTION\" = post-resume ] || exit 0
+[ -e \"$0.held\" ] && exit 0
 echo $$ > \"$0.held.tmp\" && mv \"$0.held.tmp\" \"$0.held\"
 exec sleep 60
 ";
