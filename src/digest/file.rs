@@ -225,24 +225,28 @@ pub fn hash_file(path: &Path) -> Result<(Digest, Arc<File>), DigestError> {
             path: path.to_path_buf(),
         });
     }
+    let (size, blake3) = blake3_of(&mut file, READ_CHUNK).map_err(io_err("read", path))?;
+    Ok((Digest { size, blake3 }, Arc::new(file)))
+}
+
+/// Size and lower-case hex BLAKE3 of everything `reader` yields, read in
+/// `chunk`-byte pieces and hashed on all cores: the one hashing loop of
+/// whole files (the store's after a dump, the follower's fallback).
+pub fn blake3_of(mut reader: impl Read, chunk: usize) -> io::Result<(u64, String)> {
     let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; READ_CHUNK];
+    let mut buf = vec![0u8; chunk];
     let mut size = 0u64;
     loop {
-        let n = match file.read(&mut buf) {
+        let n = match reader.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(io_err("read", path)(e)),
+            Err(e) => return Err(e),
         };
         hasher.update_rayon(&buf[..n]);
         size += n as u64;
     }
-    let digest = Digest {
-        size,
-        blake3: hasher.finalize().to_hex().to_string(),
-    };
-    Ok((digest, Arc::new(file)))
+    Ok((size, hasher.finalize().to_hex().to_string()))
 }
 
 fn open_no_follow(path: &Path) -> Result<File, DigestError> {

@@ -34,7 +34,7 @@ mod follow;
 #[cfg(test)]
 mod tests;
 
-pub use file::{hash_file, GrowingFile};
+pub use file::{blake3_of, hash_file, GrowingFile};
 pub use follow::{FollowOptions, FollowStats, Followed, Follower};
 
 use std::path::PathBuf;

@@ -16,7 +16,7 @@
 use super::metadata::FileDigest;
 use super::{io_err, StoreError};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -124,24 +124,9 @@ pub fn open_append_private(path: &Path) -> Result<File, StoreError> {
 }
 
 /// Size and lower-case hex BLAKE3 of a file's contents.
-pub(super) fn digest_open_file(mut file: &File, path: &Path) -> Result<FileDigest, StoreError> {
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; HASH_CHUNK];
-    let mut size = 0u64;
-    loop {
-        let n = match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(io_err("read", path)(e)),
-        };
-        hasher.update_rayon(&buf[..n]);
-        size += n as u64;
-    }
-    Ok(FileDigest {
-        size,
-        blake3: hasher.finalize().to_hex().to_string(),
-    })
+pub(super) fn digest_open_file(file: &File, path: &Path) -> Result<FileDigest, StoreError> {
+    let (size, blake3) = crate::digest::blake3_of(file, HASH_CHUNK).map_err(io_err("read", path))?;
+    Ok(FileDigest { size, blake3 })
 }
 
 /// What [`walk`] found at one path.
