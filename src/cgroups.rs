@@ -129,6 +129,55 @@ pub fn freezer_dir(
     Some(FreezerDir { dir, version })
 }
 
+/// Which cgroup hierarchies CRIU dumps and restores.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CgroupDump {
+    /// Every hierarchy the container is a member of (CRIU's default).
+    #[default]
+    All,
+    /// Only these, by CRIU's names (`--cgroup-dump-controller`): `unified`
+    /// for cgroup2, else the controllers of a `/proc/<pid>/cgroup` line
+    /// as it writes them (`cpu,cpuacct`, `name=systemd`).
+    Only(Vec<String>),
+    /// None at all (`--manage-cgroups=ignore`): the container has no
+    /// cgroup of its own anywhere.
+    Nothing,
+}
+
+/// PURE: which hierarchies to hand CRIU, given the host's `layout` and the
+/// container init's `memberships`.
+///
+/// On a pure v2 host only the unified hierarchy: the v1 lines the kernel
+/// still lists are no runtime's. Elsewhere, every hierarchy except those
+/// in which the container sits at the root `/`. A container at the root
+/// has no cgroup of its own there (crun on a hybrid host never joins the
+/// unified hierarchy), and CRIU dumps the whole subtree of the container's
+/// cgroup: at `/` that is every cgroup on the host, which the restore then
+/// recreates below the restored container's own, doubling the host's
+/// cgroups with every restore.
+pub fn dump_selection(layout: &Layout, memberships: &[Membership]) -> CgroupDump {
+    if let Layout::Unified(_) = layout {
+        return CgroupDump::Only(vec!["unified".to_string()]);
+    }
+    let at_root = |m: &&Membership| m.path == Path::new("/");
+    if !memberships.iter().any(|m| at_root(&m)) {
+        return CgroupDump::All;
+    }
+    let own: Vec<String> = memberships
+        .iter()
+        .filter(|m| !at_root(m))
+        .map(|m| match m.controllers.is_empty() {
+            true => "unified".to_string(),
+            false => m.controllers.join(","),
+        })
+        .collect();
+    match own.is_empty() {
+        true => CgroupDump::Nothing,
+        false => CgroupDump::Only(own),
+    }
+}
+
 /// `mount_point + (path relative to the mount's root)`.
 fn join_cgroup(mount: &Mount, path: &Path) -> PathBuf {
     let rel = path.strip_prefix(&mount.root).unwrap_or(path);
@@ -161,6 +210,45 @@ mod tests {
     /// v1 freezer mounted somewhere else than in the root.
     const ELSEWHERE: &str = "31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw,mode=755
 37 23 0:34 / /mnt/freezer rw - cgroup cgroup rw,freezer";
+
+    #[test]
+    fn criu_dumps_only_the_hierarchies_where_the_container_has_a_cgroup_of_its_own() {
+        let hybrid = layout(&mountinfo::parse(HYBRID), Path::new("/sys/fs/cgroup")).unwrap();
+        let v2 = layout(&mountinfo::parse(V2), Path::new("/sys/fs/cgroup")).unwrap();
+        let only = |names: &[&str]| CgroupDump::Only(names.iter().map(|n| n.to_string()).collect());
+        // (layout, /proc/<pid>/cgroup, what CRIU is handed)
+        let table: Vec<(&Layout, &str, CgroupDump)> = vec![
+            // runc on the hybrid host: a cgroup of its own everywhere.
+            (
+                &hybrid,
+                "4:memory:/c1\n3:cpu,cpuacct:/c1\n1:name=systemd:/c1\n0::/c1\n",
+                CgroupDump::All,
+            ),
+            // crun on the hybrid host: never in the unified hierarchy.
+            (
+                &hybrid,
+                "4:memory:/c1\n3:cpu,cpuacct:/c1\n1:name=systemd:/c1\n0::/\n",
+                only(&["memory", "cpu,cpuacct", "name=systemd"]),
+            ),
+            // At the root of a v1 hierarchy too: left out the same way.
+            (
+                &hybrid,
+                "4:memory:/c1\n1:name=systemd:/\n0::/c1\n",
+                only(&["memory", "unified"]),
+            ),
+            // At the root everywhere: nothing of its own to dump.
+            (&hybrid, "4:memory:/\n0::/\n", CgroupDump::Nothing),
+            // A pure v2 host: the unified hierarchy whatever else is listed.
+            (&v2, "6:freezer:/\n0::/c1\n", only(&["unified"])),
+        ];
+        for (l, proc_cgroup, want) in table {
+            assert_eq!(
+                dump_selection(l, &parse_proc_cgroup(proc_cgroup)),
+                want,
+                "{proc_cgroup:?}"
+            );
+        }
+    }
 
     fn kind(l: &Option<Layout>) -> Option<&'static str> {
         l.as_ref().map(|l| match l {

@@ -71,10 +71,10 @@ pub fn gather(
             .map(|m| m.ino())
     };
     let freezer = freezer_of(proc, cgroup_root, c.init_pid, &c.cgroup_paths).ok();
-    let cgroup_v2_only = matches!(
-        cgroups::layout(&mountinfo::parse(&proc.own().mountinfo()?), cgroup_root),
-        Some(cgroups::Layout::Unified(_))
-    );
+    let cgroup_dump = match cgroups::layout(&mountinfo::parse(&proc.own().mountinfo()?), cgroup_root) {
+        Some(layout) => cgroups::dump_selection(&layout, &cgroups::parse_proc_cgroup(&init.cgroup()?)),
+        None => cgroups::CgroupDump::All,
+    };
     let store_free_bytes = nix::sys::statvfs::statvfs(store_root)
         .ok()
         .map(|s| s.blocks_available() * s.fragment_size());
@@ -87,7 +87,7 @@ pub fn gather(
         joined_netns_inode: ns_inode("network"),
         joined_pidns_inode: ns_inode("pid"),
         freezer,
-        cgroup_v2_only,
+        cgroup_dump,
         recorded_stdio: c.external_descriptors.clone(),
         live_stdio: stdio_descriptors(proc, c.init_pid),
         store_free_bytes,

@@ -12,7 +12,10 @@ use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
-use common::{assert_continues_from, expect_code, prereqs_with, wait_until, Container, Runtime, Store};
+use common::{
+    assert_continues_from, cgroup_descendants, expect_code, prereqs_with, unified_cgroup_root, wait_until,
+    CgroupMarkers, Container, Runtime, Store,
+};
 
 #[test]
 fn crun_create_stops_container_and_start_continues_counter() {
@@ -24,6 +27,13 @@ fn crun_create_stops_container_and_start_continues_counter() {
     let before = c
         .wait_counter_above(10, Duration::from_secs(10))
         .expect("counter warms up");
+    // Regression: on the hybrid host crun's containers are in no cgroup of
+    // the unified hierarchy, and CRIU dumped that hierarchy from its root:
+    // each restore copied every cgroup on the host below the container's,
+    // doubling them (two million after a day of tests).
+    let cgroup2 = unified_cgroup_root();
+    let _markers = CgroupMarkers::new(&cgroup2);
+    let cgroups_before = cgroup_descendants(&cgroup2);
 
     expect_code(&store.ckpt(["create", &c.id, "one"]), 0, "ckpt create (crun)");
     let entry = store.find(&c.id, "one").expect("ls lists the checkpoint");
@@ -43,6 +53,13 @@ fn crun_create_stops_container_and_start_continues_counter() {
         "ckpt start (crun)",
     );
     assert_continues_from(&c, saved);
+    let cgroups_after = cgroup_descendants(&cgroup2);
+    assert!(
+        cgroups_after <= cgroups_before + 2,
+        "the restore made {} cgroups in {} (from {cgroups_before}): it copied the host's cgroups",
+        cgroups_after as i64 - cgroups_before as i64,
+        cgroup2.display()
+    );
     assert!(c.is_running(), "status {:?}", c.status());
     assert!(
         Runtime::Crun.list_shows_running(&c.id),

@@ -178,7 +178,7 @@ fn host_facts(root: &Path) -> HostFacts {
             dir: PathBuf::from("/sys/fs/cgroup/freezer/ctr"),
             version: ckpt::cgroups::CgroupVersion::V1,
         }),
-        cgroup_v2_only: false,
+        cgroup_dump: ckpt::cgroups::CgroupDump::All,
         recorded_stdio: vec![],
         live_stdio: vec![],
         store_free_bytes: Some(1 << 40),

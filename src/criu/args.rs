@@ -1,6 +1,7 @@
 //! PURE: the argument vectors ckpt gives `criu`. One test pair (set / not
 //! set) per option. CRIU always gets a vector, never a shell string.
 
+use crate::cgroups::CgroupDump;
 use crate::plan::DumpPlan;
 use std::ffi::OsString;
 use std::path::Path;
@@ -19,10 +20,15 @@ pub fn dump_args(plan: &DumpPlan, images_dir: &Path) -> Vec<OsString> {
     a.extend(["--log-file".into(), DUMP_LOG.into(), "-v4".into()]);
     a.extend(["--root".into(), plan.root.as_os_str().into()]);
     // `=` is required: the argument is optional in CRIU's getopt table.
-    a.push("--manage-cgroups=soft".into());
-    if plan.cgroup_v2_only {
-        // CRIU names the cgroup2 hierarchy "unified".
-        a.extend(["--cgroup-dump-controller".into(), "unified".into()]);
+    match &plan.cgroup_dump {
+        CgroupDump::All => a.push("--manage-cgroups=soft".into()),
+        CgroupDump::Only(names) => {
+            a.push("--manage-cgroups=soft".into());
+            for name in names {
+                a.extend(["--cgroup-dump-controller".into(), name.into()]);
+            }
+        }
+        CgroupDump::Nothing => a.push("--manage-cgroups=ignore".into()),
     }
     // runc never dumps network devices ("runc doesn't manage network
     // devices") and always restores with an empty netns: do the same.
@@ -57,7 +63,7 @@ mod tests {
                 dir: "/sys/fs/cgroup/freezer/c".into(),
                 version: CgroupVersion::V1,
             },
-            cgroup_v2_only: false,
+            cgroup_dump: CgroupDump::All,
             externals: vec!["mnt[/etc/hosts]:/etc/hosts".into()],
             options: DumpOptions::default(),
             criu: opts,
@@ -95,7 +101,7 @@ mod tests {
     }
 
     #[test]
-    fn v2_only_dumps_the_unified_hierarchy_only() {
+    fn only_the_selected_cgroup_hierarchies_are_dumped() {
         let mut p = plan(DumpOptions::default());
         let a = |p: &DumpPlan| -> Vec<String> {
             dump_args(p, Path::new("/x"))
@@ -104,8 +110,13 @@ mod tests {
                 .collect()
         };
         assert!(!a(&p).contains(&"--cgroup-dump-controller".to_string()));
-        p.cgroup_v2_only = true;
-        assert!(has_pair(&a(&p), "--cgroup-dump-controller", "unified"));
+        p.cgroup_dump = CgroupDump::Only(vec!["memory".into(), "cpu,cpuacct".into()]);
+        assert!(has_pair(&a(&p), "--cgroup-dump-controller", "memory"));
+        assert!(has_pair(&a(&p), "--cgroup-dump-controller", "cpu,cpuacct"));
+        assert!(a(&p).contains(&"--manage-cgroups=soft".to_string()));
+        p.cgroup_dump = CgroupDump::Nothing;
+        assert!(!a(&p).contains(&"--cgroup-dump-controller".to_string()));
+        assert!(a(&p).contains(&"--manage-cgroups=ignore".to_string()));
     }
 
     #[test]

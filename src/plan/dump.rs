@@ -9,7 +9,7 @@
 //! for external mounts follow runc's own checkpoint code so that the images
 //! restore with `runc restore` (and thus `docker start --checkpoint`).
 
-use crate::cgroups::FreezerDir;
+use crate::cgroups::{CgroupDump, FreezerDir};
 use crate::inventory::{FdKind, Inventory, ProcessInfo};
 use crate::mountinfo::Mount;
 use crate::spec::SpecFacts;
@@ -48,10 +48,10 @@ pub struct HostFacts {
     /// The container's freezer cgroup (ckpt's freeze and CRIU's
     /// --freeze-cgroup), if one was found.
     pub freezer: Option<FreezerDir>,
-    /// The cgroup root is a cgroup2 mount (a pure v2 host): the container
-    /// lives in the unified hierarchy only, whatever v1 lines
-    /// `/proc/<pid>/cgroup` still lists.
-    pub cgroup_v2_only: bool,
+    /// Which cgroup hierarchies CRIU dumps (`cgroups::dump_selection`):
+    /// on a pure v2 host the unified one only, and never one in which the
+    /// container sits at the root.
+    pub cgroup_dump: CgroupDump,
     /// The init's stdio as the runtime recorded it at start (runc's
     /// `external_descriptors`); empty when the runtime keeps none.
     pub recorded_stdio: Vec<String>,
@@ -97,11 +97,11 @@ pub struct DumpPlan {
     /// ckpt freezes it before CRIU runs (unless the user had paused it),
     /// and CRIU gets it as --freeze-cgroup.
     pub freezer: FreezerDir,
-    /// CRIU dumps the unified hierarchy only (`--cgroup-dump-controller
-    /// unified`): on a pure v2 host the v1 memberships the kernel may still
+    /// The hierarchies CRIU dumps (`--cgroup-dump-controller`). On a pure
+    /// v2 host the unified one: the v1 memberships the kernel may still
     /// list are no runtime's, and restoring them fails (crun's
     /// `--cgroup-root` would create them in every v1 hierarchy).
-    pub cgroup_v2_only: bool,
+    pub cgroup_dump: CgroupDump,
     /// `--external` values, e.g. `mnt[/etc/hosts]:/etc/hosts`.
     pub externals: Vec<String>,
     /// What the user asked for, as `ckpt.json` records it.
@@ -344,7 +344,7 @@ pub fn dump_plan(
         pid: host.init_pid,
         root: host.rootfs.clone(),
         freezer,
-        cgroup_v2_only: host.cgroup_v2_only,
+        cgroup_dump: host.cgroup_dump.clone(),
         externals: externals(spec, host),
         options: *opts,
         criu: DumpOptions {

@@ -412,13 +412,18 @@ fn recorded_stdio_is_what_the_runtime_kept_else_what_the_fds_show() {
 }
 
 #[test]
-fn a_pure_v2_host_dumps_only_the_unified_hierarchy() {
-    for v2_only in [false, true] {
+fn the_plan_hands_criu_the_hosts_cgroup_selection() {
+    let selections = [
+        CgroupDump::All,
+        CgroupDump::Only(vec!["unified".into()]),
+        CgroupDump::Nothing,
+    ];
+    for cgroup_dump in selections {
         let h = HostFacts {
-            cgroup_v2_only: v2_only,
+            cgroup_dump: cgroup_dump.clone(),
             ..host()
         };
         let plan = dump_plan(&SpecFacts::default(), &inv(vec![]), &h, &DumpOptions::default()).unwrap();
-        assert_eq!(plan.cgroup_v2_only, v2_only);
+        assert_eq!(plan.cgroup_dump, cgroup_dump);
     }
 }

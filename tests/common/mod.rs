@@ -296,3 +296,49 @@ pub fn assert_untouched(c: &Container, what: &str) {
         "{what}: counter stuck at {v}"
     );
 }
+
+/// The cgroup2 hierarchy as ckpt's runtimes see it here: the hybrid host's
+/// `/sys/fs/cgroup/unified`, or `/sys/fs/cgroup` itself on a pure v2 view
+/// (scripts/in-cgroup2).
+pub fn unified_cgroup_root() -> PathBuf {
+    let hybrid = Path::new("/sys/fs/cgroup/unified");
+    match hybrid.join("cgroup.stat").exists() {
+        true => hybrid.to_path_buf(),
+        false => PathBuf::from("/sys/fs/cgroup"),
+    }
+}
+
+/// How many cgroups lie below `dir` (`nr_descendants` of its cgroup.stat).
+pub fn cgroup_descendants(dir: &Path) -> u64 {
+    let stat = std::fs::read_to_string(dir.join("cgroup.stat")).expect("cgroup.stat");
+    stat.lines()
+        .find_map(|l| l.strip_prefix("nr_descendants "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("nr_descendants in cgroup.stat")
+}
+
+/// Empty cgroups made beside the containers' (`<root>/ckpt-t-marker-PID/
+/// {a,b,c}`), removed on drop: a restore that copies the host's cgroup
+/// tree into the container's copies these too, which a count shows.
+pub struct CgroupMarkers {
+    top: PathBuf,
+}
+
+impl CgroupMarkers {
+    pub fn new(root: &Path) -> CgroupMarkers {
+        let top = root.join(format!("ckpt-t-marker-{}", std::process::id()));
+        for child in ["a", "b", "c"] {
+            std::fs::create_dir_all(top.join(child)).expect("make a marker cgroup");
+        }
+        CgroupMarkers { top }
+    }
+}
+
+impl Drop for CgroupMarkers {
+    fn drop(&mut self) {
+        for child in ["a", "b", "c"] {
+            let _ = std::fs::remove_dir(self.top.join(child));
+        }
+        let _ = std::fs::remove_dir(&self.top);
+    }
+}
