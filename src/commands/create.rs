@@ -276,16 +276,15 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
         Some(file) => {
             let entry = store.load(&home.id, &args.name)?;
             Some(
-                super::export::export_entry(engine.as_ref(), &entry, file, &args.archive, ctx.quiet).with_context(
-                    || {
+                super::export::export_verified(&store, engine.as_ref(), &entry, file, &args.archive, ctx.quiet)
+                    .with_context(|| {
                         format!(
                             "checkpoint {} is saved in {}, but its export to {} failed",
                             args.name,
                             dir.display(),
                             file.display()
                         )
-                    },
-                )?,
+                    })?,
             )
         }
     };

@@ -107,6 +107,29 @@ pub fn materialise(
     Ok(())
 }
 
+/// The full form of the verified incremental checkpoint `entry` in `work`
+/// (its files, its page files reassembled and checked, a schema-2
+/// `ckpt.json` listing them, sealed), as an entry an export reads like any
+/// other.
+pub fn full_form(
+    store: &Store,
+    entry: &CheckpointEntry,
+    meta: &crate::store::CheckpointMeta,
+    record: &IncrementalRecord,
+    work: &WorkDir,
+) -> Result<CheckpointEntry, Error> {
+    materialise(store, entry, record, work)?;
+    let full = crate::plan::incremental::full_meta(meta);
+    store.write_work_meta(work, &full)?;
+    Ok(CheckpointEntry {
+        container_id: entry.container_id.clone(),
+        name: entry.name.clone(),
+        dir: work.path().to_path_buf(),
+        size_bytes: full.size_bytes,
+        meta: Some(full),
+    })
+}
+
 /// Every chunk problem of the incremental checkpoint `entry`.
 pub fn verify(store: &Store, entry: &CheckpointEntry, record: &IncrementalRecord) -> Result<Vec<Problem>, Error> {
     let (id, name) = (&entry.container_id, &entry.name);

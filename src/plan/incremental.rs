@@ -8,7 +8,7 @@
 //! (recipes, listings) and act on the answers.
 
 use crate::chunks::{retention, ChunkProblem, Problem, Recipe, CHUNK_SIZE, RECIPE_FILE};
-use crate::store::{CheckpointEntry, FileDigest, IncrementalRecord};
+use crate::store::{CheckpointEntry, CheckpointMeta, FileDigest, IncrementalRecord, SCHEMA_VERSION};
 use std::collections::BTreeMap;
 
 /// The word `start --checkpoint` takes for the newest complete checkpoint.
@@ -62,6 +62,24 @@ pub fn recipe_matches(record: &IncrementalRecord, recipe: &Recipe) -> Result<(),
         return Err(format!("{RECIPE_FILE} rebuilds {extra}, which ckpt.json does not list"));
     }
     Ok(())
+}
+
+/// The `ckpt.json` of an incremental checkpoint's full form (an export):
+/// schema 2, its page files listed in `files` instead of the recipe, no
+/// incremental record. Exactly what a full create would have recorded.
+pub fn full_meta(meta: &CheckpointMeta) -> CheckpointMeta {
+    let mut full = meta.clone();
+    if let Some(record) = full.incremental.take() {
+        full.schema_version = SCHEMA_VERSION;
+        if let Some(recipe) = full.files.remove(&record.recipe) {
+            full.size_bytes = full.size_bytes.saturating_sub(recipe.size);
+        }
+        for (name, digest) in record.page_files {
+            full.size_bytes += digest.size;
+            full.files.insert(name, digest);
+        }
+    }
+    full
 }
 
 /// `verify`'s account of damaged chunks: each one by digest and file,

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::chunks::{ChunkProblem, ChunkRef, Digest, FileRecipe, Problem};
-use crate::store::CheckpointMeta;
+use crate::store::{CheckpointMeta, FileDigest};
 
 fn recipe(files: &[(&str, u8)]) -> Recipe {
     Recipe {
@@ -120,4 +120,26 @@ fn latest_is_the_newest_complete_checkpoint() {
     for (what, arg, entries, want) in table {
         assert_eq!(&choose(arg, entries), want, "{what}");
     }
+}
+
+#[test]
+fn the_full_form_lists_the_page_files_instead_of_the_recipe() {
+    let mut inc = entry("n", Some("2026-01-01T00:00:01Z")).meta.unwrap();
+    let d = |size: u64, b: &str| FileDigest { size, blake3: b.into() };
+    inc.schema_version = 3;
+    inc.files.insert("pstree.img".into(), d(4, "p"));
+    inc.files.insert("pages.recipe".into(), d(100, "r"));
+    inc.size_bytes = 104;
+    let mut record = record_of(&recipe(&[("pages-1.img", 1)]));
+    record.page_files.insert("pages-2.img".into(), d(8192, "q"));
+    inc.incremental = Some(record);
+    let full = full_meta(&inc);
+    assert_eq!((full.schema_version, full.incremental.as_ref()), (2, None));
+    let names: Vec<&str> = full.files.keys().map(String::as_str).collect();
+    assert_eq!(names, ["pages-1.img", "pages-2.img", "pstree.img"]);
+    assert_eq!(full.files["pages-2.img"], d(8192, "q"));
+    assert_eq!(full.size_bytes, 4 + 4096 + 8192);
+    // A full checkpoint is its own full form.
+    let plain = entry("n", Some("2026-01-01T00:00:01Z")).meta.unwrap();
+    assert_eq!(full_meta(&plain), plain);
 }

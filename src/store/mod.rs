@@ -263,6 +263,13 @@ impl Store {
         work.copy_files_of(self.root(), entry, skip)
     }
 
+    /// Writes `meta` (sealed) as the `ckpt.json` of the work directory
+    /// `work`, which then holds a whole checkpoint: the full form of an
+    /// incremental one, for an export.
+    pub fn write_work_meta(&self, work: &WorkDir, meta: &CheckpointMeta) -> Result<(), StoreError> {
+        work.write_meta(self.root(), meta)
+    }
+
     /// Starts writing checkpoint `name` of `container_id`. Fails if the name
     /// is invalid or already published. Removes stale staging dirs left by
     /// ckpt processes that no longer exist. The caller should hold the lock.

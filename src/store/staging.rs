@@ -299,6 +299,14 @@ impl WorkDir {
         &self.dir
     }
 
+    /// Writes `meta` as this directory's `ckpt.json` and seals it: the
+    /// full form of an incremental checkpoint, for an export.
+    pub(super) fn write_meta(&self, root: &Path, meta: &CheckpointMeta) -> Result<(), StoreError> {
+        let json = meta.to_json();
+        write_new_file(root, &self.dir.join(META_FILE), json.as_bytes())?;
+        write_new_file(root, &self.dir.join(SEAL_FILE), seal_of(json.as_bytes()).as_bytes())
+    }
+
     /// Copies (never links: a CRIU that wrote an image would change the
     /// published one) every top-level file of the published checkpoint
     /// `entry` but `ckpt.json`, its seal and `skip` into this directory,
