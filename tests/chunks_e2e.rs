@@ -154,7 +154,10 @@ fn incremental_creates_share_chunks_and_a_corrupt_chunk_refuses_the_start() {
     expect_code(&two, 0, "ckpt create --incremental two");
     let after_two = c.counter().expect("counter after two");
     let (first, second) = (new_bytes(&one), new_bytes(&two));
-    assert!(second < first, "the second stored {second} new bytes, the first {first}");
+    assert!(
+        second < first,
+        "the second stored {second} new bytes, the first {first}"
+    );
     let dir = store.checkpoint_dir(&c.id, "two");
     assert!(dir.join("pages.recipe").is_file());
     assert!(!fs::read_dir(&dir)
@@ -178,12 +181,20 @@ fn incremental_creates_share_chunks_and_a_corrupt_chunk_refuses_the_start() {
     );
     assert!(c.status().is_none(), "nothing was started: {:?}", c.status());
     assert_eq!(fs::read_to_string(c.rootfs.join("tmp/count")).unwrap(), "0\n");
-    expect_code(&store.ckpt(["verify", &c.id, "two"]), 7, "ckpt verify of the corrupt chunk");
+    expect_code(
+        &store.ckpt(["verify", &c.id, "two"]),
+        7,
+        "ckpt verify of the corrupt chunk",
+    );
 
     let mut bytes = fs::read(&pack).unwrap();
     bytes[at] ^= 0x40;
     fs::write(&pack, bytes).unwrap();
-    expect_code(&store.ckpt(["start", "--checkpoint", "two", &c.id]), 0, "ckpt start two");
+    expect_code(
+        &store.ckpt(["start", "--checkpoint", "two", &c.id]),
+        0,
+        "ckpt start two",
+    );
     let restored = c.wait_counter_above(0, WAIT).expect("restored counter ticks");
     assert!(
         restored > at_one + 4 && restored <= after_two + 3,

@@ -225,3 +225,31 @@ fn start_latest_without_a_checkpoint_is_not_found() {
     assert!(err.contains("no checkpoint named \"latest\""), "{err}");
     assert!(!w.path("store/web").exists());
 }
+
+#[test]
+fn create_incremental_into_a_symlinked_chunk_store_is_refused_and_the_container_kept() {
+    let w = World::new();
+    // A first checkpoint makes the container's directory.
+    w.checkpoint("n0");
+    std::fs::create_dir_all(w.path("elsewhere")).unwrap();
+    symlink(w.path("elsewhere"), w.path("store/web/chunks")).unwrap();
+    let args = CreateArgs {
+        incremental: true,
+        ..create_args("n1", false)
+    };
+    let (_, code, err) = run(|out| create::run(&w.ctx(), &args, out));
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("store/web/chunks") && err.contains("symlink"), "{err}");
+    assert!(!w.path("store/web/checkpoints/n1").exists(), "nothing published");
+    assert_eq!(
+        std::fs::read_dir(w.path("elsewhere")).unwrap().count(),
+        0,
+        "nothing written through it"
+    );
+    assert!(
+        !w.engine.calls().iter().any(|c| c.starts_with("stop_after_dump")),
+        "the container is not stopped: {:?}",
+        w.engine.calls()
+    );
+    assert_eq!(w.freezer(), "THAWED", "thawed again");
+}
