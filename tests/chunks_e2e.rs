@@ -165,12 +165,16 @@ fn incremental_creates_share_chunks_and_a_corrupt_chunk_refuses_the_start() {
         .any(|e| is_page_file(e.unwrap().file_name().to_str().unwrap())));
 
     expect_code(&store.ckpt(["rm", &c.id, "one"]), 0, "ckpt rm one");
+    // The chunk store now holds exactly the chunks "two" uses.
+    let chunks = store.path().join(&c.id).join("chunks");
+    let left = ChunkStore::open(&chunks).unwrap().reader(WAIT).unwrap().stats();
+    let used = Recipe::read(&dir.join("pages.recipe")).unwrap().digests().len();
+    assert_eq!(left.chunks, used, "{left:?}");
     expect_code(&store.ckpt(["verify", &c.id, "two"]), 0, "ckpt verify two");
 
     Runtime::Runc.destroy(&c.id);
     assert!(wait_until(Duration::from_secs(5), || c.status().is_none()));
     fs::write(c.rootfs.join("tmp/count"), "0\n").unwrap();
-    let chunks = store.path().join(&c.id).join("chunks");
     let (pack, at) = flip_a_chunk_byte(&chunks);
     let refused = store.ckpt(["start", "--checkpoint", "two", &c.id]);
     expect_code(&refused, 7, "ckpt start with a corrupt chunk");
