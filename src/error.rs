@@ -14,6 +14,7 @@
 //! step.
 
 use crate::archive::ArchiveError;
+use crate::chunks::ChunkError;
 use crate::criu::crit::CritError;
 use crate::criu::CriuError;
 use crate::engine::docker::DockerError;
@@ -95,6 +96,17 @@ pub enum Error {
     /// A signal stopped the command.
     #[error(transparent)]
     Interrupted(#[from] Interrupted),
+
+    /// The chunk store of an incremental checkpoint failed at `step`
+    /// (`store the pages of`, `reassemble`, `verify the chunks of`, ...).
+    #[error("cannot {step} checkpoint {checkpoint} of {container}")]
+    Chunks {
+        step: &'static str,
+        container: String,
+        checkpoint: String,
+        #[source]
+        source: Box<ChunkError>,
+    },
 
     /// The preflight's refusal of `create`, with the container named.
     #[error("cannot checkpoint container {id} (nothing was frozen or changed):\n  {}", .refusal.to_string().replace('\n', "\n  "))]
@@ -206,6 +218,7 @@ impl Error {
                 ArchiveError::Io { .. } => FAILURE,
             },
             Error::Interrupted(Interrupted(sig)) => interrupted_code(*sig),
+            Error::Chunks { source, .. } => chunk_code(source),
             Error::Refused { .. } | Error::NotCheckpointable { .. } => REFUSED,
             Error::UnknownContainer { .. } => NOT_FOUND,
             Error::RestoreRefused(r) => r.exit_code(),
@@ -232,6 +245,17 @@ pub fn exit_status(error: Option<&Error>) -> u8 {
 /// `128 + N` for signal N (saturating: no real signal gets there).
 pub fn interrupted_code(sig: i32) -> u8 {
     u8::try_from(sig).map_or(u8::MAX, |s| INTERRUPTED_BASE.saturating_add(s))
+}
+
+/// A missing or corrupt chunk or recipe is a damaged checkpoint (7); the
+/// chunk lock held by another command is Busy (8).
+fn chunk_code(e: &ChunkError) -> u8 {
+    match e {
+        e if e.is_corruption() => CORRUPT,
+        ChunkError::Busy { .. } => BUSY,
+        ChunkError::Unsafe { .. } => PREREQUISITE,
+        _ => FAILURE,
+    }
 }
 
 fn store_code(e: &StoreError) -> u8 {

@@ -111,3 +111,99 @@ fn real_checkpoints_dedup_collect_reassemble_and_restore() {
     thread::sleep(Duration::from_millis(300));
     assert!(c.wait_counter_above(restored, WAIT).is_some(), "restored counter stuck");
 }
+
+/// Flips one byte of chunk data in the first pack of `chunks`; returns
+/// the pack and the offset, to flip it back.
+fn flip_a_chunk_byte(chunks: &Path) -> (std::path::PathBuf, usize) {
+    let mut packs: Vec<_> = fs::read_dir(chunks.join("packs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    packs.sort();
+    let pack = packs.first().expect("a pack").clone();
+    let mut bytes = fs::read(&pack).unwrap();
+    // Chunk data starts at 4096 (packs keep chunks block-aligned).
+    let at = 4096 + 17;
+    bytes[at] ^= 0x40;
+    fs::write(&pack, bytes).unwrap();
+    (pack, at)
+}
+
+fn new_bytes(out: &std::process::Output) -> u64 {
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("create --json");
+    v["incremental"]["new_bytes"].as_u64().expect("incremental.new_bytes")
+}
+
+/// The wired verbs on a real runc container: two `create --incremental
+/// -R`, the second storing fewer new bytes; `rm` of the first; a flipped
+/// byte in a chunk makes `start` exit 7 naming the chunk, nothing started;
+/// mended, `start` of the second continues the counter.
+#[test]
+fn incremental_creates_share_chunks_and_a_corrupt_chunk_refuses_the_start() {
+    if !prereqs() {
+        return;
+    }
+    let store = Store::new();
+    let c = Container::runc().ballast_mb(16).start();
+    c.wait_counter_above(10, WAIT).expect("counter warms up");
+    let one = store.ckpt(["create", "--incremental", "-R", "--json", &c.id, "one"]);
+    expect_code(&one, 0, "ckpt create --incremental one");
+    let at_one = c.counter().expect("counter after one");
+    c.wait_counter_above(at_one + 5, WAIT).expect("counter runs on");
+    let two = store.ckpt(["create", "--incremental", "-R", "--json", &c.id, "two"]);
+    expect_code(&two, 0, "ckpt create --incremental two");
+    let after_two = c.counter().expect("counter after two");
+    let (first, second) = (new_bytes(&one), new_bytes(&two));
+    assert!(
+        second < first,
+        "the second stored {second} new bytes, the first {first}"
+    );
+    let dir = store.checkpoint_dir(&c.id, "two");
+    assert!(dir.join("pages.recipe").is_file());
+    assert!(!fs::read_dir(&dir)
+        .unwrap()
+        .any(|e| is_page_file(e.unwrap().file_name().to_str().unwrap())));
+
+    expect_code(&store.ckpt(["rm", &c.id, "one"]), 0, "ckpt rm one");
+    // The chunk store now holds exactly the chunks "two" uses.
+    let chunks = store.path().join(&c.id).join("chunks");
+    let left = ChunkStore::open(&chunks).unwrap().reader(WAIT).unwrap().stats();
+    let used = Recipe::read(&dir.join("pages.recipe")).unwrap().digests().len();
+    assert_eq!(left.chunks, used, "{left:?}");
+    expect_code(&store.ckpt(["verify", &c.id, "two"]), 0, "ckpt verify two");
+
+    Runtime::Runc.destroy(&c.id);
+    assert!(wait_until(Duration::from_secs(5), || c.status().is_none()));
+    fs::write(c.rootfs.join("tmp/count"), "0\n").unwrap();
+    let (pack, at) = flip_a_chunk_byte(&chunks);
+    let refused = store.ckpt(["start", "--checkpoint", "two", &c.id]);
+    expect_code(&refused, 7, "ckpt start with a corrupt chunk");
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("cannot reassemble checkpoint two of") && err.contains("is corrupt"),
+        "{err}"
+    );
+    assert!(c.status().is_none(), "nothing was started: {:?}", c.status());
+    assert_eq!(fs::read_to_string(c.rootfs.join("tmp/count")).unwrap(), "0\n");
+    expect_code(
+        &store.ckpt(["verify", &c.id, "two"]),
+        7,
+        "ckpt verify of the corrupt chunk",
+    );
+
+    let mut bytes = fs::read(&pack).unwrap();
+    bytes[at] ^= 0x40;
+    fs::write(&pack, bytes).unwrap();
+    expect_code(
+        &store.ckpt(["start", "--checkpoint", "two", &c.id]),
+        0,
+        "ckpt start two",
+    );
+    let restored = c.wait_counter_above(0, WAIT).expect("restored counter ticks");
+    assert!(
+        restored > at_one + 4 && restored <= after_two + 3,
+        "restored counter {restored} is not checkpoint two's (taken after {at_one}, before {after_two})"
+    );
+    thread::sleep(Duration::from_millis(300));
+    assert!(c.wait_counter_above(restored, WAIT).is_some(), "restored counter stuck");
+}

@@ -9,6 +9,11 @@ pub struct CreateArgs {
     /// Keep the container running after the checkpoint.
     #[arg(long, short = 'R')]
     pub leave_running: bool,
+    /// Store the page files as content-addressed chunks shared with the
+    /// container's other incremental checkpoints (only new chunks take
+    /// space). Not for Docker containers.
+    #[arg(long)]
+    pub incremental: bool,
     #[command(flatten)]
     pub criu: CriuFlags,
     /// Also write the checkpoint as an archive to FILE (as `ckpt export`).

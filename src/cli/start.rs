@@ -7,7 +7,8 @@ use std::path::PathBuf;
 /// `ckpt start`.
 #[derive(Debug, Args)]
 pub struct StartArgs {
-    /// The checkpoint to restore.
+    /// The checkpoint to restore; `latest`: the newest complete one (a
+    /// checkpoint literally named `latest` is still that one).
     #[arg(
         long,
         value_name = "NAME",

@@ -312,3 +312,33 @@ fn start_import_imports_then_restores_the_imported_checkpoint() {
     );
     assert!(w.store().load("web2", "n1").unwrap().meta.unwrap().imported.is_some());
 }
+
+#[test]
+fn an_incremental_checkpoint_exports_whole_page_files_and_imports_as_a_full_one() {
+    let w = World::new();
+    std::fs::write(w.path("bundle/config.json"), own_spec().to_string()).unwrap();
+    std::fs::create_dir_all(w.path("bundle/rootfs/tmp")).unwrap();
+    let args = CreateArgs {
+        incremental: true,
+        ..create_args("n1", false)
+    };
+    let (_, code, err) = run(|out| create::run(&w.ctx(), &args, out));
+    assert_eq!(code, 0, "{err}");
+    assert!(!w.path("store/web/checkpoints/n1/pages-1.img").exists());
+    let file = w.path("out/web.tar");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let (_, code, err) = run(|out| export::run(&w.ctx(), &export_args("n1", &file, CompressArg::None), out));
+    assert_eq!(code, 0, "{err}");
+    let left: Vec<_> = std::fs::read_dir(w.path("store/web/.ckpt-staging")).unwrap().collect();
+    assert!(left.is_empty(), "the full form goes after the export: {left:?}");
+
+    let (_, code, err) = run(|out| import::run(&w.ctx(), &import_args(&file, Some("web2")), out));
+    assert_eq!(code, 0, "{err}");
+    let entry = w.store().load("web2", "n1").unwrap();
+    w.store().verify(&entry).unwrap();
+    let meta = entry.meta.clone().unwrap();
+    assert_eq!((meta.schema_version, meta.incremental), (2, None));
+    assert_eq!(std::fs::read(entry.dir.join("pages-1.img")).unwrap(), [7u8; 4096]);
+    assert!(!entry.dir.join("pages.recipe").exists(), "the recipe is not exported");
+    assert_eq!(std::fs::read(entry.dir.join("pstree.img")).unwrap(), b"tree");
+}

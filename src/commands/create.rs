@@ -41,6 +41,19 @@ struct Created {
     /// With --print-stats.
     #[serde(skip_serializing_if = "Option::is_none")]
     stats: Option<CheckpointStats>,
+    /// With --incremental: what went into the chunk store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    incremental: Option<Stored>,
+}
+
+/// What an incremental create stored: its page bytes, and how many of them
+/// were new to the container's chunk store.
+#[derive(Debug, serde::Serialize)]
+struct Stored {
+    logical_bytes: u64,
+    new_bytes: u64,
+    chunks: usize,
+    new_chunks: usize,
 }
 
 pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Error> {
@@ -67,6 +80,12 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
         container.id,
         container.init_pid
     );
+    if args.incremental {
+        let docker = container.runtime == crate::engine::RuntimeKind::Docker;
+        if let Some(message) = crate::plan::incremental::incremental_refusal(&container.id, docker) {
+            return Err(Error::Usage { message });
+        }
+    }
     engine.check_dump(&args.name, args.leave_running)?;
     let spec = crate::spec::load(&container.spec_path)?;
     let home = super::with_checkpoint_dir(engine.home(), args.checkpoint_dir.as_deref())?;
@@ -199,7 +218,15 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
     // CRIU's own account of the dump, read before publishing moves it.
     let criu_stats = args.print_stats.then(|| read_dump_stats(staging.dir())).flatten();
 
-    let meta = metadata(
+    // --incremental: the page files become a recipe of chunks before the
+    // publish; the chunk session is held until the publish is done.
+    let chunked = match args.incremental {
+        true => Some(super::incremental::chunk_staging(
+            &store, &home.id, &args.name, &staging,
+        )?),
+        false => None,
+    };
+    let mut meta = metadata(
         &container,
         &spec.raw,
         &inventory,
@@ -212,8 +239,21 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
             dump_ms,
         },
     );
+    if let Some(c) = &chunked {
+        meta.schema_version = store::INCREMENTAL_SCHEMA;
+        meta.incremental = Some(c.record.clone());
+    }
     let publishing = Instant::now();
     let dir = staging.publish(meta)?;
+    let stored = chunked.map(|c| {
+        drop(c.session);
+        Stored {
+            logical_bytes: c.stats.bytes,
+            new_bytes: c.stats.new_bytes,
+            chunks: c.stats.chunks,
+            new_chunks: c.stats.new_chunks,
+        }
+    });
     let size_bytes = store.load(&home.id, &args.name).map(|e| e.size_bytes).unwrap_or(0);
     phases.publish = micros(publishing.elapsed());
 
@@ -236,16 +276,15 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
         Some(file) => {
             let entry = store.load(&home.id, &args.name)?;
             Some(
-                super::export::export_entry(engine.as_ref(), &entry, file, &args.archive, ctx.quiet).with_context(
-                    || {
+                super::export::export_verified(&store, engine.as_ref(), &entry, file, &args.archive, ctx.quiet)
+                    .with_context(|| {
                         format!(
                             "checkpoint {} is saved in {}, but its export to {} failed",
                             args.name,
                             dir.display(),
                             file.display()
                         )
-                    },
-                )?,
+                    })?,
             )
         }
     };
@@ -260,6 +299,7 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
         leave_running: args.leave_running,
         warnings: plan.warnings,
         export,
+        incremental: stored,
         stats: args.print_stats.then(|| CheckpointStats {
             ckpt_checkpoint_duration: micros(begun.elapsed()),
             container_statistics: vec![ContainerCheckpointStats {
@@ -287,6 +327,15 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
                 "; container stopped"
             }
         ));
+        if let Some(s) = &created.incremental {
+            out.say(format!(
+                "incremental: {} of {} page bytes were new ({} of {} chunks)",
+                plan::human_bytes(s.new_bytes),
+                plan::human_bytes(s.logical_bytes),
+                s.new_chunks,
+                s.chunks
+            ));
+        }
         if let Some(e) = &created.export {
             out.say(super::export::describe(e));
         }
@@ -359,6 +408,7 @@ fn metadata(c: &Container, spec: &serde_json::Value, inv: &Inventory, plan: &Dum
         descriptors: plan.descriptors.clone(),
         files: Default::default(),
         imported: None,
+        incremental: None,
     }
 }
 

@@ -64,7 +64,7 @@ pub fn run(ctx: &Context, args: &ExportArgs, out: &mut Output) -> Result<(), Err
         .into());
     }
     store.verify(&entry)?;
-    let exported = export_entry(engine.as_ref(), &entry, &args.output, &args.archive, ctx.quiet)?;
+    let exported = export_verified(&store, engine.as_ref(), &entry, &args.output, &args.archive, ctx.quiet)?;
     if args.json {
         out.json(&exported)?;
     } else {
@@ -88,6 +88,27 @@ pub fn describe(e: &Exported) -> String {
             n => format!("; {n} path(s) of the root filesystem left out (sockets, other filesystems)"),
         }
     )
+}
+
+/// [`export_entry`] of the verified checkpoint `entry`, in its full form
+/// if it is incremental: an archive always holds whole page files, so its
+/// import is a full checkpoint. The caller holds the container's lock.
+pub fn export_verified(
+    store: &crate::store::Store,
+    engine: &dyn Engine,
+    entry: &CheckpointEntry,
+    file: &Path,
+    flags: &ArchiveFlags,
+    quiet: bool,
+) -> Result<Exported, Error> {
+    match entry.meta.as_ref().map(|m| (m, m.incremental.as_ref())) {
+        Some((meta, Some(record))) => {
+            let work = store.restore_work_dir(&entry.container_id)?;
+            let full = super::incremental::full_form(store, entry, meta, record, &work)?;
+            export_entry(engine, &full, file, flags, quiet)
+        }
+        _ => export_entry(engine, entry, file, flags, quiet),
+    }
 }
 
 /// Writes the archive of the verified checkpoint `entry` to `file`. The

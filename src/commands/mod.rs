@@ -14,6 +14,7 @@ pub mod create;
 pub mod export;
 pub mod generate;
 pub mod import;
+pub mod incremental;
 pub mod inspect;
 pub mod ls;
 pub mod relay;

@@ -19,6 +19,7 @@ use crate::error::{Error, ResultExt as _};
 use crate::interrupt::{self, Interrupted};
 use crate::output::Output;
 use crate::plan::confirm;
+use crate::plan::incremental::{choose, Choice, LATEST};
 use crate::plan::restore::{restore_plan, RestoreOptions};
 use crate::store::{names, ContainerLock, Store, StoreError};
 use std::path::PathBuf;
@@ -134,6 +135,22 @@ fn restore(
     };
     engine.check_restore(&opts)?;
     let store = ctx.open_store(&home.root)?;
+    // `--checkpoint latest`: the newest complete checkpoint (published
+    // ones only, so never one being made).
+    let checkpoint = &match choose(checkpoint, &listed_if_latest(&store, &home.id, checkpoint)?) {
+        Choice::Named(name) => name,
+        Choice::Latest(name) => {
+            log::info!("the latest checkpoint of {} is {name}", home.name);
+            name
+        }
+        Choice::NoneComplete => {
+            return Err(StoreError::NotFound {
+                container: home.name.clone(),
+                name: checkpoint.to_string(),
+            }
+            .into())
+        }
+    };
     // Look before locking: the lock would create the container's directory.
     if !store.layout().checkpoint_dir(&home.id, checkpoint).exists() {
         return Err(StoreError::NotFound {
@@ -167,10 +184,31 @@ fn restore(
 
     // 2. Where will it go? Decided in full before anything is written.
     let facts = engine.restore_facts(&store, &entry, &opts, criu)?;
-    let plan = restore_plan(&entry, &facts, &opts)?;
+    let mut plan = restore_plan(&entry, &facts, &opts)?;
     if let Some(sig) = interrupt::pending() {
         return Err(Error::from(Interrupted(sig)).context("nothing was started or changed"));
     }
+    // An incremental checkpoint: its page files reassembled, every chunk
+    // checked, into a work directory of its own (never into the published
+    // checkpoint), before anything of the restore is written.
+    let _images = match entry.meta.as_ref().and_then(|m| m.incremental.as_ref()) {
+        Some(_) if home.foreign => {
+            return Err(Error::Usage {
+                message: format!(
+                    "checkpoint {checkpoint} of {} is incremental, and Docker restores only whole page files",
+                    home.name
+                ),
+            })
+        }
+        Some(record) => {
+            let work = store.restore_work_dir(&home.id)?;
+            super::incremental::materialise(&store, &entry, record, &work)
+                .map_err(|e| e.context("nothing was started or changed"))?;
+            plan.images = work.path().to_path_buf();
+            Some(work)
+        }
+        None => None,
+    };
 
     // 3. Every check has passed: from here on, ckpt writes.
     let prepared = engine.prepare(&store, &entry, &plan)?;
@@ -258,6 +296,15 @@ fn restore(
         }
     }
     Ok(())
+}
+
+/// The container's checkpoints when `checkpoint` is the word `latest`
+/// (nothing to list otherwise; a container without any has none).
+fn listed_if_latest(store: &Store, id: &str, checkpoint: &str) -> Result<Vec<crate::store::CheckpointEntry>, Error> {
+    if checkpoint != LATEST || !store.layout().checkpoints_dir(id).is_dir() {
+        return Ok(Vec::new());
+    }
+    Ok(store.list(Some(id))?)
 }
 
 /// Takes the locks of `source` and, when there is one and it is another

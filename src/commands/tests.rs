@@ -158,6 +158,7 @@ impl World {
             descriptors: vec![],
             files: Default::default(),
             imported: None,
+            incremental: None,
         }
     }
 }
@@ -195,6 +196,7 @@ fn create_args(name: &str, leave_running: bool) -> CreateArgs {
     CreateArgs {
         checkpoint_dir: None,
         leave_running,
+        incremental: false,
         criu: criu_flags(),
         json: false,
         print_stats: false,
@@ -1141,3 +1143,5 @@ fn checkpoint_dir_refusals_are_usage_errors_that_change_nothing() {
 #[path = "archive_tests.rs"]
 mod archive_tests;
 mod error_examples;
+#[path = "incremental_tests.rs"]
+mod incremental_tests;

@@ -17,6 +17,9 @@ struct Verified {
     made_by: &'static str,
     /// Whether `ckpt.json` itself is covered by a checksum (schema 2 on).
     metadata_checksummed: bool,
+    /// Whether its page files are chunks in the container's chunk store
+    /// (each of which was checked too).
+    incremental: bool,
     intact: bool,
 }
 
@@ -40,6 +43,16 @@ pub fn run(ctx: &Context, args: &VerifyArgs, out: &mut Output) -> Result<(), Err
     let (files, made_by) = match &entry.meta {
         Some(meta) => {
             store.verify(&entry)?;
+            if let Some(record) = &meta.incremental {
+                let problems = super::incremental::verify(&store, &entry, record)?;
+                if !problems.is_empty() {
+                    return Err(StoreError::Corrupt {
+                        dir: entry.dir.clone(),
+                        reason: crate::plan::incremental::describe_problems(&problems),
+                    }
+                    .into());
+                }
+            }
             (meta.files.len(), "ckpt")
         }
         // In ckpt's own store a checkpoint without ckpt.json is damaged.
@@ -69,17 +82,23 @@ pub fn run(ctx: &Context, args: &VerifyArgs, out: &mut Output) -> Result<(), Err
         size_bytes: entry.size_bytes,
         made_by,
         metadata_checksummed: sealed,
+        incremental: entry.meta.as_ref().is_some_and(|m| m.is_incremental()),
         intact: true,
     };
     if args.json {
         out.json(&v)?;
     } else if made_by == "ckpt" {
         out.say(format!(
-            "checkpoint {} of {} is intact: {} files, {}, every checksum matches{}",
+            "checkpoint {} of {} is intact: {} files, {}, every checksum matches{}{}",
             v.name,
             v.container,
             v.files,
             human_bytes(v.size_bytes),
+            if v.incremental {
+                ", and every chunk of its page files"
+            } else {
+                ""
+            },
             if sealed {
                 ""
             } else {

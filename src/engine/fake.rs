@@ -74,19 +74,31 @@ impl Script {
 pub struct FakeEngine {
     pub script: Script,
     calls: Rc<RefCell<Vec<String>>>,
+    /// What `restore` found in the plan's image directory: its path and
+    /// every file's bytes.
+    images: Rc<RefCell<Option<RestoredImages>>>,
 }
+
+/// The image directory a restore was given, and its files.
+pub type RestoredImages = (PathBuf, std::collections::BTreeMap<String, Vec<u8>>);
 
 impl FakeEngine {
     pub fn new(script: Script) -> FakeEngine {
         FakeEngine {
             script,
             calls: Rc::default(),
+            images: Rc::default(),
         }
     }
 
     /// The calls made so far, by name (`prepare`, `undo`, ...).
     pub fn calls(&self) -> Vec<String> {
         self.calls.borrow().clone()
+    }
+
+    /// The image directory of the last `restore` and its files.
+    pub fn restored_images(&self) -> Option<RestoredImages> {
+        self.images.borrow().clone()
     }
 
     fn called(&self, name: impl Into<String>) {
@@ -214,6 +226,19 @@ impl Engine for FakeEngine {
 
     fn restore(&self, _store: &Store, plan: &RestorePlan, _prepared: &Prepared) -> Result<Restored, Error> {
         self.called(format!("restore {}", plan.target));
+        let files = std::fs::read_dir(&plan.images)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| {
+                        (
+                            e.file_name().to_string_lossy().into_owned(),
+                            std::fs::read(e.path()).unwrap_or_default(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        *self.images.borrow_mut() = Some((plan.images.clone(), files));
         if self.script.restore_fails {
             return Err(super::oci::runtime::RuntimeError::Failed {
                 runtime: "runc",

@@ -26,6 +26,15 @@ fn store(e: StoreError) -> Error {
     Error::Store(e)
 }
 
+fn chunks(source: ChunkError) -> Error {
+    Error::Chunks {
+        step: "reassemble",
+        container: "c".into(),
+        checkpoint: "n".into(),
+        source: Box::new(source),
+    }
+}
+
 fn docker(e: DockerError) -> Error {
     Error::Docker(e)
 }
@@ -166,8 +175,14 @@ fn table() -> Vec<(&'static str, Error, u8)> {
         ("a foreign checkpoint without CRIU's images", refused(RestoreProblem::Corrupt { dir: p("/d"), reason: "pstree.img: missing".into() }), 7),
         ("several problems: the first decides", Error::RestoreRefused(RestoreRefusal { checkpoint: "n".into(), target: "c".into(), problems: vec![
             RestoreProblem::Corrupt { dir: p("/d"), reason: "x".into() }, RestoreProblem::TargetRunning { id: "c".into() }] }), 7),
+        ("a missing chunk", chunks(ChunkError::MissingChunk { file: "pages-1.img".into(), digest: crate::chunks::Digest::of(b"x") }), 7),
+        ("a corrupt chunk", chunks(ChunkError::CorruptChunk { file: "pages-1.img".into(), digest: crate::chunks::Digest::of(b"x"), pack: p("/s/c/chunks/packs/a.pack") }), 7),
+        ("a corrupt recipe", chunks(ChunkError::BadRecipe { path: p("/d/pages.recipe"), reason: "short".into() }), 7),
         // 8: busy.
         ("lock held", store(StoreError::Busy { container: "c".into(), path: p("/s/c/.ckpt.lock") }), 8),
+        ("chunk lock held", chunks(ChunkError::Busy { path: p("/s/c/chunks/.lock") }), 8),
+        ("chunk store unsafe", chunks(ChunkError::Unsafe { path: p("/s/c/chunks/packs"), reason: "it is a symlink" }), 5),
+        ("chunk store I/O", chunks(ChunkError::Io { op: "write", path: p("/s/c/chunks/.tmp/x"), source: io_err() }), 1),
         // 128+N: interrupted.
         ("SIGHUP", Error::Interrupted(Interrupted(1)), 129),
         ("SIGINT", Error::Interrupted(Interrupted(2)), 130),

@@ -526,6 +526,8 @@ fn imported_meta(
             rootfs: None,
             spec,
             imported: Some(record),
+            // An archive holds whole page files (export reassembles them).
+            incremental: None,
             ..m.clone()
         },
         None => CheckpointMeta {
@@ -553,6 +555,7 @@ fn imported_meta(
             descriptors: descriptors.unwrap_or_default(),
             files: Default::default(),
             imported: Some(record),
+            incremental: None,
         },
     }
 }

@@ -9,6 +9,7 @@ pub mod confirm;
 pub mod dump;
 pub mod export;
 pub mod import;
+pub mod incremental;
 pub mod restore;
 pub mod stdio;
 

@@ -10,6 +10,9 @@ const LOCK_FILE: &str = ".ckpt.lock";
 const STAGING_DIR: &str = ".ckpt-staging";
 /// `<root>/<id>/checkpoints/`
 const CHECKPOINTS_DIR: &str = "checkpoints";
+/// `<root>/<id>/chunks/`: the chunk store of the container's incremental
+/// checkpoints (its own tree: see `chunks`).
+const CHUNKS_DIR: &str = "chunks";
 /// `<root>/<id>/bundle/`: a bundle generated for a restore.
 const BUNDLE_DIR: &str = "bundle";
 /// The bundle's spec, `bundle/config.json`.
@@ -146,6 +149,10 @@ impl Layout {
     pub fn kept_dump(&self, id: &str) -> PathBuf {
         self.container_dir(id).join("dump-failed")
     }
+    /// `<root>/<id>/chunks`: the container's chunk store.
+    pub fn chunks_dir(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join(CHUNKS_DIR)
+    }
     /// `<root>/<id>/bundle`: the bundle generated for a restore.
     pub fn bundle_dir(&self, id: &str) -> PathBuf {
         self.container_dir(id).join(BUNDLE_DIR)
@@ -179,6 +186,7 @@ mod tests {
             (l.log("c", Log::DumpFailed), "/s/c/dump-failed.log"),
             (l.kept_dump("c"), "/s/c/dump-failed"),
             (l.bundle_dir("c"), "/s/c/bundle"),
+            (l.chunks_dir("c"), "/s/c/chunks"),
             (l.bundle_config("c"), "/s/c/bundle/config.json"),
             (l.store_staging_root(), "/s/.ckpt-staging"),
             (l.store_staging_entry(StagingKind::Import, 7, "ab"), "/s/.ckpt-staging/import.7.ab"),

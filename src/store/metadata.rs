@@ -17,9 +17,20 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// The schema version this ckpt writes, and the newest it reads.
+/// The schema version this ckpt writes for a full checkpoint (the lowest
+/// that describes it, so that an older ckpt still reads it).
 /// 2: `ckpt.json` is sealed by [`SEAL_FILE`]. 1: no seal.
 pub const SCHEMA_VERSION: u32 = 2;
+
+/// The schema of an incremental checkpoint (`create --incremental`): its
+/// page files are in the container's chunk store, named by the recipe
+/// [`IncrementalRecord`] describes. A schema-2 reader would hand CRIU a
+/// directory without page files, so it must refuse the checkpoint by its
+/// version instead.
+pub const INCREMENTAL_SCHEMA: u32 = 3;
+
+/// The newest schema version this ckpt reads.
+pub const NEWEST_SCHEMA: u32 = INCREMENTAL_SCHEMA;
 
 /// The first schema version whose `ckpt.json` must have a seal.
 pub const SEALED_SINCE: u32 = 2;
@@ -77,6 +88,25 @@ pub struct CheckpointMeta {
     /// every file older ckpts wrote; they ignore it when present).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imported: Option<ImportRecord>,
+    /// Schema 3 only: the checkpoint's page files are kept as a recipe of
+    /// chunks in the container's chunk store (docs/incremental.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incremental: Option<IncrementalRecord>,
+}
+
+/// How an incremental checkpoint keeps its page files: the recipe file
+/// (one of `files`, so sealed like every other) and the page files it
+/// stands for, as a full checkpoint would have listed them in `files`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncrementalRecord {
+    /// The recipe's file name in the checkpoint directory (`pages.recipe`).
+    pub recipe: String,
+    /// Bytes per chunk (4096).
+    pub chunk_size: u32,
+    /// Where chunks were cut: `address` (virtual-address multiples).
+    pub chunk_rule: String,
+    /// Every page file the recipe reassembles, with its size and BLAKE3.
+    pub page_files: BTreeMap<String, FileDigest>,
 }
 
 /// Where an imported checkpoint came from and what its import changed
@@ -157,17 +187,20 @@ impl CheckpointMeta {
         };
         let version =
             schema_version_of(text).map_err(|e| corrupt(format!("{META_FILE} is not valid metadata: {e}")))?;
-        if version > SCHEMA_VERSION {
+        if version > NEWEST_SCHEMA {
             return Err(StoreError::FutureSchema {
                 dir: dir.to_path_buf(),
                 found: version,
-                supported: SCHEMA_VERSION,
+                supported: NEWEST_SCHEMA,
             });
         }
         if version == 0 {
             return Err(corrupt(format!("{META_FILE} has schema_version 0")));
         }
-        serde_json::from_str(text).map_err(|e| corrupt(format!("{META_FILE} is not valid metadata: {e}")))
+        let meta: CheckpointMeta =
+            serde_json::from_str(text).map_err(|e| corrupt(format!("{META_FILE} is not valid metadata: {e}")))?;
+        schema_matches(version, meta.incremental.is_some()).map_err(|r| corrupt(format!("{META_FILE}: {r}")))?;
+        Ok(meta)
     }
 
     /// Parses `ckpt.json` bytes after checking them against `seal` (the
@@ -183,11 +216,11 @@ impl CheckpointMeta {
         };
         let text = std::str::from_utf8(json);
         let version = text.ok().and_then(|t| schema_version_of(t).ok());
-        if let Some(found) = version.filter(|&v| v > SCHEMA_VERSION) {
+        if let Some(found) = version.filter(|&v| v > NEWEST_SCHEMA) {
             return Err(StoreError::FutureSchema {
                 dir: dir.to_path_buf(),
                 found,
-                supported: SCHEMA_VERSION,
+                supported: NEWEST_SCHEMA,
             });
         }
         match seal {
@@ -209,6 +242,11 @@ impl CheckpointMeta {
         serde_json::to_string_pretty(self).expect("metadata always serialises")
     }
 
+    /// Whether the checkpoint's page files are in the chunk store.
+    pub fn is_incremental(&self) -> bool {
+        self.incremental.is_some()
+    }
+
     /// Whether this metadata was covered by a seal when read: true from
     /// [`SEALED_SINCE`] on (reading refuses an unsealed one).
     pub fn is_sealed(&self) -> bool {
@@ -216,9 +254,41 @@ impl CheckpointMeta {
     }
 }
 
+/// PURE: a schema-3 `ckpt.json` is exactly one with an `incremental`
+/// record. One without it would send CRIU a directory without page files;
+/// a lower schema with one would be read by an older ckpt that ignores it.
+fn schema_matches(version: u32, incremental: bool) -> Result<(), &'static str> {
+    match (version >= INCREMENTAL_SCHEMA, incremental) {
+        (true, false) => Err("schema version 3 without its incremental record"),
+        (false, true) => Err("an incremental record needs schema version 3"),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schema_and_incremental_record_go_together() {
+        #[rustfmt::skip]
+        let table: &[(u32, bool, bool)] = &[
+            // version, has the record, accepted
+            (1, false, true),
+            (2, false, true),
+            (3, true, true),
+            (3, false, false),
+            (2, true, false),
+            (1, true, false),
+        ];
+        for &(version, incremental, ok) in table {
+            assert_eq!(
+                schema_matches(version, incremental).is_ok(),
+                ok,
+                "{version} {incremental}"
+            );
+        }
+    }
 
     /// Regression (fuzz seed crash-float-drift-in-spec): a float kept in the
     /// spec copy must survive a rewrite unchanged, as it does with

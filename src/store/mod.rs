@@ -13,6 +13,7 @@
 //!         inventory.json                         the preflight inventory
 //!         ckpt.json                              metadata, schema-versioned, checksums
 //!         ckpt.json.blake3                       the checksum of ckpt.json (schema 2)
+//!     chunks/                            0700  the chunk store of incremental checkpoints (`chunks`)
 //!     output.log, restore.log, dump-failed.log   logs of the latest restore / failed dump
 //!     bundle/config.json                         a bundle generated for a restore
 //! ```
@@ -49,7 +50,10 @@ pub use files::open_append_private;
 pub use import::ImportStaging;
 pub use layout::{Layout, Log};
 pub use lock::ContainerLock;
-pub use metadata::{CheckpointMeta, FileDigest, ImportRecord, InventorySummary, SCHEMA_VERSION};
+pub use metadata::{
+    CheckpointMeta, FileDigest, ImportRecord, IncrementalRecord, InventorySummary, INCREMENTAL_SCHEMA, NEWEST_SCHEMA,
+    SCHEMA_VERSION,
+};
 pub use staging::{Staging, WorkDir};
 pub use write::{ensure_private_dir, DIR_MODE, FILE_MODE};
 
@@ -248,6 +252,22 @@ impl Store {
     pub fn restore_work_dir(&self, container_id: &str) -> Result<WorkDir, StoreError> {
         names::validate_container_id(container_id)?;
         WorkDir::create(&self.layout, &self.proc, container_id)
+    }
+
+    /// Copies the files of the published checkpoint `entry` but its
+    /// metadata and `skip` into the restore work directory `work` (see
+    /// [`WorkDir`]): the images of an incremental checkpoint, whose page
+    /// files the caller reassembles there. The caller holds the lock and
+    /// has verified `entry`.
+    pub fn copy_images(&self, entry: &CheckpointEntry, work: &WorkDir, skip: &[&str]) -> Result<(), StoreError> {
+        work.copy_files_of(self.root(), entry, skip)
+    }
+
+    /// Writes `meta` (sealed) as the `ckpt.json` of the work directory
+    /// `work`, which then holds a whole checkpoint: the full form of an
+    /// incremental one, for an export.
+    pub fn write_work_meta(&self, work: &WorkDir, meta: &CheckpointMeta) -> Result<(), StoreError> {
+        work.write_meta(self.root(), meta)
     }
 
     /// Starts writing checkpoint `name` of `container_id`. Fails if the name

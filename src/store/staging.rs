@@ -91,6 +91,22 @@ impl Staging {
         write_new_file(&self.root, &path, bytes)
     }
 
+    /// Removes `<staging>/<file>` (a plain file name): the page files an
+    /// incremental create has stored as chunks. Their page-cache copies
+    /// never need to reach the disk.
+    pub fn remove_file(&self, file: &str) -> Result<(), StoreError> {
+        let path = self.dir.join(file);
+        let mut parts = Path::new(file).components();
+        if !matches!((parts.next(), parts.next()), (Some(Component::Normal(_)), None)) {
+            return Err(StoreError::Io {
+                op: "remove",
+                path,
+                source: io::Error::new(io::ErrorKind::InvalidInput, "not a plain file name"),
+            });
+        }
+        fs::remove_file(&path).map_err(write_err(&self.root, "remove", &path))
+    }
+
     /// Fills `meta.files` and `meta.size_bytes` with every file of the
     /// staging dir (making each 0600), writes `ckpt.json`, fsyncs
     /// everything, and renames the dir into `checkpoints/<name>`. Returns
@@ -281,6 +297,33 @@ impl WorkDir {
     /// The directory.
     pub fn path(&self) -> &Path {
         &self.dir
+    }
+
+    /// Writes `meta` as this directory's `ckpt.json` and seals it: the
+    /// full form of an incremental checkpoint, for an export.
+    pub(super) fn write_meta(&self, root: &Path, meta: &CheckpointMeta) -> Result<(), StoreError> {
+        let json = meta.to_json();
+        write_new_file(root, &self.dir.join(META_FILE), json.as_bytes())?;
+        write_new_file(root, &self.dir.join(SEAL_FILE), seal_of(json.as_bytes()).as_bytes())
+    }
+
+    /// Copies (never links: a CRIU that wrote an image would change the
+    /// published one) every top-level file of the published checkpoint
+    /// `entry` but `ckpt.json`, its seal and `skip` into this directory,
+    /// 0600: an incremental checkpoint's images, before its page files are
+    /// reassembled next to them.
+    pub(super) fn copy_files_of(&self, root: &Path, entry: &CheckpointEntry, skip: &[&str]) -> Result<(), StoreError> {
+        let read = fs::read_dir(&entry.dir).map_err(io_err("read", &entry.dir))?;
+        for e in read {
+            let e = e.map_err(io_err("read", &entry.dir))?;
+            let name = e.file_name();
+            let skipped = name == META_FILE || name == SEAL_FILE || skip.iter().any(|s| name == *s);
+            if skipped || !e.file_type().map_err(io_err("inspect", e.path()))?.is_file() {
+                continue;
+            }
+            copy_new_file(root, &e.path(), &self.dir.join(&name))?;
+        }
+        Ok(())
     }
 }
 

@@ -37,6 +37,7 @@ fn meta(container_id: &str, name: &str, created_at: &str) -> CheckpointMeta {
         descriptors: vec!["/dev/null".into(), "pipe:[1]".into(), "pipe:[2]".into()],
         files: Default::default(),
         imported: None,
+        incremental: None,
     }
 }
 
@@ -217,11 +218,11 @@ fn future_schema_is_refused_by_load_and_foreign_in_list() {
     let dir = publish(&store, ID, "cp1", "2024-01-01T00:00:00Z");
     let path = dir.join(META_FILE);
     let mut json: serde_json::Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
-    json["schema_version"] = (SCHEMA_VERSION + 1).into();
+    json["schema_version"] = (NEWEST_SCHEMA + 1).into();
     fs::write(&path, json.to_string()).unwrap();
     match store.load(ID, "cp1") {
         Err(StoreError::FutureSchema { found, supported, .. }) => {
-            assert_eq!((found, supported), (SCHEMA_VERSION + 1, SCHEMA_VERSION));
+            assert_eq!((found, supported), (NEWEST_SCHEMA + 1, NEWEST_SCHEMA));
         }
         other => panic!("expected FutureSchema, got {other:?}"),
     }

@@ -1,0 +1,255 @@
+//! `create --incremental`, and what `start`, `verify`, `rm` and `start
+//! --checkpoint latest` do with incremental checkpoints, through the fake
+//! engine and the fake CRIU (whose dump writes `pages-1.img`: one page of
+//! 7s) and a real chunk store in the temp store.
+
+use super::*;
+
+fn incremental(name: &str) -> CreateArgs {
+    CreateArgs {
+        incremental: true,
+        json: true,
+        ..create_args(name, true)
+    }
+}
+
+fn created(w: &World, name: &str) -> serde_json::Value {
+    let (text, code, err) = run(|out| create::run(&w.ctx(), &incremental(name), out));
+    assert_eq!(code, 0, "{err}");
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The packs of `web`'s chunk store.
+fn packs(w: &World) -> Vec<std::path::PathBuf> {
+    let mut packs: Vec<_> = std::fs::read_dir(w.path("store/web/chunks/packs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    packs.sort();
+    packs
+}
+
+#[test]
+fn create_incremental_publishes_a_recipe_instead_of_page_files() {
+    let w = World::new();
+    let v = created(&w, "n1");
+    assert_eq!(
+        (
+            v["incremental"]["logical_bytes"].as_u64(),
+            v["incremental"]["new_bytes"].as_u64()
+        ),
+        (Some(4096), Some(4096))
+    );
+    let dir = w.path("store/web/checkpoints/n1");
+    assert!(!dir.join("pages-1.img").exists(), "the page file is in the chunk store");
+    assert!(dir.join("pages.recipe").is_file());
+    let entry = w.store().load("web", "n1").unwrap();
+    w.store().verify(&entry).unwrap();
+    let meta = entry.meta.unwrap();
+    assert_eq!(meta.schema_version, 3);
+    let record = meta.incremental.unwrap();
+    assert_eq!(
+        record.page_files["pages-1.img"].blake3,
+        blake3::hash(&[7u8; 4096]).to_hex().to_string()
+    );
+    assert!(meta.files.contains_key("pages.recipe") && !meta.files.contains_key("pages-1.img"));
+    assert_eq!(packs(&w).len(), 1);
+
+    // The same pages again: nothing new is stored.
+    let v = created(&w, "n2");
+    assert_eq!(v["incremental"]["new_bytes"].as_u64(), Some(0), "{v}");
+    assert_eq!(packs(&w).len(), 1);
+}
+
+#[test]
+fn create_without_incremental_is_unchanged() {
+    let w = World::new();
+    let (_, code, err) = run(|out| create::run(&w.ctx(), &create_args("n1", true), out));
+    assert_eq!(code, 0, "{err}");
+    let meta = w.store().load("web", "n1").unwrap().meta.unwrap();
+    assert_eq!((meta.schema_version, meta.incremental), (2, None));
+    assert!(w.path("store/web/checkpoints/n1/pages-1.img").is_file());
+    assert!(
+        !w.path("store/web/chunks").exists(),
+        "no chunk store for a full checkpoint"
+    );
+}
+
+#[test]
+fn create_incremental_of_a_docker_container_is_refused_before_anything() {
+    let mut w = World::new();
+    w.script().container.as_mut().unwrap().runtime = crate::engine::RuntimeKind::Docker;
+    let (text, code, err) = run(|out| create::run(&w.ctx(), &incremental("n1"), out));
+    assert_eq!((code, text.as_str()), (2, ""), "{err}");
+    assert!(
+        err.contains("docker start --checkpoint` restores only whole page files"),
+        "{err}"
+    );
+    assert!(w.criu.runs().is_empty(), "CRIU never ran");
+    assert!(!w.path("store/web").exists(), "nothing was written");
+    assert_eq!(w.freezer(), "THAWED\n", "never frozen");
+}
+
+#[test]
+fn start_of_an_incremental_checkpoint_reassembles_into_a_work_dir() {
+    let w = World::new();
+    created(&w, "n1");
+    let (_, code, err) = run(|out| start::run(&w.ctx(), &start_args("n1", None), out));
+    assert_eq!(code, 0, "{err}");
+    let (images, files) = w.engine.restored_images().unwrap();
+    assert!(
+        images.starts_with(w.path("store/web/.ckpt-staging")),
+        "{}",
+        images.display()
+    );
+    assert_eq!(files["pages-1.img"], vec![7u8; 4096]);
+    assert_eq!(files["pstree.img"], b"tree");
+    assert!(!files.contains_key("pages.recipe") && !files.contains_key("ckpt.json"));
+    assert!(!images.exists(), "the work dir goes after the restore");
+    let dir = w.path("store/web/checkpoints/n1");
+    assert!(!dir.join("pages-1.img").exists(), "nothing written into the checkpoint");
+}
+
+/// Flips one byte of the chunk data in `web`'s only pack.
+fn flip_a_chunk_byte(w: &World) {
+    let pack = &packs(w)[0];
+    let mut bytes = std::fs::read(pack).unwrap();
+    // Chunk data starts at 4096 (packs keep chunks block-aligned).
+    bytes[4096 + 100] ^= 0x01;
+    std::fs::write(pack, bytes).unwrap();
+}
+
+#[test]
+fn start_with_a_corrupt_chunk_is_refused_naming_it_and_starts_nothing() {
+    let w = World::new();
+    created(&w, "n1");
+    flip_a_chunk_byte(&w);
+    let before = w.engine.calls().len();
+    let digest = blake3::hash(&[7u8; 4096]).to_hex().to_string();
+    let (text, code, err) = run(|out| start::run(&w.ctx(), &start_args("n1", None), out));
+    assert_eq!((code, text.as_str()), (7, ""), "{err}");
+    assert!(err.contains("nothing was started"), "{err}");
+    assert!(err.contains("cannot reassemble checkpoint n1 of web"), "{err}");
+    assert!(err.contains(&digest) && err.contains("pages-1.img is corrupt"), "{err}");
+    assert_eq!(
+        w.engine.calls()[before..],
+        ["home web", "check_restore", "restore_facts"]
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(w.path("store/web/.ckpt-staging")).unwrap().collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // verify says the same, by chunk.
+    let (_, code, err) = run(|out| verify::run(&w.ctx(), &verify_args("n1"), out));
+    assert_eq!(code, 7, "{err}");
+    assert!(err.contains(&digest) && err.contains("pages-1.img is corrupt"), "{err}");
+}
+
+#[test]
+fn start_with_a_missing_chunk_is_refused_naming_it() {
+    let w = World::new();
+    created(&w, "n1");
+    std::fs::remove_file(&packs(&w)[0]).unwrap();
+    let (_, code, err) = run(|out| start::run(&w.ctx(), &start_args("n1", None), out));
+    assert_eq!(code, 7, "{err}");
+    assert!(err.contains("pages-1.img is missing from the chunk store"), "{err}");
+    assert!(!w.engine.calls().iter().any(|c| c.starts_with("prepare")));
+}
+
+#[test]
+fn verify_of_an_intact_incremental_checkpoint_checks_its_chunks() {
+    let w = World::new();
+    created(&w, "n1");
+    let (text, code, err) = run(|out| verify::run(&w.ctx(), &verify_args("n1"), out));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        text.contains("every checksum matches, and every chunk of its page files"),
+        "{text}"
+    );
+}
+
+fn rm_args(name: &str) -> RmArgs {
+    RmArgs {
+        checkpoint_dir: None,
+        container: "web".into(),
+        name: name.into(),
+    }
+}
+
+#[test]
+fn rm_collects_the_chunks_nothing_uses_any_more() {
+    let w = World::new();
+    created(&w, "n1");
+    created(&w, "n2");
+    // Only n2 remains: its chunk stays.
+    let (_, code, err) = run(|out| rm::run(&w.ctx(), &rm_args("n1"), out));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(packs(&w).len(), 1);
+    let (_, code, err) = run(|out| start::run(&w.ctx(), &start_args("n2", None), out));
+    assert_eq!(code, 0, "{err}");
+    // Nothing uses it now.
+    let (_, code, err) = run(|out| rm::run(&w.ctx(), &rm_args("n2"), out));
+    assert_eq!(code, 0, "{err}");
+    assert!(packs(&w).is_empty(), "{:?}", packs(&w));
+}
+
+#[test]
+fn rm_keeps_chunks_a_full_checkpoint_never_had() {
+    let w = World::new();
+    created(&w, "inc");
+    w.checkpoint("full");
+    let (_, code, err) = run(|out| rm::run(&w.ctx(), &rm_args("full"), out));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(packs(&w).len(), 1);
+}
+
+#[test]
+fn start_latest_restores_the_newest_complete_checkpoint() {
+    let w = World::new();
+    checkpoint_at(&w, "web", "old", "2026-01-01T00:00:00Z");
+    checkpoint_at(&w, "web", "new", "2026-01-02T00:00:00Z");
+    // Not a ckpt checkpoint: never "latest".
+    std::fs::create_dir_all(w.path("store/web/checkpoints/zzz")).unwrap();
+    let mut args = start_args("latest", None);
+    args.json = true;
+    let (text, code, err) = run(|out| start::run(&w.ctx(), &args, out));
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["checkpoint"], "new");
+}
+
+#[test]
+fn start_latest_without_a_checkpoint_is_not_found() {
+    let w = World::new();
+    let (_, code, err) = run(|out| start::run(&w.ctx(), &start_args("latest", None), out));
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("no checkpoint named \"latest\""), "{err}");
+    assert!(!w.path("store/web").exists());
+}
+
+#[test]
+fn create_incremental_into_a_symlinked_chunk_store_is_refused_and_the_container_kept() {
+    let w = World::new();
+    // A first checkpoint makes the container's directory.
+    w.checkpoint("n0");
+    std::fs::create_dir_all(w.path("elsewhere")).unwrap();
+    symlink(w.path("elsewhere"), w.path("store/web/chunks")).unwrap();
+    let args = CreateArgs {
+        incremental: true,
+        ..create_args("n1", false)
+    };
+    let (_, code, err) = run(|out| create::run(&w.ctx(), &args, out));
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("store/web/chunks") && err.contains("symlink"), "{err}");
+    assert!(!w.path("store/web/checkpoints/n1").exists(), "nothing published");
+    assert_eq!(
+        std::fs::read_dir(w.path("elsewhere")).unwrap().count(),
+        0,
+        "nothing written through it"
+    );
+    assert!(
+        !w.engine.calls().iter().any(|c| c.starts_with("stop_after_dump")),
+        "the container is not stopped: {:?}",
+        w.engine.calls()
+    );
+    assert_eq!(w.freezer(), "THAWED", "thawed again");
+}
