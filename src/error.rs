@@ -123,6 +123,10 @@ pub enum Error {
     /// Flags that do not go together.
     #[error("{message}")]
     Usage { message: String },
+    /// A retention policy that keeps nothing or says nothing
+    /// (`prune`, `create --retain`).
+    #[error(transparent)]
+    Retention(#[from] crate::chunks::retention::PolicyError),
     /// A restore refused by its plan, with every problem.
     #[error(transparent)]
     RestoreRefused(#[from] RestoreRefusal),
@@ -224,7 +228,7 @@ impl Error {
             Error::RestoreRefused(r) => r.exit_code(),
             Error::Export(e) => e.exit_code(),
             Error::ImportRefused(r) => r.exit_code(),
-            Error::Usage { .. } => USAGE,
+            Error::Usage { .. } | Error::Retention(_) => USAGE,
             Error::NotRoot { .. } => PREREQUISITE,
             Error::NotResumed { .. }
             | Error::RestoreUndone { .. }

@@ -44,6 +44,9 @@ struct Created {
     /// With --incremental: what went into the chunk store.
     #[serde(skip_serializing_if = "Option::is_none")]
     incremental: Option<Stored>,
+    /// With --retain: what retention removed after the publish.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retention: Option<super::retention::Pruned>,
 }
 
 /// What an incremental create stored: its page bytes, and how many of them
@@ -68,6 +71,11 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
             message: "--export with --leave-running needs --no-rootfs: the root filesystem of a running container changes under the export".into(),
         });
     }
+    // --retain 0 is refused before anything is frozen.
+    let retain = args
+        .retain
+        .map(|n| crate::chunks::retention::Policy::new(Some(n), None))
+        .transpose()?;
     ctx.require_root("create")?;
     // Only create holds a container frozen: it alone must outlive a signal
     // long enough to thaw; the other commands may simply die.
@@ -289,6 +297,22 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
         }
     };
 
+    // Retention only after everything the create promised is done: the
+    // checkpoint is published (and exported), so the one just made is
+    // protected and a failure here loses nothing of it.
+    let retention = match retain {
+        None => None,
+        Some(policy) => Some(
+            super::retention::apply(&store, &home.id, policy, Some(&args.name), false).with_context(|| {
+                format!(
+                    "checkpoint {} is saved in {}, but retention (--retain) failed",
+                    args.name,
+                    dir.display()
+                )
+            })?,
+        ),
+    };
+
     let created = Created {
         container: container.id.clone(),
         name: args.name.clone(),
@@ -300,6 +324,7 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
         warnings: plan.warnings,
         export,
         incremental: stored,
+        retention,
         stats: args.print_stats.then(|| CheckpointStats {
             ckpt_checkpoint_duration: micros(begun.elapsed()),
             container_statistics: vec![ContainerCheckpointStats {
@@ -338,6 +363,11 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
         }
         if let Some(e) = &created.export {
             out.say(super::export::describe(e));
+        }
+        if let Some(p) = &created.retention {
+            for line in super::retention::describe(&created.container, p) {
+                out.say(line);
+            }
         }
         if let Some(stats) = &created.stats {
             for l in crate::stats::text_lines(stats) {

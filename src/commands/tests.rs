@@ -197,6 +197,7 @@ fn create_args(name: &str, leave_running: bool) -> CreateArgs {
         checkpoint_dir: None,
         leave_running,
         incremental: false,
+        retain: None,
         criu: criu_flags(),
         json: false,
         print_stats: false,
@@ -1145,3 +1146,5 @@ mod archive_tests;
 mod error_examples;
 #[path = "incremental_tests.rs"]
 mod incremental_tests;
+#[path = "retention_tests.rs"]
+mod retention_tests;

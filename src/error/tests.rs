@@ -115,6 +115,8 @@ fn table() -> Vec<(&'static str, Error, u8)> {
         ("import of an unknown runtime", import(ImportProblem::UnknownRuntime("kata".into())), 1),
         // 2: usage.
         ("flags that do not go together", Error::Usage { message: "--export with --leave-running needs --no-rootfs".into() }, 2),
+        ("--retain 0", Error::Retention(crate::chunks::retention::PolicyError::RetainZero), 2),
+        ("prune without a policy", Error::Retention(crate::chunks::retention::PolicyError::Empty), 2),
         ("import as an invalid id", import(ImportProblem::BadName("bad id".into())), 2),
         ("invalid checkpoint name", store(StoreError::InvalidName { name: "..".into(), reason: "dots" }), 2),
         ("invalid container id", store(StoreError::InvalidContainerId { id: "a/b".into(), reason: "slash" }), 2),
