@@ -7,7 +7,8 @@
 //! create just published), never one whose metadata cannot be read. The
 //! chunk session is taken before the first removal and the collection runs
 //! over the recipes that remain, as `rm` does: a crash in between leaves
-//! only chunks nobody uses, which the next collection removes.
+//! only chunks nobody uses, which the next collection removes; every pass
+//! that is not a dry run collects, even one that removes nothing.
 
 use crate::chunks::retention::{self, Policy};
 use crate::error::Error;
@@ -64,12 +65,12 @@ pub fn apply(store: &Store, id: &str, policy: Policy, protect: Option<&str>, dry
         checkpoint_bytes: plan.remove.iter().map(|n| size_of(n)).sum(),
         chunk_bytes_freed: 0,
     };
-    let Some(first) = plan.remove.first() else {
-        return Ok(pruned);
-    };
     if dry_run {
         return Ok(pruned);
     }
+    // Collected even when nothing is removed: a crashed create or rm
+    // leaves chunks nobody uses, and the next retention pass frees them.
+    let first = plan.remove.first().copied().unwrap_or("(none)");
     let session = super::incremental::session_for_removal(store, id, first)?;
     for (done, name) in plan.remove.iter().enumerate() {
         store.remove(id, name).map_err(|e| {

@@ -77,6 +77,20 @@ fn prune_keeps_the_chunks_a_remaining_checkpoint_uses() {
 }
 
 #[test]
+fn prune_that_removes_nothing_still_frees_chunks_nothing_uses() {
+    let w = World::new();
+    incremental(&w, "gone");
+    checkpoint_at(&w, "web", "newest", "2099-01-01T00:00:00Z");
+    // What a crash between a removal and its collection leaves.
+    std::fs::remove_dir_all(w.path("store/web/checkpoints/gone")).unwrap();
+    assert_eq!(packs(&w), 1);
+    let (v, code, err) = prune(&w, &prune_args(Some(5), None, false));
+    assert_eq!(code, 0, "{err}");
+    assert!(names(&v["removed"]).is_empty());
+    assert_eq!((v["chunk_bytes_freed"].as_u64(), packs(&w)), (Some(4096), 0), "{v}");
+}
+
+#[test]
 fn prune_dry_run_says_what_would_go_and_changes_nothing() {
     let w = World::new();
     incremental(&w, "n1");
