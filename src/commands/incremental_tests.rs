@@ -253,3 +253,74 @@ fn create_incremental_into_a_symlinked_chunk_store_is_refused_and_the_container_
     );
     assert_eq!(w.freezer(), "THAWED", "thawed again");
 }
+
+/// `ls --json` rows of web, by name: (size, logical, exclusive).
+fn ls_sizes(w: &World) -> BTreeMap<String, (u64, u64, Option<u64>)> {
+    let args = LsArgs {
+        checkpoint_dir: None,
+        json: true,
+        format: None,
+        container: Some("web".into()),
+    };
+    let (text, code, err) = run(|out| ls::run(&w.ctx(), &args, out));
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap().to_string(),
+                (
+                    r["size_bytes"].as_u64().unwrap(),
+                    r["logical_bytes"].as_u64().unwrap(),
+                    r["exclusive_bytes"].as_u64(),
+                ),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn ls_shows_the_logical_size_and_the_bytes_only_each_checkpoint_holds() {
+    let w = World::new();
+    created(&w, "n1");
+    created(&w, "n2");
+    w.checkpoint("full");
+    let sizes = ls_sizes(&w);
+    // A full checkpoint: both are its size.
+    let (size, logical, exclusive) = sizes["full"];
+    assert_eq!((logical, exclusive), (size, Some(size)));
+    // n1 and n2 share their one chunk: neither holds it alone.
+    for name in ["n1", "n2"] {
+        let (size, logical, exclusive) = sizes[name];
+        assert_eq!((logical, exclusive), (size + 4096, Some(size)), "{name}");
+    }
+    let (_, code, err) = run(|out| rm::run(&w.ctx(), &rm_args("n1"), out));
+    assert_eq!(code, 0, "{err}");
+    let (size, logical, exclusive) = ls_sizes(&w)["n2"];
+    assert_eq!(
+        (logical, exclusive),
+        (size + 4096, Some(size + 4096)),
+        "n2 alone holds it now"
+    );
+
+    // A recipe that cannot be read: what each holds alone is unknown.
+    created(&w, "n3");
+    std::fs::write(w.path("store/web/checkpoints/n3/pages.recipe"), b"garbage").unwrap();
+    let sizes = ls_sizes(&w);
+    assert_eq!(sizes["n2"].2, None, "{sizes:?}");
+    assert_eq!(sizes["full"].2, Some(sizes["full"].0));
+    let args = LsArgs {
+        checkpoint_dir: None,
+        json: false,
+        format: None,
+        container: Some("web".into()),
+    };
+    let (text, _, _) = run(|out| ls::run(&w.ctx(), &args, out));
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("web ") && l.contains("n2") && l.contains(" - ")),
+        "{text}"
+    );
+}

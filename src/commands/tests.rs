@@ -755,7 +755,7 @@ fn ls_format_table_has_stable_columns_sorted_by_creation_time() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
         lines[0],
-        "CONTAINER            NAME                 CREATED                     SIZE    FROZEN RUNNING BY"
+        "CONTAINER            NAME                 CREATED                     SIZE    LOGICAL  EXCLUSIVE    FROZEN RUNNING BY"
     );
     assert!(
         lines[1].starts_with("web                  b                    2026-01-02T00:00:00Z "),
