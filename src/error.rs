@@ -120,6 +120,9 @@ pub enum Error {
     /// An import refused by its plan, with every problem.
     #[error(transparent)]
     ImportRefused(#[from] crate::plan::import::ImportRefusal),
+    /// `verify --all` found damaged checkpoints (each listed above).
+    #[error("{damaged} of {total} checkpoint(s) are damaged (see above)")]
+    Damaged { damaged: usize, total: usize },
     /// Flags that do not go together.
     #[error("{message}")]
     Usage { message: String },
@@ -223,6 +226,7 @@ impl Error {
             },
             Error::Interrupted(Interrupted(sig)) => interrupted_code(*sig),
             Error::Chunks { source, .. } => chunk_code(source),
+            Error::Damaged { .. } => CORRUPT,
             Error::Refused { .. } | Error::NotCheckpointable { .. } => REFUSED,
             Error::UnknownContainer { .. } => NOT_FOUND,
             Error::RestoreRefused(r) => r.exit_code(),

@@ -312,6 +312,16 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(Cli::try_parse_from(["ckpt", "prune", "web", "--older-than", "soon"]).is_err());
+        assert!(Cli::try_parse_from(["ckpt", "verify", "--all"]).is_ok());
+        assert!(Cli::try_parse_from(["ckpt", "verify", "--all", "--repair", "web"]).is_ok());
+        assert!(
+            Cli::try_parse_from(["ckpt", "verify", "--all", "web", "n"]).is_err(),
+            "--all takes no NAME"
+        );
+        assert!(
+            Cli::try_parse_from(["ckpt", "verify", "web"]).is_err(),
+            "NAME without --all"
+        );
         let c = Cli::try_parse_from(["ckpt", "create", "web", "n", "--retain", "2"]).unwrap();
         assert!(matches!(c.command, Command::Create(CreateArgs { retain: Some(2), .. })));
     }

@@ -23,6 +23,7 @@ pub mod retention;
 pub mod rm;
 pub mod start;
 pub mod verify;
+pub mod verify_all;
 
 #[cfg(test)]
 mod tests;

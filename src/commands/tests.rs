@@ -836,8 +836,10 @@ fn rm_removes_and_refuses_what_it_must() {
 fn verify_args(name: &str) -> VerifyArgs {
     VerifyArgs {
         json: false,
-        container: "web".into(),
-        name: name.into(),
+        all: false,
+        repair: false,
+        container: Some("web".into()),
+        name: Some(name.into()),
     }
 }
 

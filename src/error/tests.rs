@@ -168,6 +168,7 @@ fn table() -> Vec<(&'static str, Error, u8)> {
         ("criu made no progress", Error::Criu(CriuError::Stalled { reason: "stuck".into(), log_path: p("/l") }), 6),
         ("criu failed, said with context", Error::Criu(criu_failed()).context("container c was not changed and keeps running"), 6),
         // 7: corrupt.
+        ("verify --all found damage", Error::Damaged { damaged: 1, total: 3 }, 7),
         ("imported checkpoint does not match its ckpt.json", import(ImportProblem::Corrupt("checkpoint/x: missing".into())), 7),
         ("checksum mismatch", store(StoreError::Corrupt { dir: p("/s/c/checkpoints/n"), reason: "x: checksum mismatch".into() }), 7),
         ("newer schema", store(StoreError::FutureSchema { dir: p("/d"), found: 9, supported: 2 }), 7),
