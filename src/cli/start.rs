@@ -32,6 +32,10 @@ pub struct StartArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also print CRIU's restore statistics and ckpt's phases, in
+    /// microseconds (Podman's --print-stats; with --json under "stats").
+    #[arg(long)]
+    pub print_stats: bool,
     /// Container id the checkpoint belongs to.
     #[arg(required_unless_present = "import", conflicts_with = "import")]
     pub container: Option<String>,

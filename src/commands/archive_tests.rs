@@ -300,6 +300,7 @@ fn start_import_imports_then_restores_the_imported_checkpoint() {
         import: Some(file.clone()),
         import_flags: ImportFlags::default(),
         json: false,
+        print_stats: false,
         container: None,
     };
     let (text, code, err) = run(|out| start::run(&w.ctx(), &args, out));

@@ -214,6 +214,7 @@ fn start_args(checkpoint: &str, name: Option<&str>) -> StartArgs {
         import: None,
         import_flags: Default::default(),
         json: false,
+        print_stats: false,
         container: Some("web".into()),
     }
 }
@@ -1000,6 +1001,71 @@ fn start_whose_init_is_not_the_checkpointed_one_is_not_resumed() {
         !w.engine.calls().iter().any(|c| c.starts_with("undo")),
         "left for the user to see"
     );
+}
+
+#[test]
+fn start_print_stats_carries_criu_and_phases_in_text_and_json() {
+    let criu = crate::criu::stats::RestoreStats {
+        forking_us: 30,
+        restore_us: 4000,
+        pages_restored: 12,
+        ..Default::default()
+    };
+    let mut w = World::new();
+    w.script().restore_stats = Some(criu);
+    w.checkpoint("n1");
+    let mut args = start_args("n1", Some("copy"));
+    args.print_stats = true;
+    args.json = true;
+    let (text, code, err) = run(|out| start::run(&w.ctx(), &args, out));
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let stats = &v["stats"];
+    let c = &stats["container_statistics"][0];
+    assert_eq!(c["id"], "copy", "the container restored into: {stats}");
+    assert_eq!(c["criu_statistics"]["forking_time"], 30);
+    assert_eq!(c["criu_statistics"]["restore_time"], 4000);
+    assert_eq!(c["criu_statistics"]["pages_restored"], 12);
+    assert_eq!(c["runtime_restore_duration"], c["phases"]["restore"]);
+    let phases: u64 = ["import", "verify", "plan", "prepare", "restore", "confirm"]
+        .iter()
+        .map(|p| c["phases"][p].as_u64().unwrap_or_else(|| panic!("{p}: {c}")))
+        .sum();
+    assert!(stats["ckpt_restore_duration"].as_u64().unwrap() >= phases, "{stats}");
+    assert_eq!(c["phases"]["import"], 0);
+
+    // Text: the result line, then the same fields as path: value lines.
+    args.json = false;
+    let (text, code, err) = run(|out| start::run(&w.ctx(), &args, out));
+    assert_eq!(code, 0, "{err}");
+    assert!(text.starts_with("container copy restored from checkpoint n1"), "{text}");
+    for want in [
+        "container_statistics[0].criu_statistics.restore_time: 4000",
+        "container_statistics[0].id: copy",
+    ] {
+        assert!(text.lines().any(|l| l == want), "{want:?} not in {text}");
+    }
+
+    // A Docker-like engine has no CRIU statistics to give: null, not absent.
+    let s = w.script();
+    s.restorer = Restorer::Docker;
+    s.report = Report::Docker { retries: 0 };
+    s.restore_stats = None;
+    s.target = TargetState::Stopped;
+    args.json = true;
+    args.name = None;
+    let (text, code, err) = run(|out| start::run(&w.ctx(), &args, out));
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let c = &v["stats"]["container_statistics"][0];
+    assert!(c["criu_statistics"].is_null(), "{v}");
+    assert!(c["runtime_restore_duration"].is_u64(), "{v}");
+
+    // Without the flag: no statistics.
+    args.print_stats = false;
+    let (text, _, _) = run(|out| start::run(&w.ctx(), &args, out));
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(v.get("stats").is_none(), "{v}");
 }
 
 #[test]

@@ -32,6 +32,8 @@ pub struct Script {
     /// `restore` fails as a runtime does.
     pub restore_fails: bool,
     pub report: Report,
+    /// What `restore` says CRIU's stats-restore held.
+    pub restore_stats: Option<crate::criu::stats::RestoreStats>,
     /// What `restored_init` answers.
     pub restored_pid: i32,
     /// `export_facts` says the container runs.
@@ -62,6 +64,7 @@ impl Script {
                 runtime: RuntimeKind::Runc,
                 output_log: root.join(id).join("output.log"),
             },
+            restore_stats: None,
             restored_pid: 0,
             export_running: false,
         }
@@ -227,6 +230,7 @@ impl Engine for FakeEngine {
             restore_ms: 7,
             restore_log: (self.script.restorer == Restorer::Oci)
                 .then(|| "(00.1) Restore finished successfully. Tasks resumed.\n".to_string()),
+            criu_stats: self.script.restore_stats,
             report: self.script.report.clone(),
         })
     }

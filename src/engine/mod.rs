@@ -214,6 +214,10 @@ pub struct Restored {
     pub restore_ms: u64,
     /// CRIU's log of the restore, when ckpt has one (runc/crun).
     pub restore_log: Option<String>,
+    /// CRIU's `stats-restore`, when ckpt can read it (runc/crun: from the
+    /// restore's work dir; Docker's CRIU runs in containerd's shim, whose
+    /// work dir ckpt never sees).
+    pub criu_stats: Option<crate::criu::stats::RestoreStats>,
     pub report: Report,
 }
 

@@ -12,7 +12,7 @@ pub mod runc;
 pub mod runtime;
 pub mod undo;
 
-use super::{Container, Report};
+use super::Container;
 use super::{DockerMode, Engine, EngineError, Home, Prepared, Restored, RuntimeKind, Status, Undo};
 use crate::cgroups::FreezerDir;
 use crate::criu::CriuVersion;
@@ -226,13 +226,7 @@ impl Engine for OciEngine {
     }
 
     fn restore(&self, store: &Store, plan: &RestorePlan, prepared: &Prepared) -> Result<Restored, Error> {
-        let (restore_log, restore_ms, output_log, runtime) =
-            restore::run(&self.proc, self.exe.as_deref(), store, plan, prepared)?;
-        Ok(Restored {
-            restore_ms,
-            restore_log: Some(restore_log),
-            report: Report::Oci { runtime, output_log },
-        })
+        restore::run(&self.proc, self.exe.as_deref(), store, plan, prepared)
     }
 
     fn restored_init(&self, plan: &RestorePlan, prepared: &Prepared) -> Result<i32, Error> {
