@@ -17,7 +17,7 @@ mod rm;
 mod start;
 mod verify;
 
-pub use create::CreateArgs;
+pub use create::{CreateArgs, Targets};
 pub use export::{ArchiveFlags, CompressArg, ExportArgs};
 pub use generate::{CompletionsArgs, ManArgs, Shell};
 pub use import::{ImportArgs, ImportFlags};

@@ -38,6 +38,10 @@ pub struct Script {
     pub restored_pid: i32,
     /// `export_facts` says the container runs.
     pub export_running: bool,
+    /// What `running_all` lists.
+    pub listed: Vec<crate::plan::select::Listed>,
+    /// References `running` does not find (though `container` is set).
+    pub gone: BTreeSet<String>,
 }
 
 impl Script {
@@ -67,6 +71,8 @@ impl Script {
             restore_stats: None,
             restored_pid: 0,
             export_running: false,
+            listed: Vec::new(),
+            gone: BTreeSet::new(),
         }
     }
 }
@@ -101,11 +107,11 @@ impl Engines for FakeEngine {
     fn running(&self, reference: &str) -> Result<Found, Error> {
         self.called(format!("running {reference}"));
         match &self.script.container {
-            Some(c) => Ok(Found {
+            Some(c) if !self.script.gone.contains(reference) => Ok(Found {
                 container: c.clone(),
                 engine: Box::new(self.clone()),
             }),
-            None => Err(super::EngineError::NotFound {
+            _ => Err(super::EngineError::NotFound {
                 id: reference.to_string(),
                 searched: "the fake engine".into(),
             }
@@ -116,6 +122,11 @@ impl Engines for FakeEngine {
     fn home(&self, reference: &str) -> Result<Box<dyn Engine>, Error> {
         self.called(format!("home {reference}"));
         Ok(Box::new(self.clone()))
+    }
+
+    fn running_all(&self) -> Result<Vec<crate::plan::select::Listed>, Error> {
+        self.called("running_all");
+        Ok(self.script.listed.clone())
     }
 
     fn listings(&self) -> Result<Vec<Listing>, Error> {

@@ -318,6 +318,12 @@ pub trait Engines {
 
     /// Every store root `ls` lists when no container is given.
     fn listings(&self) -> Result<Vec<Listing>, Error>;
+
+    /// Every running or paused container the searched state roots hold
+    /// (`create --all`/`--latest`), each to be found again by its id with
+    /// [`Engines::running`]. Docker's containers are listed by the runc
+    /// root Docker runs them in.
+    fn running_all(&self) -> Result<Vec<crate::plan::select::Listed>, Error>;
 }
 
 /// Kills every task of the (frozen) container, thaws it so the kill lands,

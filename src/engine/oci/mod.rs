@@ -76,6 +76,49 @@ pub fn lookup_all(roots: &SearchRoots, proc: &ProcRoot, id: &str) -> Result<Vec<
     Ok(found)
 }
 
+/// Every running or paused container in `roots`, with the runtime's
+/// created time. A root that is missing or unreadable, or a state that
+/// cannot be parsed, is skipped (logged): listing is best effort, and each
+/// container listed is looked up again before anything is done to it.
+pub fn list_running(roots: &SearchRoots, proc: &ProcRoot) -> Vec<crate::plan::select::Listed> {
+    let mut out = Vec::new();
+    for (kind, root) in &roots.roots {
+        let Ok(entries) = std::fs::read_dir(root) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Some(id) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            let (loaded, state_file) = match kind {
+                RuntimeKind::Runc | RuntimeKind::Docker => (runc::load(root, &id), "state.json"),
+                RuntimeKind::Crun => (crun::load(root, &id), "status"),
+            };
+            let container = match loaded {
+                Ok(Some(c)) => c,
+                Ok(None) => continue,
+                Err(e) => {
+                    log::debug!("skipping {id} in {}: {}", root.display(), crate::error::chain(&e));
+                    continue;
+                }
+            };
+            if liveness(proc, &container) == Status::Stopped {
+                continue;
+            }
+            let created = std::fs::read_to_string(root.join(&id).join(state_file))
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .and_then(|v| v["created"].as_str().and_then(crate::plan::select::created_time));
+            out.push(crate::plan::select::Listed {
+                id,
+                runtime: *kind,
+                created,
+            });
+        }
+    }
+    out
+}
+
 /// The container of a lookup, if it is running; otherwise why not.
 pub fn require_running(found: Found, proc: &ProcRoot) -> Result<Container, EngineError> {
     let c = found.container;
