@@ -29,6 +29,11 @@ pub struct StartArgs {
     pub import: Option<PathBuf>,
     #[command(flatten)]
     pub import_flags: ImportFlags,
+    /// Restore established TCP connections closed (CRIU --tcp-close; runc
+    /// and crun get it through a CRIU config file in a generated bundle).
+    /// Not for Docker containers.
+    #[arg(long)]
+    pub tcp_close: bool,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,

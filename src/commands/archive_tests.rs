@@ -301,6 +301,7 @@ fn start_import_imports_then_restores_the_imported_checkpoint() {
         import_flags: ImportFlags::default(),
         json: false,
         print_stats: false,
+        tcp_close: false,
         container: None,
     };
     let (text, code, err) = run(|out| start::run(&w.ctx(), &args, out));

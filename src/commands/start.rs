@@ -58,6 +58,7 @@ struct DockerStarted {
 struct Asked {
     json: bool,
     print_stats: bool,
+    tcp_close: bool,
     begun: Instant,
     phases: RestorePhases,
 }
@@ -66,6 +67,7 @@ pub fn run(ctx: &Context, args: &StartArgs, out: &mut Output) -> Result<(), Erro
     let mut report = Asked {
         json: args.json,
         print_stats: args.print_stats,
+        tcp_close: args.tcp_close,
         begun: Instant::now(),
         phases: RestorePhases::default(),
     };
@@ -136,6 +138,7 @@ fn restore(
     ctx.require_root("start")?;
     let opts = RestoreOptions {
         new_name: new_name.map(str::to_string),
+        tcp_close: report.tcp_close,
     };
     if engine.defers_signals() {
         // From here a signal is remembered, not fatal: the restore below

@@ -217,6 +217,7 @@ fn start_args(checkpoint: &str, name: Option<&str>) -> StartArgs {
         import_flags: Default::default(),
         json: false,
         print_stats: false,
+        tcp_close: false,
         container: Some("web".into()),
     }
 }
@@ -1166,6 +1167,37 @@ fn start_print_stats_carries_criu_and_phases_in_text_and_json() {
     let (text, _, _) = run(|out| start::run(&w.ctx(), &args, out));
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert!(v.get("stats").is_none(), "{v}");
+}
+
+#[test]
+fn start_tcp_close_is_refused_for_docker_and_prepares_nothing() {
+    let mut w = World::new();
+    w.checkpoint("n1");
+    let s = w.script();
+    s.restorer = Restorer::Docker;
+    s.report = Report::Docker { retries: 0 };
+    s.target = TargetState::Stopped;
+    let mut args = start_args("n1", None);
+    args.tcp_close = true;
+    let (_, code, err) = run(|out| start::run(&w.ctx(), &args, out));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--tcp-close cannot be used for a Docker container"),
+        "{err}"
+    );
+    assert!(
+        !w.engine.calls().iter().any(|c| c.starts_with("prepare")),
+        "{:?}",
+        w.engine.calls()
+    );
+    // The same start through runc/crun is planned and restored.
+    w.script().restorer = Restorer::Oci;
+    w.script().report = Report::Oci {
+        runtime: crate::engine::RuntimeKind::Runc,
+        output_log: w.path("store/web/output.log"),
+    };
+    let (_, code, err) = run(|out| start::run(&w.ctx(), &args, out));
+    assert_eq!(code, 0, "{err}");
 }
 
 #[test]

@@ -116,6 +116,7 @@ struct Oci<'a> {
     bundle: &'a BundleChoice,
     clear_target: bool,
     stdio: [StdioSource; 3],
+    tcp_close: bool,
 }
 
 fn oci(plan: &RestorePlan) -> Oci<'_> {
@@ -127,6 +128,7 @@ fn oci(plan: &RestorePlan) -> Oci<'_> {
             bundle,
             clear_target,
             stdio,
+            tcp_close,
         } => Oci {
             runtime: *runtime,
             binary: *binary,
@@ -134,6 +136,7 @@ fn oci(plan: &RestorePlan) -> Oci<'_> {
             bundle,
             clear_target: *clear_target,
             stdio: *stdio,
+            tcp_close: *tcp_close,
         },
         How::Docker { .. } => unreachable!("runc and crun execute runc/crun plans only"),
     }
@@ -149,6 +152,22 @@ pub fn prepare(proc: &ProcRoot, store: &Store, plan: &RestorePlan) -> Result<Pre
     let runtime = Runtime::locate(o.binary, o.root, proc)?;
     let bundle = match o.bundle {
         BundleChoice::Original(dir) => dir.clone(),
+        BundleChoice::Generated(spec) if o.tcp_close => {
+            // The spec's own CRIU config file, if it names one, goes on
+            // applying: its options come first in ckpt's.
+            let existing = match crate::plan::bundle::criu_config_of(spec) {
+                None => None,
+                Some(path) => Some(std::fs::read_to_string(path).map_err(|source| Error::Io {
+                    op: "read the CRIU config file the spec names,",
+                    path: path.into(),
+                    source,
+                })?),
+            };
+            let text = crate::plan::bundle::criu_config_text(existing.as_deref());
+            let config = store.write_criu_config(target, text.as_bytes())?;
+            let spec = crate::plan::bundle::with_criu_config(spec.clone(), &config);
+            store.write_bundle(target, &serde_json::to_vec_pretty(&spec)?)?
+        }
         BundleChoice::Generated(spec) => store.write_bundle(target, &serde_json::to_vec_pretty(spec)?)?,
     };
     if o.clear_target {
