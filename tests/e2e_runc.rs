@@ -264,6 +264,41 @@ fn start_print_stats_reports_criu_restore_and_ckpt_timings() {
 }
 
 #[test]
+fn start_tcp_close_restores_through_a_criu_config_runc_reads() {
+    if !prereqs() {
+        return;
+    }
+    let store = Store::new();
+    let c = Container::runc().start();
+    let before = c.wait_counter_above(WARM, WARMUP).expect("counter warms up");
+    expect_code(&store.ckpt(["create", &c.id, "t1"]), 0, "ckpt create");
+    assert!(wait_until(Duration::from_secs(5), || c.status().is_none()));
+
+    expect_code(
+        &store.ckpt(["start", "--checkpoint", "t1", "--tcp-close", &c.id]),
+        0,
+        "ckpt start --tcp-close",
+    );
+    // runc restored from the generated bundle, whose annotation names the
+    // CRIU config file with tcp-close.
+    let state = Runtime::Runc.state(&c.id).expect("runc knows the restored container");
+    let bundle = Path::new(state["bundle"].as_str().expect("a bundle")).to_path_buf();
+    assert_eq!(bundle, store.path().join(&c.id).join("bundle"), "{state}");
+    let spec: serde_json::Value = serde_json::from_slice(&fs::read(bundle.join("config.json")).unwrap()).unwrap();
+    let config = spec["annotations"]["org.criu.config"]
+        .as_str()
+        .expect("the annotation")
+        .to_string();
+    assert_eq!(Path::new(&config), bundle.join("criu.conf"));
+    assert_eq!(fs::read_to_string(&config).unwrap(), "tcp-close\n");
+    let first = c
+        .wait_counter_above(before, Duration::from_secs(10))
+        .expect("restored counter ticks on from the checkpoint");
+    assert!(c.is_running(), "status {:?}", c.status());
+    assert!(c.wait_counter_above(first + 2, Duration::from_secs(5)).is_some());
+}
+
+#[test]
 fn inspect_of_a_checkpoint_shows_the_dumped_processes() {
     if !prereqs() {
         return;
