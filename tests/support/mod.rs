@@ -80,6 +80,29 @@ pub fn children(parent: i32, comm: &str) -> Vec<Proc> {
         .collect()
 }
 
+/// Every process below `pid`, children before grandchildren.
+pub fn descendants(pid: i32) -> Vec<Proc> {
+    let mut found: Vec<Proc> = Vec::new();
+    let mut next = 0;
+    let mut parents = vec![pid];
+    while next < parents.len() {
+        let kids: Vec<Proc> = dir_entries(Path::new(&format!("/proc/{}/task", parents[next])))
+            .iter()
+            .filter_map(|t| fs::read_to_string(t.join("children")).ok())
+            .flat_map(|s| {
+                s.split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect::<Vec<i32>>()
+            })
+            .filter_map(process)
+            .collect();
+        parents.extend(kids.iter().map(|k| k.pid));
+        found.extend(kids);
+        next += 1;
+    }
+    found
+}
+
 /// The `criu dump` child of the ckpt process `ckpt_pid`, if running
 /// (`criu --version` and other short helpers are not it).
 pub fn criu_dump_child(ckpt_pid: u32) -> Option<Proc> {
