@@ -291,6 +291,12 @@ fn start_tcp_close_restores_through_a_criu_config_runc_reads() {
         .to_string();
     assert_eq!(Path::new(&config), bundle.join("criu.conf"));
     assert_eq!(fs::read_to_string(&config).unwrap(), "tcp-close\n");
+    // CRIU itself read it (its restore.log, kept by ckpt, says so).
+    let log = fs::read_to_string(store.path().join(&c.id).join("restore.log")).unwrap_or_default();
+    assert!(
+        log.contains(&format!("Parsing config file {config}")),
+        "CRIU never read {config}:\n{log}"
+    );
     let first = c
         .wait_counter_above(before, Duration::from_secs(10))
         .expect("restored counter ticks on from the checkpoint");
