@@ -256,11 +256,8 @@ fn start_print_stats_reports_criu_restore_and_ckpt_timings() {
     }
     assert_eq!(cs["phases"]["import"], 0, "{stats}");
     // The restore itself is what it always is.
-    let first = c
-        .wait_counter_above(before, Duration::from_secs(10))
-        .expect("restored counter ticks on from the checkpoint");
+    assert_continues_from(&c, before);
     assert!(c.is_running(), "status {:?}", c.status());
-    assert!(c.wait_counter_above(first + 2, Duration::from_secs(5)).is_some());
 }
 
 #[test]
@@ -297,11 +294,8 @@ fn start_tcp_close_restores_through_a_criu_config_runc_reads() {
         log.contains(&format!("Parsing config file {config}")),
         "CRIU never read {config}:\n{log}"
     );
-    let first = c
-        .wait_counter_above(before, Duration::from_secs(10))
-        .expect("restored counter ticks on from the checkpoint");
+    assert_continues_from(&c, before);
     assert!(c.is_running(), "status {:?}", c.status());
-    assert!(c.wait_counter_above(first + 2, Duration::from_secs(5)).is_some());
 }
 
 #[test]
