@@ -133,6 +133,10 @@ pub enum Error {
     /// A restore refused by its plan, with every problem.
     #[error(transparent)]
     RestoreRefused(#[from] RestoreRefusal),
+    /// `create --all`/`--latest`: some containers were not checkpointed
+    /// (each one's error was printed); `code` is [`crate::plan::select::many_code`]'s.
+    #[error("{failed} of {total} container(s) were not checkpointed (see each above)")]
+    SomeFailed { failed: usize, total: usize, code: u8 },
     #[error("ckpt {verb} must run as root (CRIU needs CAP_SYS_ADMIN and friends); try: sudo ckpt {verb} ...")]
     NotRoot { verb: &'static str },
     #[error("the restore of {id} did not resume the checkpointed processes: {reason}")]
@@ -233,6 +237,7 @@ impl Error {
             Error::Export(e) => e.exit_code(),
             Error::ImportRefused(r) => r.exit_code(),
             Error::Usage { .. } | Error::Retention(_) => USAGE,
+            Error::SomeFailed { code, .. } => *code,
             Error::NotRoot { .. } => PREREQUISITE,
             Error::NotResumed { .. }
             | Error::RestoreUndone { .. }

@@ -1,14 +1,15 @@
-//! What `--print-stats` prints: the shape `podman container checkpoint
-//! --print-stats` prints (durations in microseconds, CRIU's statistics
-//! under `criu_statistics` with CRIU's own field names), with ckpt's own
-//! phases added under `phases`.
+//! What `--print-stats` prints: the shapes `podman container checkpoint
+//! --print-stats` and `podman container restore --print-stats` print
+//! (durations in microseconds, CRIU's statistics under `criu_statistics`
+//! with CRIU's own field names), with ckpt's own phases added under
+//! `phases`.
 //!
 //! PURE. The text form is made from the JSON form ([`text_lines`] walks
 //! the serialized value), so the two cannot disagree. CRIU's numbers come
-//! from its `stats-dump` image ([`crate::criu::stats`]); nothing here reads
-//! a file.
+//! from its `stats-dump` and `stats-restore` images
+//! ([`crate::criu::stats`]); nothing here reads a file.
 
-use crate::criu::stats::DumpStats;
+use crate::criu::stats::{DumpStats, RestoreStats};
 use serde::Serialize;
 use std::time::Duration;
 
@@ -71,6 +72,70 @@ pub struct CheckpointPhases {
     pub publish: u64,
     /// Stopping the container after the dump (0 with --leave-running).
     pub stop: u64,
+}
+
+/// `start --print-stats`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StartStats {
+    /// The whole `ckpt start`, from finding the checkpoint to the end
+    /// (Podman: `podman_restore_duration`).
+    pub ckpt_restore_duration: u64,
+    /// One entry: the container restored.
+    pub container_statistics: Vec<ContainerRestoreStats>,
+}
+
+/// One container's restore statistics.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContainerRestoreStats {
+    /// The container restored into (`--name`'s id, or the original).
+    pub id: String,
+    /// The engine's restore: `runc|crun restore` as ckpt waited for it, or
+    /// Docker's start-with-checkpoint call.
+    pub runtime_restore_duration: u64,
+    /// From CRIU's stats-restore; `null` when ckpt has none (Docker's, or
+    /// one CRIU did not write).
+    pub criu_statistics: Option<CriuRestoreStatistics>,
+    pub phases: RestorePhases,
+}
+
+/// CRIU's restore statistics, named as CRIU and Podman name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CriuRestoreStatistics {
+    pub pages_compared: u64,
+    pub pages_skipped_cow: u64,
+    pub forking_time: u64,
+    pub restore_time: u64,
+    pub pages_restored: u64,
+}
+
+impl From<RestoreStats> for CriuRestoreStatistics {
+    fn from(s: RestoreStats) -> Self {
+        CriuRestoreStatistics {
+            pages_compared: s.pages_compared,
+            pages_skipped_cow: s.pages_skipped_cow,
+            forking_time: s.forking_us,
+            restore_time: s.restore_us,
+            pages_restored: s.pages_restored,
+        }
+    }
+}
+
+/// ckpt's own phases of a start, in microseconds, in the order they run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RestorePhases {
+    /// `--import`: reading the archive into the store (0 without).
+    pub import: u64,
+    /// Loading the checkpoint and checking its checksums.
+    pub verify: u64,
+    /// What the engine reads of the target and the host, and the plan.
+    pub plan: u64,
+    /// The bundle, the removal of a stopped target, the work dir (Docker:
+    /// the copy of the container with --name).
+    pub prepare: u64,
+    /// The engine's restore (the same as `runtime_restore_duration`).
+    pub restore: u64,
+    /// Checking that the restored init is the checkpointed one.
+    pub confirm: u64,
 }
 
 /// Microseconds, saturating (no create lasts 584 000 years).
@@ -204,6 +269,54 @@ mod tests {
         let lines = text_lines(&sample(None));
         assert!(lines.contains(&"container_statistics[0].criu_statistics: null".to_string()));
         assert!(lines.contains(&"container_statistics[0].phases.dump: 3".to_string()));
+    }
+
+    #[test]
+    fn the_podman_restore_shape_text_and_json_agree() {
+        let criu = CriuRestoreStatistics::from(RestoreStats {
+            pages_compared: 1,
+            pages_skipped_cow: 2,
+            forking_us: 3,
+            restore_us: 4,
+            pages_restored: 5,
+        });
+        let stats = |criu| StartStats {
+            ckpt_restore_duration: 900,
+            container_statistics: vec![ContainerRestoreStats {
+                id: "web".into(),
+                runtime_restore_duration: 600,
+                criu_statistics: criu,
+                phases: RestorePhases {
+                    restore: 600,
+                    confirm: 9,
+                    ..Default::default()
+                },
+            }],
+        };
+        let v = serde_json::to_value(stats(Some(criu))).unwrap();
+        let c = &v["container_statistics"][0];
+        assert_eq!(v["ckpt_restore_duration"], 900);
+        assert_eq!(c["runtime_restore_duration"], 600);
+        #[rustfmt::skip]
+        let want = [("pages_compared", 1), ("pages_skipped_cow", 2), ("forking_time", 3),
+                    ("restore_time", 4), ("pages_restored", 5)];
+        for (k, n) in want {
+            assert_eq!(c["criu_statistics"][k], n, "{k}");
+        }
+        let lines = text_lines(&stats(Some(criu)));
+        for want in [
+            "ckpt_restore_duration: 900",
+            "container_statistics[0].criu_statistics.restore_time: 4",
+            "container_statistics[0].phases.confirm: 9",
+            "container_statistics[0].phases.import: 0",
+            "container_statistics[0].runtime_restore_duration: 600",
+        ] {
+            assert!(lines.iter().any(|l| l == want), "{want:?} not in {lines:?}");
+        }
+        // 1 + id + runtime + 5 CRIU numbers + 6 phases.
+        assert_eq!(lines.len(), 14, "{lines:?}");
+        let lines = text_lines(&stats(None));
+        assert!(lines.contains(&"container_statistics[0].criu_statistics: null".to_string()));
     }
 
     #[test]

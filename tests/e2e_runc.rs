@@ -218,6 +218,87 @@ fn print_stats_reports_criu_and_ckpt_timings() {
 }
 
 #[test]
+fn start_print_stats_reports_criu_restore_and_ckpt_timings() {
+    if !prereqs() {
+        return;
+    }
+    let store = Store::new();
+    let c = Container::runc().start();
+    let before = c.wait_counter_above(WARM, WARMUP).expect("counter warms up");
+    expect_code(&store.ckpt(["create", &c.id, "s1"]), 0, "ckpt create");
+    assert!(wait_until(Duration::from_secs(5), || c.status().is_none()));
+
+    let out = store.ckpt(["start", "--checkpoint", "s1", "--print-stats", "--json", &c.id]);
+    expect_code(&out, 0, "ckpt start --print-stats --json");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("start prints JSON");
+    let stats = &v["stats"];
+    let cs = &stats["container_statistics"][0];
+    assert_eq!(cs["id"], c.id.as_str(), "{stats}");
+    // CRIU's stats-restore, read from the restore's work dir.
+    let criu = &cs["criu_statistics"];
+    for k in ["forking_time", "restore_time", "pages_restored"] {
+        assert!(
+            criu[k].as_u64().unwrap_or(0) > 0,
+            "criu_statistics.{k} is not positive: {stats}"
+        );
+    }
+    let runtime = cs["runtime_restore_duration"].as_u64().unwrap_or(0);
+    let total = stats["ckpt_restore_duration"].as_u64().unwrap_or(0);
+    assert!(
+        criu["restore_time"].as_u64().unwrap() < runtime && runtime < total,
+        "CRIU's restore lies within runc's, runc's within ckpt's: {stats}"
+    );
+    for k in ["verify", "plan", "prepare", "restore", "confirm"] {
+        assert!(
+            cs["phases"][k].as_u64().unwrap_or(0) > 0,
+            "phases.{k} is not positive: {stats}"
+        );
+    }
+    assert_eq!(cs["phases"]["import"], 0, "{stats}");
+    // The restore itself is what it always is.
+    assert_continues_from(&c, before);
+    assert!(c.is_running(), "status {:?}", c.status());
+}
+
+#[test]
+fn start_tcp_close_restores_through_a_criu_config_runc_reads() {
+    if !prereqs() {
+        return;
+    }
+    let store = Store::new();
+    let c = Container::runc().start();
+    let before = c.wait_counter_above(WARM, WARMUP).expect("counter warms up");
+    expect_code(&store.ckpt(["create", &c.id, "t1"]), 0, "ckpt create");
+    assert!(wait_until(Duration::from_secs(5), || c.status().is_none()));
+
+    expect_code(
+        &store.ckpt(["start", "--checkpoint", "t1", "--tcp-close", &c.id]),
+        0,
+        "ckpt start --tcp-close",
+    );
+    // runc restored from the generated bundle, whose annotation names the
+    // CRIU config file with tcp-close.
+    let state = Runtime::Runc.state(&c.id).expect("runc knows the restored container");
+    let bundle = Path::new(state["bundle"].as_str().expect("a bundle")).to_path_buf();
+    assert_eq!(bundle, store.path().join(&c.id).join("bundle"), "{state}");
+    let spec: serde_json::Value = serde_json::from_slice(&fs::read(bundle.join("config.json")).unwrap()).unwrap();
+    let config = spec["annotations"]["org.criu.config"]
+        .as_str()
+        .expect("the annotation")
+        .to_string();
+    assert_eq!(Path::new(&config), bundle.join("criu.conf"));
+    assert_eq!(fs::read_to_string(&config).unwrap(), "tcp-close\n");
+    // CRIU itself read it (its restore.log, kept by ckpt, says so).
+    let log = fs::read_to_string(store.path().join(&c.id).join("restore.log")).unwrap_or_default();
+    assert!(
+        log.contains(&format!("Parsing config file {config}")),
+        "CRIU never read {config}:\n{log}"
+    );
+    assert_continues_from(&c, before);
+    assert!(c.is_running(), "status {:?}", c.status());
+}
+
+#[test]
 fn inspect_of_a_checkpoint_shows_the_dumped_processes() {
     if !prereqs() {
         return;

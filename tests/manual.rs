@@ -75,7 +75,7 @@ fn bash_completion_completes_verbs_and_flags() {
     }
     assert_eq!(complete(&script, &["ckpt", "cr"]), ["create"]);
     let flags = complete(&script, &["ckpt", "create", "--l"]);
-    assert_eq!(flags, ["--leave-running"], "`ckpt create --l<TAB>`");
+    assert_eq!(flags, ["--leave-running", "--latest"], "`ckpt create --l<TAB>`");
     let flags = complete(&script, &["ckpt", "start", "--"]);
     for flag in ["--checkpoint", "--name", "--json", "--store"] {
         assert!(

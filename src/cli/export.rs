@@ -31,8 +31,10 @@ pub struct ArchiveFlags {
     /// Compression of the archive.
     #[arg(long, value_enum, default_value_t = CompressArg::Zstd)]
     pub compress: CompressArg,
-    /// Leave the root filesystem out (the target has it).
-    #[arg(long)]
+    /// Leave the root filesystem out (the target has it). --ignore-rootfs
+    /// is Podman's name for it. Volumes (bind-mount sources) are never
+    /// exported, so there is no --ignore-volumes.
+    #[arg(long, visible_alias = "ignore-rootfs")]
     pub no_rootfs: bool,
 }
 

@@ -18,7 +18,7 @@ mod rm;
 mod start;
 mod verify;
 
-pub use create::CreateArgs;
+pub use create::{CreateArgs, Targets};
 pub use export::{ArchiveFlags, CompressArg, ExportArgs};
 pub use generate::{CompletionsArgs, ManArgs, Shell};
 pub use import::{ImportArgs, ImportFlags};
@@ -288,6 +288,19 @@ mod tests {
         ));
         let c = Cli::try_parse_from(["ckpt", "create", "web", "n", "--export", "x.tar.zst", "--no-rootfs"]).unwrap();
         assert!(matches!(c.command, Command::Create(CreateArgs { export: Some(_), .. })));
+        // Podman's name for --no-rootfs, on export and on create --export.
+        for argv in [
+            &["ckpt", "export", "web", "n", "-o", "x.tar", "--ignore-rootfs"][..],
+            &["ckpt", "create", "web", "n", "--export", "x.tar", "--ignore-rootfs"][..],
+        ] {
+            let archive = match Cli::try_parse_from(argv).unwrap().command {
+                Command::Export(a) => a.archive,
+                Command::Create(a) => a.archive,
+                other => panic!("{other:?}"),
+            };
+            assert!(archive.no_rootfs, "{argv:?}");
+        }
+        assert!(Cli::try_parse_from(["ckpt", "export", "web", "n", "-o", "x", "--ignore-volumes"]).is_err());
     }
 
     #[test]

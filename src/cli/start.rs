@@ -30,9 +30,18 @@ pub struct StartArgs {
     pub import: Option<PathBuf>,
     #[command(flatten)]
     pub import_flags: ImportFlags,
+    /// Restore established TCP connections closed (CRIU --tcp-close; runc
+    /// and crun get it through a CRIU config file in a generated bundle).
+    /// Not for Docker containers.
+    #[arg(long)]
+    pub tcp_close: bool,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also print CRIU's restore statistics and ckpt's phases, in
+    /// microseconds (Podman's --print-stats; with --json under "stats").
+    #[arg(long)]
+    pub print_stats: bool,
     /// Container id the checkpoint belongs to.
     #[arg(required_unless_present = "import", conflicts_with = "import")]
     pub container: Option<String>,

@@ -300,6 +300,8 @@ fn start_import_imports_then_restores_the_imported_checkpoint() {
         import: Some(file.clone()),
         import_flags: ImportFlags::default(),
         json: false,
+        print_stats: false,
+        tcp_close: false,
         container: None,
     };
     let (text, code, err) = run(|out| start::run(&w.ctx(), &args, out));

@@ -8,7 +8,7 @@
 //! thaws the container, which carries on as if nothing happened.
 
 use super::{Context, LOCK_WAIT};
-use crate::cli::CreateArgs;
+use crate::cli::{CreateArgs, Targets};
 use crate::criu::{self, args::DUMP_LOG};
 use crate::dump_watch::DumpWatch;
 use crate::engine::{Container, Found};
@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 /// Result of a create, printed as text or JSON.
 #[derive(Debug, serde::Serialize)]
-struct Created {
+pub(super) struct Created {
     container: String,
     name: String,
     dir: std::path::PathBuf,
@@ -60,10 +60,21 @@ struct Stored {
 }
 
 pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Error> {
+    match args.targets().map_err(|message| Error::Usage { message })? {
+        Targets::One { container, name } => {
+            let created = checkpoint(ctx, args, &container, &name)?;
+            print(&created, args.json, out)
+        }
+        Targets::Many { which, name } => super::create_many::run(ctx, args, which, &name, out),
+    }
+}
+
+/// Checkpoints the running container `reference` into `name`.
+pub(super) fn checkpoint(ctx: &Context, args: &CreateArgs, reference: &str, name: &str) -> Result<Created, Error> {
     let begun = Instant::now();
     let mut phases = CheckpointPhases::default();
-    names::validate_container_id(&args.container)?;
-    names::validate_checkpoint_name(&args.name)?;
+    names::validate_container_id(reference)?;
+    names::validate_checkpoint_name(name)?;
     if args.export.is_some() && args.leave_running && !args.archive.no_rootfs {
         // Refused before anything is frozen: a running container's root
         // filesystem is no longer the checkpoint's (plan::export).
@@ -81,7 +92,7 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
     // long enough to thaw; the other commands may simply die.
     interrupt::install();
     let criu = ctx.criu.locate()?;
-    let Found { container, engine } = ctx.engines.running(&args.container)?;
+    let Found { container, engine } = ctx.engines.running(reference)?;
     log::info!(
         "found {} container {} (init pid {})",
         container.runtime.name(),
@@ -94,7 +105,7 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
             return Err(Error::Usage { message });
         }
     }
-    engine.check_dump(&args.name, args.leave_running)?;
+    engine.check_dump(name, args.leave_running)?;
     let spec = crate::spec::load(&container.spec_path)?;
     let home = super::with_checkpoint_dir(engine.home(), args.checkpoint_dir.as_deref())?;
     let store = ctx.open_store(&home.root)?;
@@ -119,7 +130,7 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
     }
     let freezer = plan.freezer.clone();
 
-    let staging = store.begin(&home.id, &args.name)?;
+    let staging = store.begin(&home.id, name)?;
     staging.write_file("descriptors.json", serde_json::to_string(&plan.descriptors)?.as_bytes())?;
     staging.write_file("inventory.json", serde_json::to_string_pretty(&inventory)?.as_bytes())?;
 
@@ -229,9 +240,7 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
     // --incremental: the page files become a recipe of chunks before the
     // publish; the chunk session is held until the publish is done.
     let chunked = match args.incremental {
-        true => Some(super::incremental::chunk_staging(
-            &store, &home.id, &args.name, &staging,
-        )?),
+        true => Some(super::incremental::chunk_staging(&store, &home.id, name, &staging)?),
         false => None,
     };
     let mut meta = metadata(
@@ -240,7 +249,7 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
         &inventory,
         &plan,
         Recorded {
-            name: &args.name,
+            name,
             criu: criu.version(),
             created_at,
             frozen_ms,
@@ -262,7 +271,7 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
             new_chunks: c.stats.new_chunks,
         }
     });
-    let size_bytes = store.load(&home.id, &args.name).map(|e| e.size_bytes).unwrap_or(0);
+    let size_bytes = store.load(&home.id, name).map(|e| e.size_bytes).unwrap_or(0);
     phases.publish = micros(publishing.elapsed());
 
     let stopping = Instant::now();
@@ -270,7 +279,7 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
         engine.stop_after_dump(&container, &freezer).with_context(|| {
             format!(
                 "checkpoint {} is saved in {}, but container {} could not be stopped",
-                args.name,
+                name,
                 dir.display(),
                 container.id
             )
@@ -282,13 +291,13 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
     let export = match &args.export {
         None => None,
         Some(file) => {
-            let entry = store.load(&home.id, &args.name)?;
+            let entry = store.load(&home.id, name)?;
             Some(
                 super::export::export_verified(&store, engine.as_ref(), &entry, file, &args.archive, ctx.quiet)
                     .with_context(|| {
                         format!(
                             "checkpoint {} is saved in {}, but its export to {} failed",
-                            args.name,
+                            name,
                             dir.display(),
                             file.display()
                         )
@@ -303,10 +312,10 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
     let retention = match retain {
         None => None,
         Some(policy) => Some(
-            super::retention::apply(&store, &home.id, policy, Some(&args.name), false).with_context(|| {
+            super::retention::apply(&store, &home.id, policy, Some(name), false).with_context(|| {
                 format!(
                     "checkpoint {} is saved in {}, but retention (--retain) failed",
-                    args.name,
+                    name,
                     dir.display()
                 )
             })?,
@@ -315,7 +324,7 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
 
     let created = Created {
         container: container.id.clone(),
-        name: args.name.clone(),
+        name: name.to_string(),
         dir,
         size_bytes,
         frozen_ms,
@@ -335,8 +344,14 @@ pub fn run(ctx: &Context, args: &CreateArgs, out: &mut Output) -> Result<(), Err
             }],
         }),
     };
-    if args.json {
-        out.json(&created)?;
+    Ok(created)
+}
+
+/// Prints one create's result, as JSON or as its result line (and the
+/// statistics' lines).
+pub(super) fn print(created: &Created, json: bool, out: &mut Output) -> Result<(), Error> {
+    if json {
+        out.json(created)?;
     } else {
         out.say(format!(
             "checkpoint {} of {} created: {} in {} (frozen {} ms, dump {} ms){}",

@@ -11,6 +11,7 @@
 
 pub mod contents;
 pub mod create;
+pub mod create_many;
 pub mod export;
 pub mod generate;
 pub mod import;

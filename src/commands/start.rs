@@ -21,8 +21,10 @@ use crate::output::Output;
 use crate::plan::confirm;
 use crate::plan::incremental::{choose, Choice, LATEST};
 use crate::plan::restore::{restore_plan, RestoreOptions};
+use crate::stats::{micros, ContainerRestoreStats, RestorePhases, StartStats};
 use crate::store::{names, ContainerLock, Store, StoreError};
 use std::path::PathBuf;
+use std::time::Instant;
 
 /// `start --json` of a runc or crun restore.
 #[derive(Debug, serde::Serialize)]
@@ -33,6 +35,9 @@ struct Started {
     runtime: String,
     output_log: PathBuf,
     restore_ms: u64,
+    /// With --print-stats.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stats: Option<StartStats>,
 }
 
 /// `start --json` of a Docker restore.
@@ -45,9 +50,28 @@ struct DockerStarted {
     runtime: &'static str,
     restore_ms: u64,
     retries: u32,
+    /// With --print-stats (no CRIU statistics: see docs/usage.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stats: Option<StartStats>,
+}
+
+/// How the result is printed, and what was measured before the restore.
+struct Asked {
+    json: bool,
+    print_stats: bool,
+    tcp_close: bool,
+    begun: Instant,
+    phases: RestorePhases,
 }
 
 pub fn run(ctx: &Context, args: &StartArgs, out: &mut Output) -> Result<(), Error> {
+    let mut report = Asked {
+        json: args.json,
+        print_stats: args.print_stats,
+        tcp_close: args.tcp_close,
+        begun: Instant::now(),
+        phases: RestorePhases::default(),
+    };
     if let Some(file) = &args.import {
         if args.checkpoint_dir.is_some() {
             // An import goes into --store; a second place would be a guess.
@@ -58,7 +82,9 @@ pub fn run(ctx: &Context, args: &StartArgs, out: &mut Output) -> Result<(), Erro
         // The import is published whole before the restore begins: a
         // restore that fails leaves it in the store, to be started again.
         ctx.require_root("start")?;
+        let importing = Instant::now();
         let imported = super::import::import_file(ctx, file, args.name.as_deref(), &args.import_flags)?;
+        report.phases.import = micros(importing.elapsed());
         for c in &imported.changes {
             // With --json, stdout is the one JSON value.
             if args.json {
@@ -67,16 +93,7 @@ pub fn run(ctx: &Context, args: &StartArgs, out: &mut Output) -> Result<(), Erro
                 out.say(format!("import: {c}"));
             }
         }
-        return restore(
-            ctx,
-            &imported.container,
-            &imported.checkpoint,
-            None,
-            None,
-            args.json,
-            out,
-        )
-        .with_context(|| {
+        return restore(ctx, &imported.container, &imported.checkpoint, None, None, report, out).with_context(|| {
             format!(
                 "checkpoint {} of {} was imported from {} and stays in the store",
                 imported.checkpoint,
@@ -96,7 +113,7 @@ pub fn run(ctx: &Context, args: &StartArgs, out: &mut Output) -> Result<(), Erro
         checkpoint,
         args.name.as_deref(),
         args.checkpoint_dir.as_deref(),
-        args.json,
+        report,
         out,
     )
 }
@@ -108,9 +125,10 @@ fn restore(
     checkpoint: &str,
     new_name: Option<&str>,
     checkpoint_dir: Option<&std::path::Path>,
-    json: bool,
+    mut report: Asked,
     out: &mut Output,
 ) -> Result<(), Error> {
+    let json = report.json;
     names::validate_container_id(container)?;
     names::validate_checkpoint_name(checkpoint)?;
     if let Some(name) = new_name {
@@ -121,6 +139,7 @@ fn restore(
     ctx.require_root("start")?;
     let opts = RestoreOptions {
         new_name: new_name.map(str::to_string),
+        tcp_close: report.tcp_close,
     };
     if engine.defers_signals() {
         // From here a signal is remembered, not fatal: the restore below
@@ -162,6 +181,7 @@ fn restore(
     let _locks = lock_in_order(&store, &home.id, engine.target_lock_id(&opts).as_deref())?;
 
     // 1. Is the checkpoint whole, and whose is it?
+    let verifying = Instant::now();
     let entry = store.load(&home.id, checkpoint)?;
     match &entry.meta {
         // In ckpt's own store every checkpoint has a ckpt.json: one without
@@ -182,9 +202,13 @@ fn restore(
         }
     }
 
+    report.phases.verify = micros(verifying.elapsed());
+
     // 2. Where will it go? Decided in full before anything is written.
+    let planning = Instant::now();
     let facts = engine.restore_facts(&store, &entry, &opts, criu)?;
     let mut plan = restore_plan(&entry, &facts, &opts)?;
+    report.phases.plan = micros(planning.elapsed());
     if let Some(sig) = interrupt::pending() {
         return Err(Error::from(Interrupted(sig)).context("nothing was started or changed"));
     }
@@ -211,7 +235,9 @@ fn restore(
     };
 
     // 3. Every check has passed: from here on, ckpt writes.
+    let preparing = Instant::now();
     let prepared = engine.prepare(&store, &entry, &plan)?;
+    report.phases.prepare = micros(preparing.elapsed());
     if let Some(sig) = interrupt::pending() {
         return Err(Error::from(Interrupted(sig)).context("nothing was started"));
     }
@@ -219,13 +245,16 @@ fn restore(
         let signal = interrupt::pending();
         engine.undo(&store, &plan, &prepared, Undo { failure, signal })
     };
+    let restoring = Instant::now();
     let restored = match engine.restore(&store, &plan, &prepared) {
         Err(e) => return Err(undo(Some(e))),
         Ok(_) if interrupt::pending().is_some() => return Err(undo(None)),
         Ok(restored) => restored,
     };
+    report.phases.restore = micros(restoring.elapsed());
 
     // 4. Did the saved processes come back?
+    let confirming = Instant::now();
     let pid = engine.restored_init(&plan, &prepared)?;
     let live = ctx.proc.live_init(pid);
     confirm::confirm(entry.meta.as_ref(), &live, restored.restore_log.as_deref()).map_err(|reason| {
@@ -238,9 +267,26 @@ fn restore(
     if interrupt::pending().is_some() {
         return Err(undo(None));
     }
+    report.phases.confirm = micros(confirming.elapsed());
     let (id, name) = (prepared.id.clone(), prepared.name.clone());
     drop(prepared);
+    let stats = report.print_stats.then(|| {
+        if restored.criu_stats.is_none() && matches!(restored.report, Report::Oci { .. }) {
+            log::warn!("no CRIU statistics: the restore left no readable stats-restore");
+        }
+        StartStats {
+            ckpt_restore_duration: micros(report.begun.elapsed()),
+            container_statistics: vec![ContainerRestoreStats {
+                id: name.clone(),
+                runtime_restore_duration: report.phases.restore,
+                criu_statistics: restored.criu_stats.map(Into::into),
+                phases: report.phases,
+            }],
+        }
+    });
 
+    // Without --json the statistics follow the result line, as with create.
+    let text_stats = if json { None } else { stats.clone() };
     match restored.report {
         Report::Oci { runtime, output_log } => {
             let started = Started {
@@ -250,6 +296,7 @@ fn restore(
                 runtime: runtime.name().into(),
                 output_log,
                 restore_ms: restored.restore_ms,
+                stats,
             };
             if json {
                 out.json(&started)?;
@@ -273,6 +320,7 @@ fn restore(
                 runtime: "docker",
                 restore_ms: restored.restore_ms,
                 retries,
+                stats,
             };
             if json {
                 out.json(&started)?;
@@ -294,6 +342,9 @@ fn restore(
                 ));
             }
         }
+    }
+    for l in text_stats.iter().flat_map(crate::stats::text_lines) {
+        out.line(l);
     }
     Ok(())
 }

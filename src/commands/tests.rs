@@ -202,8 +202,10 @@ fn create_args(name: &str, leave_running: bool) -> CreateArgs {
         json: false,
         print_stats: false,
         keep: false,
-        container: "web".into(),
-        name: name.into(),
+        all: false,
+        latest: false,
+        container: Some("web".into()),
+        name: Some(name.into()),
         export: None,
         archive: Default::default(),
     }
@@ -217,6 +219,8 @@ fn start_args(checkpoint: &str, name: Option<&str>) -> StartArgs {
         import: None,
         import_flags: Default::default(),
         json: false,
+        print_stats: false,
+        tcp_close: false,
         container: Some("web".into()),
     }
 }
@@ -361,6 +365,104 @@ fn create_print_stats_carries_criu_and_phases_in_text_and_json() {
     let (text, _, _) = run(|out| create::run(&w.ctx(), &args, out));
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert!(v.get("stats").is_none(), "{v}");
+}
+
+fn listed(id: &str, secs: u64) -> crate::plan::select::Listed {
+    crate::plan::select::Listed {
+        id: id.into(),
+        runtime: crate::engine::RuntimeKind::Runc,
+        created: Some(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs)),
+    }
+}
+
+#[test]
+fn create_all_goes_on_past_a_failure_and_its_code_says_so() {
+    let mut w = World::new();
+    // "gone" (the oldest) exits before its create finds it; "web" runs.
+    w.script().listed = vec![listed("web", 20), listed("gone", 10)];
+    w.script().gone.insert("gone".into());
+    let mut args = create_args("n1", true);
+    (args.all, args.container, args.name) = (true, Some("n1".into()), None);
+    let (text, code, err) = run(|out| create::run(&w.ctx(), &args, out));
+    assert_eq!(code, 4, "the one failure's code: {err}");
+    assert_eq!(err, "1 of 2 container(s) were not checkpointed (see each above)");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "one line per container, oldest first: {text}");
+    assert!(
+        lines[0].starts_with("checkpoint n1 of gone not created (exit 4): no container \"gone\""),
+        "{text}"
+    );
+    assert!(lines[1].starts_with("checkpoint n1 of web created: "), "{text}");
+    assert!(
+        w.store().load("web", "n1").is_ok(),
+        "web was checkpointed after the failure"
+    );
+    let calls = w.engine.calls();
+    assert_eq!(
+        calls.iter().filter(|c| c.starts_with("running ")).collect::<Vec<_>>(),
+        ["running gone", "running web"]
+    );
+
+    // JSON: one object per container, in an array.
+    let w = World::new();
+    let mut w = w;
+    w.script().listed = vec![listed("web", 20), listed("gone", 10)];
+    w.script().gone.insert("gone".into());
+    args.json = true;
+    let (text, code, _) = run(|out| create::run(&w.ctx(), &args, out));
+    assert_eq!(code, 4);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v[0]["container"], "gone");
+    assert_eq!(v[0]["exit_code"], 4);
+    assert!(v[0]["error"].as_str().unwrap().contains("no container"), "{v}");
+    assert_eq!(
+        (v[1]["container"].as_str(), v[1]["name"].as_str()),
+        (Some("web"), Some("n1"))
+    );
+    assert!(v[1]["size_bytes"].is_u64(), "{v}");
+    assert_eq!(v.as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn create_latest_takes_the_newest_only() {
+    let mut w = World::new();
+    w.script().listed = vec![listed("web", 20), listed("old", 10)];
+    let mut args = create_args("n1", true);
+    (args.latest, args.container, args.name) = (true, Some("n1".into()), None);
+    let (text, code, err) = run(|out| create::run(&w.ctx(), &args, out));
+    assert_eq!(code, 0, "{err}");
+    assert!(text.starts_with("checkpoint n1 of web created: "), "{text}");
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(!w.engine.calls().contains(&"running old".to_string()));
+
+    // Nothing running: --latest has nothing to take (4), --all nothing to do (0).
+    w.script().listed.clear();
+    let (_, code, err) = run(|out| create::run(&w.ctx(), &args, out));
+    assert_eq!(code, 4, "{err}");
+    (args.latest, args.all) = (false, true);
+    let (text, code, _) = run(|out| create::run(&w.ctx(), &args, out));
+    assert_eq!((code, text.as_str()), (0, "no running containers\n"));
+}
+
+#[test]
+fn create_all_or_latest_with_a_container_is_a_usage_error_that_asks_nothing() {
+    for (all, latest) in [(true, false), (false, true)] {
+        let w = World::new();
+        let mut args = create_args("n1", true);
+        (args.all, args.latest) = (all, latest);
+        let (_, code, err) = run(|out| create::run(&w.ctx(), &args, out));
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("takes the checkpoint NAME only"), "{err}");
+        assert!(w.engine.calls().is_empty(), "{:?}", w.engine.calls());
+    }
+    // --export to one file for several containers.
+    let w = World::new();
+    let mut args = create_args("n1", false);
+    (args.all, args.container, args.name) = (true, Some("n1".into()), None);
+    args.export = Some(w.path("x.tar.zst"));
+    let (_, code, err) = run(|out| create::run(&w.ctx(), &args, out));
+    assert_eq!(code, 2, "{err}");
+    assert!(w.engine.calls().is_empty());
 }
 
 #[test]
@@ -1005,6 +1107,102 @@ fn start_whose_init_is_not_the_checkpointed_one_is_not_resumed() {
         !w.engine.calls().iter().any(|c| c.starts_with("undo")),
         "left for the user to see"
     );
+}
+
+#[test]
+fn start_print_stats_carries_criu_and_phases_in_text_and_json() {
+    let criu = crate::criu::stats::RestoreStats {
+        forking_us: 30,
+        restore_us: 4000,
+        pages_restored: 12,
+        ..Default::default()
+    };
+    let mut w = World::new();
+    w.script().restore_stats = Some(criu);
+    w.checkpoint("n1");
+    let mut args = start_args("n1", Some("copy"));
+    args.print_stats = true;
+    args.json = true;
+    let (text, code, err) = run(|out| start::run(&w.ctx(), &args, out));
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let stats = &v["stats"];
+    let c = &stats["container_statistics"][0];
+    assert_eq!(c["id"], "copy", "the container restored into: {stats}");
+    assert_eq!(c["criu_statistics"]["forking_time"], 30);
+    assert_eq!(c["criu_statistics"]["restore_time"], 4000);
+    assert_eq!(c["criu_statistics"]["pages_restored"], 12);
+    assert_eq!(c["runtime_restore_duration"], c["phases"]["restore"]);
+    let phases: u64 = ["import", "verify", "plan", "prepare", "restore", "confirm"]
+        .iter()
+        .map(|p| c["phases"][p].as_u64().unwrap_or_else(|| panic!("{p}: {c}")))
+        .sum();
+    assert!(stats["ckpt_restore_duration"].as_u64().unwrap() >= phases, "{stats}");
+    assert_eq!(c["phases"]["import"], 0);
+
+    // Text: the result line, then the same fields as path: value lines.
+    args.json = false;
+    let (text, code, err) = run(|out| start::run(&w.ctx(), &args, out));
+    assert_eq!(code, 0, "{err}");
+    assert!(text.starts_with("container copy restored from checkpoint n1"), "{text}");
+    for want in [
+        "container_statistics[0].criu_statistics.restore_time: 4000",
+        "container_statistics[0].id: copy",
+    ] {
+        assert!(text.lines().any(|l| l == want), "{want:?} not in {text}");
+    }
+
+    // A Docker-like engine has no CRIU statistics to give: null, not absent.
+    let s = w.script();
+    s.restorer = Restorer::Docker;
+    s.report = Report::Docker { retries: 0 };
+    s.restore_stats = None;
+    s.target = TargetState::Stopped;
+    args.json = true;
+    args.name = None;
+    let (text, code, err) = run(|out| start::run(&w.ctx(), &args, out));
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let c = &v["stats"]["container_statistics"][0];
+    assert!(c["criu_statistics"].is_null(), "{v}");
+    assert!(c["runtime_restore_duration"].is_u64(), "{v}");
+
+    // Without the flag: no statistics.
+    args.print_stats = false;
+    let (text, _, _) = run(|out| start::run(&w.ctx(), &args, out));
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(v.get("stats").is_none(), "{v}");
+}
+
+#[test]
+fn start_tcp_close_is_refused_for_docker_and_prepares_nothing() {
+    let mut w = World::new();
+    w.checkpoint("n1");
+    let s = w.script();
+    s.restorer = Restorer::Docker;
+    s.report = Report::Docker { retries: 0 };
+    s.target = TargetState::Stopped;
+    let mut args = start_args("n1", None);
+    args.tcp_close = true;
+    let (_, code, err) = run(|out| start::run(&w.ctx(), &args, out));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--tcp-close cannot be used for a Docker container"),
+        "{err}"
+    );
+    assert!(
+        !w.engine.calls().iter().any(|c| c.starts_with("prepare")),
+        "{:?}",
+        w.engine.calls()
+    );
+    // The same start through runc/crun is planned and restored.
+    w.script().restorer = Restorer::Oci;
+    w.script().report = Report::Oci {
+        runtime: crate::engine::RuntimeKind::Runc,
+        output_log: w.path("store/web/output.log"),
+    };
+    let (_, code, err) = run(|out| start::run(&w.ctx(), &args, out));
+    assert_eq!(code, 0, "{err}");
 }
 
 #[test]

@@ -32,10 +32,16 @@ pub struct Script {
     /// `restore` fails as a runtime does.
     pub restore_fails: bool,
     pub report: Report,
+    /// What `restore` says CRIU's stats-restore held.
+    pub restore_stats: Option<crate::criu::stats::RestoreStats>,
     /// What `restored_init` answers.
     pub restored_pid: i32,
     /// `export_facts` says the container runs.
     pub export_running: bool,
+    /// What `running_all` lists.
+    pub listed: Vec<crate::plan::select::Listed>,
+    /// References `running` does not find (though `container` is set).
+    pub gone: BTreeSet<String>,
 }
 
 impl Script {
@@ -62,8 +68,11 @@ impl Script {
                 runtime: RuntimeKind::Runc,
                 output_log: root.join(id).join("output.log"),
             },
+            restore_stats: None,
             restored_pid: 0,
             export_running: false,
+            listed: Vec::new(),
+            gone: BTreeSet::new(),
         }
     }
 }
@@ -110,11 +119,11 @@ impl Engines for FakeEngine {
     fn running(&self, reference: &str) -> Result<Found, Error> {
         self.called(format!("running {reference}"));
         match &self.script.container {
-            Some(c) => Ok(Found {
+            Some(c) if !self.script.gone.contains(reference) => Ok(Found {
                 container: c.clone(),
                 engine: Box::new(self.clone()),
             }),
-            None => Err(super::EngineError::NotFound {
+            _ => Err(super::EngineError::NotFound {
                 id: reference.to_string(),
                 searched: "the fake engine".into(),
             }
@@ -125,6 +134,11 @@ impl Engines for FakeEngine {
     fn home(&self, reference: &str) -> Result<Box<dyn Engine>, Error> {
         self.called(format!("home {reference}"));
         Ok(Box::new(self.clone()))
+    }
+
+    fn running_all(&self) -> Result<Vec<crate::plan::select::Listed>, Error> {
+        self.called("running_all");
+        Ok(self.script.listed.clone())
     }
 
     fn listings(&self) -> Result<Vec<Listing>, Error> {
@@ -252,6 +266,7 @@ impl Engine for FakeEngine {
             restore_ms: 7,
             restore_log: (self.script.restorer == Restorer::Oci)
                 .then(|| "(00.1) Restore finished successfully. Tasks resumed.\n".to_string()),
+            criu_stats: self.script.restore_stats,
             report: self.script.report.clone(),
         })
     }

@@ -214,6 +214,10 @@ pub struct Restored {
     pub restore_ms: u64,
     /// CRIU's log of the restore, when ckpt has one (runc/crun).
     pub restore_log: Option<String>,
+    /// CRIU's `stats-restore`, when ckpt can read it (runc/crun: from the
+    /// restore's work dir; Docker's CRIU runs in containerd's shim, whose
+    /// work dir ckpt never sees).
+    pub criu_stats: Option<crate::criu::stats::RestoreStats>,
     pub report: Report,
 }
 
@@ -314,6 +318,12 @@ pub trait Engines {
 
     /// Every store root `ls` lists when no container is given.
     fn listings(&self) -> Result<Vec<Listing>, Error>;
+
+    /// Every running or paused container the searched state roots hold
+    /// (`create --all`/`--latest`), each to be found again by its id with
+    /// [`Engines::running`]. Docker's containers are listed by the runc
+    /// root Docker runs them in.
+    fn running_all(&self) -> Result<Vec<crate::plan::select::Listed>, Error>;
 }
 
 /// Kills every task of the (frozen) container, thaws it so the kill lands,

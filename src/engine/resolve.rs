@@ -188,6 +188,20 @@ impl Engines for Resolver {
         }
         Ok(out)
     }
+
+    fn running_all(&self) -> Result<Vec<crate::plan::select::Listed>, Error> {
+        let mut roots = match self.docker {
+            DockerMode::Only => SearchRoots { roots: Vec::new() },
+            _ => self.roots.clone(),
+        };
+        if self.docker == DockerMode::Only {
+            // Docker's containers, where Docker runs them; each is then
+            // found through the daemon.
+            let docker_root = PathBuf::from("/run/docker/runtime-runc/moby");
+            roots.roots.push((super::RuntimeKind::Runc, docker_root));
+        }
+        Ok(oci::list_running(&roots, &self.proc))
+    }
 }
 
 #[cfg(test)]

@@ -148,6 +148,8 @@ fn table() -> Vec<(&'static str, Error, u8)> {
         ("ls of an id nobody knows", Error::UnknownContainer { id: "x".into(), store: p("/s") }, 4),
         // 5: prerequisite.
         ("not root", Error::NotRoot { verb: "create" }, 5),
+        ("create --all: some refused alike", Error::SomeFailed { failed: 2, total: 3, code: 3 }, 3),
+        ("create --all: failures that differ", Error::SomeFailed { failed: 2, total: 3, code: 1 }, 1),
         ("criu missing", Error::Criu(CriuError::NotInstalled), 5),
         ("crit missing (inspect of a foreign checkpoint)", Error::Crit(crate::criu::crit::CritError::NotInstalled), 5),
         ("crit failed", Error::Crit(crate::criu::crit::CritError::Failed { args: "x d ps".into(), dir: "/d".into(), message: "bad".into() }), 1),

@@ -184,10 +184,71 @@ pub fn spec_for_new_container(saved: &serde_json::Value, rootfs: &Path) -> serde
     spec
 }
 
+/// The annotation runc and crun read for an extra CRIU config file.
+pub const CRIU_CONFIG_ANNOTATION: &str = "org.criu.config";
+
+/// The CRIU config file `--tcp-close` writes: the options of the spec's own
+/// `org.criu.config` file (`existing`, when it named one), then `tcp-close`,
+/// which CRIU's config files spell as its long option without dashes.
+pub fn criu_config_text(existing: Option<&str>) -> String {
+    let mut text = existing.unwrap_or_default().to_string();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    if !text.lines().any(|l| l.trim() == "tcp-close") {
+        text.push_str("tcp-close\n");
+    }
+    text
+}
+
+/// The path of the CRIU config file `spec`'s annotation names, when it
+/// names one (an empty value means none, as runc reads it).
+pub fn criu_config_of(spec: &Value) -> Option<&str> {
+    spec["annotations"][CRIU_CONFIG_ANNOTATION]
+        .as_str()
+        .filter(|p| !p.is_empty())
+}
+
+/// `spec` with its `org.criu.config` annotation naming `config`.
+pub fn with_criu_config(mut spec: Value, config: &Path) -> Value {
+    if !spec["annotations"].is_object() {
+        spec["annotations"] = Value::Object(Default::default());
+    }
+    spec["annotations"][CRIU_CONFIG_ANNOTATION] = Value::String(config.display().to_string());
+    spec
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn tcp_close_goes_into_a_criu_config_the_annotation_names() {
+        // (the spec's own config file, the file written)
+        #[rustfmt::skip]
+        let table: &[(Option<&str>, &str)] = &[
+            (None, "tcp-close\n"),
+            (Some(""), "tcp-close\n"),
+            (Some("log-file=x.log"), "log-file=x.log\ntcp-close\n"),
+            (Some("tcp-close\n"), "tcp-close\n"),
+        ];
+        for (existing, want) in table {
+            assert_eq!(criu_config_text(*existing), *want, "{existing:?}");
+        }
+        let spec = with_criu_config(json!({"root": {"path": "/r"}}), Path::new("/s/web/bundle/criu.conf"));
+        assert_eq!(criu_config_of(&spec), Some("/s/web/bundle/criu.conf"));
+        let spec = with_criu_config(
+            json!({"annotations": {"a": "b", "org.criu.config": "/etc/mine.conf"}}),
+            Path::new("/c"),
+        );
+        assert_eq!(
+            (spec["annotations"]["a"].as_str(), criu_config_of(&spec)),
+            (Some("b"), Some("/c"))
+        );
+        assert_eq!(criu_config_of(&json!({"annotations": {"org.criu.config": ""}})), None);
+        assert_eq!(criu_config_of(&json!({})), None);
+    }
 
     #[test]
     fn new_container_spec_gets_absolute_root_and_no_cgroup_path() {

@@ -18,7 +18,7 @@ use super::dump::DumpOptions;
 use super::stdio::{restored_stdio, StdioSource};
 use crate::criu::CriuVersion;
 use crate::engine::RuntimeKind;
-use crate::error::{CORRUPT, FAILURE, NOT_FOUND, PREREQUISITE, REFUSED};
+use crate::error::{CORRUPT, FAILURE, NOT_FOUND, PREREQUISITE, REFUSED, USAGE};
 use crate::store::metadata::META_FILE;
 use crate::store::{CheckpointEntry, CheckpointMeta, StoreError};
 use std::collections::BTreeSet;
@@ -81,6 +81,8 @@ pub struct RestoreFacts {
 pub struct RestoreOptions {
     /// `--name NEW_ID`: restore as a new container.
     pub new_name: Option<String>,
+    /// `--tcp-close`: CRIU restores established TCP connections closed.
+    pub tcp_close: bool,
 }
 
 /// Everything the engine executes.
@@ -113,6 +115,10 @@ pub enum How {
         /// What the runtime gets as its fds 0–2, which become the restored
         /// stdio (see [`super::stdio`]).
         stdio: [StdioSource; 3],
+        /// `--tcp-close`: neither runc nor crun has the flag, so the
+        /// (generated) bundle's `org.criu.config` annotation names a CRIU
+        /// config file with `tcp-close` (see [`super::bundle::criu_config_text`]).
+        tcp_close: bool,
     },
     /// Docker starts the container from the checkpoint; with `copy`, a
     /// new container named `target` with the source's config first.
@@ -151,6 +157,9 @@ pub enum RestoreProblem {
     /// An imported checkpoint's spec asks for what its import's policy
     /// did not allow (or a hook, or an engine file of the source host).
     ImportPolicy { name: String, detail: String },
+    /// `--tcp-close` for a restore Docker does: Docker passes no CRIU
+    /// options through.
+    TcpCloseDocker,
 }
 
 impl RestoreProblem {
@@ -165,6 +174,7 @@ impl RestoreProblem {
             RestoreProblem::Bundle(BundleRefusal::Changed { .. })
             | RestoreProblem::TargetRunning { .. }
             | RestoreProblem::ImportPolicy { .. } => REFUSED,
+            RestoreProblem::TcpCloseDocker => USAGE,
         }
     }
 }
@@ -213,6 +223,10 @@ impl fmt::Display for RestoreProblem {
             RestoreProblem::TargetRunning { id } => write!(
                 f,
                 "container {id} is running; stop it first, or restore the checkpoint as a new container with --name NEW_ID"
+            ),
+            RestoreProblem::TcpCloseDocker => write!(
+                f,
+                "--tcp-close cannot be used for a Docker container: Docker's start-with-checkpoint passes no CRIU options to its runtime"
             ),
             RestoreProblem::ImportPolicy { name, detail } => write!(
                 f,
@@ -311,6 +325,9 @@ pub fn restore_plan(
     let how = match facts.restorer {
         Restorer::Oci => oci(entry, facts, opts, &mut problems),
         Restorer::Docker => {
+            if opts.tcp_close {
+                problems.push(RestoreProblem::TcpCloseDocker);
+            }
             docker(entry, facts, &mut problems);
             Some(How::Docker {
                 copy: opts.new_name.is_some(),
@@ -372,7 +389,9 @@ fn oci(
     };
     let new_id = opts.new_name.is_some();
     let original = if new_id { None } else { facts.original_spec.as_ref() };
-    let bundle = match choose_bundle(meta, new_id, original) {
+    // --tcp-close needs an annotation the original bundle lacks, and the
+    // user's bundle is never written: a generated bundle, as for --name.
+    let bundle = match choose_bundle(meta, new_id || opts.tcp_close, original) {
         Ok(choice) => {
             if let (BundleChoice::Generated(_), Some(rootfs)) = (&choice, &meta.rootfs) {
                 if !facts.present.contains(rootfs) {
@@ -423,6 +442,7 @@ fn oci(
         bundle: bundle?,
         clear_target: matches!(facts.target, TargetState::Stopped | TargetState::Leftover),
         stdio: restored_stdio(&meta.descriptors),
+        tcp_close: opts.tcp_close,
     })
 }
 

@@ -66,6 +66,7 @@ fn docker_facts() -> RestoreFacts {
 fn named(name: &str) -> RestoreOptions {
     RestoreOptions {
         new_name: Some(name.into()),
+        ..Default::default()
     }
 }
 
@@ -103,6 +104,7 @@ fn oci_refusals_say_what_start_said_with_its_exit_code() {
         change(&mut m, &mut f);
         let opts = RestoreOptions {
             new_name: name.map(str::to_string),
+            ..Default::default()
         };
         let r = restore_plan(&entry(Some(m)), &f, &opts).unwrap_err();
         assert_eq!(r.problems.len(), 1, "{case}: {r}");
@@ -124,6 +126,7 @@ fn oci_plans_the_runtime_the_bundle_and_what_to_clear() {
         let f = RestoreFacts { target, ..oci_facts() };
         let opts = RestoreOptions {
             new_name: name.map(str::to_string),
+            ..Default::default()
         };
         let plan = restore_plan(&entry(Some(meta())), &f, &opts).unwrap();
         assert_eq!(plan.target, name.unwrap_or("web"));
@@ -162,6 +165,7 @@ fn oci_hands_the_restored_init_a_pipe_for_each_recorded_stdio_pipe() {
     for name in [None, Some("copy")] {
         let opts = RestoreOptions {
             new_name: name.map(str::to_string),
+            ..Default::default()
         };
         let plan = restore_plan(&entry(Some(m.clone())), &oci_facts(), &opts).unwrap();
         assert!(
@@ -252,6 +256,7 @@ fn docker_restores_its_own_container_or_a_copy() {
         };
         let opts = RestoreOptions {
             new_name: name.map(str::to_string),
+            ..Default::default()
         };
         let plan = restore_plan(&entry(Some(meta())), &f, &opts).unwrap();
         assert_eq!(plan.how, How::Docker { copy });
@@ -371,4 +376,39 @@ fn an_imported_checkpoint_runs_only_with_what_its_import_allowed() {
         .unwrap()
         .push(hosts("/s/web/checkpoints/n1/binds/etc-hosts"));
     assert!(plan(m).is_ok());
+}
+
+#[test]
+fn tcp_close_restores_from_a_generated_bundle_and_is_refused_for_docker() {
+    let tcp_close = RestoreOptions {
+        tcp_close: true,
+        ..Default::default()
+    };
+    // The same id, its original bundle unchanged: without --tcp-close the
+    // original is used; with it, a generated one (the user's is never
+    // written) that carries the CRIU config.
+    for (opts, generated) in [(RestoreOptions::default(), false), (tcp_close.clone(), true)] {
+        let plan = restore_plan(&entry(Some(meta())), &oci_facts(), &opts).unwrap();
+        match plan.how {
+            How::Oci { bundle, tcp_close, .. } => {
+                assert_eq!(matches!(bundle, BundleChoice::Generated(_)), generated, "{opts:?}");
+                assert_eq!(tcp_close, opts.tcp_close);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // A bundle changed since the dump refuses the original, not a generated one.
+    let mut f = oci_facts();
+    f.original_spec = Some(json!({"root": {"path": "elsewhere"}}));
+    assert!(restore_plan(&entry(Some(meta())), &f, &RestoreOptions::default()).is_err());
+    assert!(restore_plan(&entry(Some(meta())), &f, &tcp_close).is_ok());
+
+    // Docker: a usage error that says why.
+    let e = restore_plan(&entry(Some(meta())), &docker_facts(), &tcp_close).unwrap_err();
+    assert_eq!(e.exit_code(), 2, "{e}");
+    assert_eq!(
+        e.to_string(),
+        "--tcp-close cannot be used for a Docker container: Docker's start-with-checkpoint passes no CRIU options to its runtime"
+    );
+    assert!(restore_plan(&entry(Some(meta())), &docker_facts(), &RestoreOptions::default()).is_ok());
 }

@@ -17,6 +17,8 @@ const CHUNKS_DIR: &str = "chunks";
 const BUNDLE_DIR: &str = "bundle";
 /// The bundle's spec, `bundle/config.json`.
 const BUNDLE_CONFIG: &str = "bundle/config.json";
+/// `bundle/criu.conf`: the CRIU config file of a `start --tcp-close`.
+const BUNDLE_CRIU_CONFIG: &str = "bundle/criu.conf";
 /// `checkpoints/<name>/rootfs/`: the root filesystem an import unpacked
 /// for a runc/crun checkpoint, used in place by its restores.
 pub const IMPORTED_ROOTFS: &str = "rootfs";
@@ -70,7 +72,14 @@ pub enum StagingKind<'a> {
 
 /// The files and directories `start` writes below `<root>/<target>/`, as
 /// paths relative to it: what must be ckpt's own before it writes.
-pub const RESTORE_TARGET_FILES: &[&str] = &["output.log", "restore.log", STAGING_DIR, BUNDLE_DIR, BUNDLE_CONFIG];
+pub const RESTORE_TARGET_FILES: &[&str] = &[
+    "output.log",
+    "restore.log",
+    STAGING_DIR,
+    BUNDLE_DIR,
+    BUNDLE_CONFIG,
+    BUNDLE_CRIU_CONFIG,
+];
 
 /// Paths inside a store root. Callers validate ids and names first.
 #[derive(Debug, Clone)]
@@ -161,6 +170,10 @@ impl Layout {
     pub fn bundle_config(&self, id: &str) -> PathBuf {
         self.container_dir(id).join(BUNDLE_CONFIG)
     }
+    /// `<root>/<id>/bundle/criu.conf`
+    pub fn bundle_criu_config(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join(BUNDLE_CRIU_CONFIG)
+    }
 }
 
 #[cfg(test)]
@@ -208,6 +221,7 @@ mod tests {
             l.staging_root("c"),
             l.bundle_dir("c"),
             l.bundle_config("c"),
+            l.bundle_criu_config("c"),
         ];
         let checked: Vec<PathBuf> = RESTORE_TARGET_FILES
             .iter()

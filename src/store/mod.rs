@@ -229,6 +229,15 @@ impl Store {
         Ok(self.layout.bundle_dir(container_id))
     }
 
+    /// Writes `<root>/<id>/bundle/criu.conf` (0600, renamed into place):
+    /// the CRIU config file of a `start --tcp-close`; returns its path.
+    pub fn write_criu_config(&self, container_id: &str, text: &[u8]) -> Result<PathBuf, StoreError> {
+        names::validate_container_id(container_id)?;
+        let path = self.layout.bundle_criu_config(container_id);
+        write::replace_file(&self.layout, container_id, &path, text)?;
+        Ok(path)
+    }
+
     /// Replaces `<root>/<id>/<rel>` (for tests of the write path).
     #[cfg(test)]
     fn replace_file(&self, container_id: &str, rel: &str, bytes: &[u8]) -> Result<PathBuf, StoreError> {

@@ -67,6 +67,15 @@ pub fn process(pid: i32) -> Option<Proc> {
 /// scan of `/proc`, which matters when polling for a moment that lasts
 /// 100 ms on a busy host.
 pub fn children(parent: i32, comm: &str) -> Vec<Proc> {
+    child_pids(parent)
+        .into_iter()
+        .filter_map(process)
+        .filter(|p| p.comm == comm)
+        .collect()
+}
+
+/// The pids `/proc/<parent>/task/*/children` lists.
+fn child_pids(parent: i32) -> Vec<i32> {
     dir_entries(Path::new(&format!("/proc/{parent}/task")))
         .iter()
         .filter_map(|t| fs::read_to_string(t.join("children")).ok())
@@ -75,8 +84,6 @@ pub fn children(parent: i32, comm: &str) -> Vec<Proc> {
                 .filter_map(|p| p.parse().ok())
                 .collect::<Vec<i32>>()
         })
-        .filter_map(process)
-        .filter(|p| p.comm == comm)
         .collect()
 }
 
@@ -86,16 +93,7 @@ pub fn descendants(pid: i32) -> Vec<Proc> {
     let mut next = 0;
     let mut parents = vec![pid];
     while next < parents.len() {
-        let kids: Vec<Proc> = dir_entries(Path::new(&format!("/proc/{}/task", parents[next])))
-            .iter()
-            .filter_map(|t| fs::read_to_string(t.join("children")).ok())
-            .flat_map(|s| {
-                s.split_whitespace()
-                    .filter_map(|p| p.parse().ok())
-                    .collect::<Vec<i32>>()
-            })
-            .filter_map(process)
-            .collect();
+        let kids: Vec<Proc> = child_pids(parents[next]).into_iter().filter_map(process).collect();
         parents.extend(kids.iter().map(|k| k.pid));
         found.extend(kids);
         next += 1;

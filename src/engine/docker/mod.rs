@@ -275,6 +275,7 @@ impl Engine for DockerEngine {
         Ok(Restored {
             restore_ms: started.elapsed().as_millis() as u64,
             restore_log: None,
+            criu_stats: None,
             report: Report::Docker { retries },
         })
     }

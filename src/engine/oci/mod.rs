@@ -12,7 +12,7 @@ pub mod runc;
 pub mod runtime;
 pub mod undo;
 
-use super::{Container, Report};
+use super::Container;
 use super::{DockerMode, Engine, EngineError, Home, Prepared, Restored, RuntimeKind, Status, Undo};
 use crate::cgroups::FreezerDir;
 use crate::criu::CriuVersion;
@@ -74,6 +74,49 @@ pub fn lookup_all(roots: &SearchRoots, proc: &ProcRoot, id: &str) -> Result<Vec<
         found.push(Found { container, status });
     }
     Ok(found)
+}
+
+/// Every running or paused container in `roots`, with the runtime's
+/// created time. A root that is missing or unreadable, or a state that
+/// cannot be parsed, is skipped (logged): listing is best effort, and each
+/// container listed is looked up again before anything is done to it.
+pub fn list_running(roots: &SearchRoots, proc: &ProcRoot) -> Vec<crate::plan::select::Listed> {
+    let mut out = Vec::new();
+    for (kind, root) in &roots.roots {
+        let Ok(entries) = std::fs::read_dir(root) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Some(id) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            let (loaded, state_file) = match kind {
+                RuntimeKind::Runc | RuntimeKind::Docker => (runc::load(root, &id), "state.json"),
+                RuntimeKind::Crun => (crun::load(root, &id), "status"),
+            };
+            let container = match loaded {
+                Ok(Some(c)) => c,
+                Ok(None) => continue,
+                Err(e) => {
+                    log::debug!("skipping {id} in {}: {}", root.display(), crate::error::chain(&e));
+                    continue;
+                }
+            };
+            if liveness(proc, &container) == Status::Stopped {
+                continue;
+            }
+            let created = std::fs::read_to_string(root.join(&id).join(state_file))
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .and_then(|v| v["created"].as_str().and_then(crate::plan::select::created_time));
+            out.push(crate::plan::select::Listed {
+                id,
+                runtime: *kind,
+                created,
+            });
+        }
+    }
+    out
 }
 
 /// The container of a lookup, if it is running; otherwise why not.
@@ -226,13 +269,7 @@ impl Engine for OciEngine {
     }
 
     fn restore(&self, store: &Store, plan: &RestorePlan, prepared: &Prepared) -> Result<Restored, Error> {
-        let (restore_log, restore_ms, output_log, runtime) =
-            restore::run(&self.proc, self.exe.as_deref(), store, plan, prepared)?;
-        Ok(Restored {
-            restore_ms,
-            restore_log: Some(restore_log),
-            report: Report::Oci { runtime, output_log },
-        })
+        restore::run(&self.proc, self.exe.as_deref(), store, plan, prepared)
     }
 
     fn restored_init(&self, plan: &RestorePlan, prepared: &Prepared) -> Result<i32, Error> {

@@ -11,7 +11,7 @@ use super::runtime::{RestoreRequest, Runtime};
 use super::undo::{self, RestoreSite};
 use super::{lookup_all, SearchRoots};
 use crate::criu::CriuVersion;
-use crate::engine::{Prepared, RuntimeKind, Status, Undo};
+use crate::engine::{Prepared, Report, Restored, RuntimeKind, Status, Undo};
 use crate::error::{Error, ResultExt as _};
 use crate::interrupt::Interrupted;
 use crate::plan::bundle::BundleChoice;
@@ -22,7 +22,7 @@ use crate::procfs::ProcRoot;
 use crate::store::{CheckpointEntry, Log, Store, StoreError};
 use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// What the plan of a restore of `entry` into `target` needs to know: the
@@ -116,6 +116,7 @@ struct Oci<'a> {
     bundle: &'a BundleChoice,
     clear_target: bool,
     stdio: [StdioSource; 3],
+    tcp_close: bool,
 }
 
 fn oci(plan: &RestorePlan) -> Oci<'_> {
@@ -127,6 +128,7 @@ fn oci(plan: &RestorePlan) -> Oci<'_> {
             bundle,
             clear_target,
             stdio,
+            tcp_close,
         } => Oci {
             runtime: *runtime,
             binary: *binary,
@@ -134,6 +136,7 @@ fn oci(plan: &RestorePlan) -> Oci<'_> {
             bundle,
             clear_target: *clear_target,
             stdio: *stdio,
+            tcp_close: *tcp_close,
         },
         How::Docker { .. } => unreachable!("runc and crun execute runc/crun plans only"),
     }
@@ -149,6 +152,22 @@ pub fn prepare(proc: &ProcRoot, store: &Store, plan: &RestorePlan) -> Result<Pre
     let runtime = Runtime::locate(o.binary, o.root, proc)?;
     let bundle = match o.bundle {
         BundleChoice::Original(dir) => dir.clone(),
+        BundleChoice::Generated(spec) if o.tcp_close => {
+            // The spec's own CRIU config file, if it names one, goes on
+            // applying: its options come first in ckpt's.
+            let existing = match crate::plan::bundle::criu_config_of(spec) {
+                None => None,
+                Some(path) => Some(std::fs::read_to_string(path).map_err(|source| Error::Io {
+                    op: "read the CRIU config file the spec names,",
+                    path: path.into(),
+                    source,
+                })?),
+            };
+            let text = crate::plan::bundle::criu_config_text(existing.as_deref());
+            let config = store.write_criu_config(target, text.as_bytes())?;
+            let spec = crate::plan::bundle::with_criu_config(spec.clone(), &config);
+            store.write_bundle(target, &serde_json::to_vec_pretty(&spec)?)?
+        }
         BundleChoice::Generated(spec) => store.write_bundle(target, &serde_json::to_vec_pretty(spec)?)?,
     };
     if o.clear_target {
@@ -187,15 +206,16 @@ pub fn prepare(proc: &ProcRoot, store: &Store, plan: &RestorePlan) -> Result<Pre
 /// for the recorded stdout and stderr pipes, an empty pipe for a recorded
 /// stdin pipe), and keeps CRIU's log as the target's
 /// `restore.log` whatever happened. Returns that log, the time from the
-/// relay's start to the runtime's exit, where the output goes, and the
-/// runtime as the output says it.
+/// relay's start to the runtime's exit, CRIU's `stats-restore` (read from
+/// the work dir before it goes), where the output goes, and the runtime as
+/// the output says it.
 pub fn run(
     proc: &ProcRoot,
     exe: Option<&Path>,
     store: &Store,
     plan: &RestorePlan,
     prepared: &Prepared,
-) -> Result<(String, u64, PathBuf, RuntimeKind), Error> {
+) -> Result<Restored, Error> {
     let o = oci(plan);
     let target = &plan.target;
     let (work, bundle) = parts(prepared);
@@ -224,7 +244,20 @@ pub fn run(
     let restore_log = std::fs::read_to_string(work.join("restore.log")).unwrap_or_default();
     let _ = store.write_log(target, Log::Restore, restore_log.as_bytes());
     restored?;
-    Ok((restore_log, restore_ms, output_log, o.runtime))
+    // CRIU writes it into its work dir (it chdirs there), which the
+    // runtime's --work-path makes ours.
+    let criu_stats = std::fs::read(work.join("stats-restore"))
+        .ok()
+        .and_then(|b| crate::criu::stats::parse_restore_stats(&b));
+    Ok(Restored {
+        restore_ms,
+        restore_log: Some(restore_log),
+        criu_stats,
+        report: Report::Oci {
+            runtime: o.runtime,
+            output_log,
+        },
+    })
 }
 
 /// The restored init's host pid, from the runtime's pid file.
