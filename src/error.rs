@@ -120,9 +120,16 @@ pub enum Error {
     /// An import refused by its plan, with every problem.
     #[error(transparent)]
     ImportRefused(#[from] crate::plan::import::ImportRefusal),
+    /// `verify --all` found damaged checkpoints (each listed above).
+    #[error("{damaged} of {total} checkpoint(s) are damaged (see above)")]
+    Damaged { damaged: usize, total: usize },
     /// Flags that do not go together.
     #[error("{message}")]
     Usage { message: String },
+    /// A retention policy that keeps nothing or says nothing
+    /// (`prune`, `create --retain`).
+    #[error(transparent)]
+    Retention(#[from] crate::chunks::retention::PolicyError),
     /// A restore refused by its plan, with every problem.
     #[error(transparent)]
     RestoreRefused(#[from] RestoreRefusal),
@@ -223,12 +230,13 @@ impl Error {
             },
             Error::Interrupted(Interrupted(sig)) => interrupted_code(*sig),
             Error::Chunks { source, .. } => chunk_code(source),
+            Error::Damaged { .. } => CORRUPT,
             Error::Refused { .. } | Error::NotCheckpointable { .. } => REFUSED,
             Error::UnknownContainer { .. } => NOT_FOUND,
             Error::RestoreRefused(r) => r.exit_code(),
             Error::Export(e) => e.exit_code(),
             Error::ImportRefused(r) => r.exit_code(),
-            Error::Usage { .. } => USAGE,
+            Error::Usage { .. } | Error::Retention(_) => USAGE,
             Error::SomeFailed { code, .. } => *code,
             Error::NotRoot { .. } => PREREQUISITE,
             Error::NotResumed { .. }

@@ -41,6 +41,7 @@ fn main() -> ExitCode {
         Command::Create(a) => commands::create::run(&ctx, a, &mut out),
         Command::Ls(a) => commands::ls::run(&ctx, a, &mut out),
         Command::Rm(a) => commands::rm::run(&ctx, a, &mut out),
+        Command::Prune(a) => commands::prune::run(&ctx, a, &mut out),
         Command::Start(a) => commands::start::run(&ctx, a, &mut out),
         Command::Export(a) => commands::export::run(&ctx, a, &mut out),
         Command::Import(a) => commands::import::run(&ctx, a, &mut out),

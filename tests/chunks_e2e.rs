@@ -153,6 +153,26 @@ fn incremental_creates_share_chunks_and_a_corrupt_chunk_refuses_the_start() {
         .unwrap()
         .any(|e| is_page_file(e.unwrap().file_name().to_str().unwrap())));
 
+    // ls: each holds less alone than it amounts to (most chunks shared).
+    for row in store.ls(Some(&c.id)) {
+        let (size, logical) = (
+            row["size_bytes"].as_u64().unwrap(),
+            row["logical_bytes"].as_u64().unwrap(),
+        );
+        let exclusive = row["exclusive_bytes"].as_u64().expect("recipes readable");
+        assert!(logical > size && exclusive < logical && exclusive >= size, "{row}");
+    }
+    // verify --all --repair: both intact, nothing to repair.
+    let all = store.ckpt(["verify", "--all", "--repair", "--json", &c.id]);
+    expect_code(&all, 0, "ckpt verify --all --repair");
+    let v: serde_json::Value = serde_json::from_slice(&all.stdout).unwrap();
+    assert_eq!(
+        (v["damaged"].as_u64(), v["checkpoints"].as_array().map(Vec::len)),
+        (Some(0), Some(2)),
+        "{v}"
+    );
+    assert_eq!(v["repaired"][0]["packs_removed"], 0, "{v}");
+
     expect_code(&store.ckpt(["rm", &c.id, "one"]), 0, "ckpt rm one");
     // The chunk store now holds exactly the chunks "two" uses.
     let chunks = store.path().join(&c.id).join("chunks");
@@ -179,6 +199,9 @@ fn incremental_creates_share_chunks_and_a_corrupt_chunk_refuses_the_start() {
         7,
         "ckpt verify of the corrupt chunk",
     );
+    let all = store.ckpt(["verify", "--all", &c.id]);
+    expect_code(&all, 7, "ckpt verify --all of the corrupt chunk");
+    assert!(String::from_utf8_lossy(&all.stdout).contains("DAMAGED"), "{all:?}");
 
     let mut bytes = fs::read(&pack).unwrap();
     bytes[at] ^= 0x40;

@@ -14,6 +14,11 @@ pub struct CreateArgs {
     /// space). Not for Docker containers.
     #[arg(long)]
     pub incremental: bool,
+    /// After the checkpoint is published, keep only the newest N
+    /// checkpoints of the container (as `ckpt prune --retain N`; the one
+    /// just made is always kept).
+    #[arg(long, value_name = "N")]
+    pub retain: Option<usize>,
     #[command(flatten)]
     pub criu: CriuFlags,
     /// Also write the checkpoint as an archive to FILE (as `ckpt export`).

@@ -13,6 +13,7 @@ mod import;
 mod inspect;
 mod internal;
 mod ls;
+mod prune;
 mod rm;
 mod start;
 mod verify;
@@ -24,6 +25,7 @@ pub use import::{ImportArgs, ImportFlags};
 pub use inspect::InspectArgs;
 pub use internal::{RelayArgs, WatchdogArgs};
 pub use ls::{LsArgs, LsFormat};
+pub use prune::{parse_duration, PruneArgs};
 pub use rm::RmArgs;
 pub use start::StartArgs;
 pub use verify::VerifyArgs;
@@ -131,6 +133,17 @@ pub enum Command {
     /// Example: ckpt rm web before-upgrade
     #[command(visible_alias = "remove")]
     Rm(RmArgs),
+    /// Remove a container's older checkpoints, keeping the newest N.
+    ///
+    /// Checkpoints are ordered by the creation time their ckpt.json
+    /// records (ties by name). The newest is always kept; a checkpoint
+    /// whose metadata cannot be read is never removed and does not count
+    /// towards N. The chunks of removed incremental checkpoints that no
+    /// remaining checkpoint uses are freed. `ckpt create --retain N` does
+    /// the same after each successful create.
+    ///
+    /// Example: ckpt prune web --retain 3 --older-than 7d --dry-run
+    Prune(PruneArgs),
     /// Restore a container from a checkpoint.
     ///
     /// Restores into the same (stopped) container, or with --name into a new
@@ -288,6 +301,42 @@ mod tests {
             assert!(archive.no_rootfs, "{argv:?}");
         }
         assert!(Cli::try_parse_from(["ckpt", "export", "web", "n", "-o", "x", "--ignore-volumes"]).is_err());
+    }
+
+    #[test]
+    fn prune_parses_durations_and_create_takes_retain() {
+        let c = Cli::try_parse_from([
+            "ckpt",
+            "prune",
+            "web",
+            "--retain",
+            "3",
+            "--older-than",
+            "7d",
+            "--dry-run",
+        ])
+        .unwrap();
+        match c.command {
+            Command::Prune(a) => {
+                assert_eq!(a.retain, Some(3));
+                assert_eq!(a.older_than, Some(std::time::Duration::from_secs(7 * 86400)));
+                assert!(a.dry_run && !a.json);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::try_parse_from(["ckpt", "prune", "web", "--older-than", "soon"]).is_err());
+        assert!(Cli::try_parse_from(["ckpt", "verify", "--all"]).is_ok());
+        assert!(Cli::try_parse_from(["ckpt", "verify", "--all", "--repair", "web"]).is_ok());
+        assert!(
+            Cli::try_parse_from(["ckpt", "verify", "--all", "web", "n"]).is_err(),
+            "--all takes no NAME"
+        );
+        assert!(
+            Cli::try_parse_from(["ckpt", "verify", "web"]).is_err(),
+            "NAME without --all"
+        );
+        let c = Cli::try_parse_from(["ckpt", "create", "web", "n", "--retain", "2"]).unwrap();
+        assert!(matches!(c.command, Command::Create(CreateArgs { retain: Some(2), .. })));
     }
 
     #[test]

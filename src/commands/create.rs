@@ -44,6 +44,9 @@ pub(super) struct Created {
     /// With --incremental: what went into the chunk store.
     #[serde(skip_serializing_if = "Option::is_none")]
     incremental: Option<Stored>,
+    /// With --retain: what retention removed after the publish.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retention: Option<super::retention::Pruned>,
 }
 
 /// What an incremental create stored: its page bytes, and how many of them
@@ -79,6 +82,11 @@ pub(super) fn checkpoint(ctx: &Context, args: &CreateArgs, reference: &str, name
             message: "--export with --leave-running needs --no-rootfs: the root filesystem of a running container changes under the export".into(),
         });
     }
+    // --retain 0 is refused before anything is frozen.
+    let retain = args
+        .retain
+        .map(|n| crate::chunks::retention::Policy::new(Some(n), None))
+        .transpose()?;
     ctx.require_root("create")?;
     // Only create holds a container frozen: it alone must outlive a signal
     // long enough to thaw; the other commands may simply die.
@@ -298,6 +306,22 @@ pub(super) fn checkpoint(ctx: &Context, args: &CreateArgs, reference: &str, name
         }
     };
 
+    // Retention only after everything the create promised is done: the
+    // checkpoint is published (and exported), so the one just made is
+    // protected and a failure here loses nothing of it.
+    let retention = match retain {
+        None => None,
+        Some(policy) => Some(
+            super::retention::apply(&store, &home.id, policy, Some(name), false).with_context(|| {
+                format!(
+                    "checkpoint {} is saved in {}, but retention (--retain) failed",
+                    name,
+                    dir.display()
+                )
+            })?,
+        ),
+    };
+
     let created = Created {
         container: container.id.clone(),
         name: name.to_string(),
@@ -309,6 +333,7 @@ pub(super) fn checkpoint(ctx: &Context, args: &CreateArgs, reference: &str, name
         warnings: plan.warnings,
         export,
         incremental: stored,
+        retention,
         stats: args.print_stats.then(|| CheckpointStats {
             ckpt_checkpoint_duration: micros(begun.elapsed()),
             container_statistics: vec![ContainerCheckpointStats {
@@ -353,6 +378,11 @@ pub(super) fn print(created: &Created, json: bool, out: &mut Output) -> Result<(
         }
         if let Some(e) = &created.export {
             out.say(super::export::describe(e));
+        }
+        if let Some(p) = &created.retention {
+            for line in super::retention::describe(&created.container, p) {
+                out.say(line);
+            }
         }
         if let Some(stats) = &created.stats {
             for l in crate::stats::text_lines(stats) {

@@ -176,3 +176,13 @@ pub fn collect(store: &Store, id: &str, name: &str, mut session: Session) -> Res
         .collect(&recipes, CollectPolicy::EXACT)
         .map_err(chunk_err("collect the chunks of", id, name))
 }
+
+/// Every chunk problem of the recipes `named` (checkpoint name, recipe) of
+/// container `id`, each chunk checked once and each bad one reported for
+/// every checkpoint using it (`verify --all`).
+pub fn verify_many(store: &Store, id: &str, named: &[(&str, &Recipe)]) -> Result<Vec<Problem>, Error> {
+    let reader = open(store, id, "(all)")?
+        .reader(LOCK_WAIT)
+        .map_err(chunk_err("verify the chunks of", id, "(all)"))?;
+    Ok(reader.verify(named.iter().copied()))
+}

@@ -253,3 +253,150 @@ fn create_incremental_into_a_symlinked_chunk_store_is_refused_and_the_container_
     );
     assert_eq!(w.freezer(), "THAWED", "thawed again");
 }
+
+/// `ls --json` rows of web, by name: (size, logical, exclusive).
+fn ls_sizes(w: &World) -> BTreeMap<String, (u64, u64, Option<u64>)> {
+    let args = LsArgs {
+        checkpoint_dir: None,
+        json: true,
+        format: None,
+        container: Some("web".into()),
+    };
+    let (text, code, err) = run(|out| ls::run(&w.ctx(), &args, out));
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap().to_string(),
+                (
+                    r["size_bytes"].as_u64().unwrap(),
+                    r["logical_bytes"].as_u64().unwrap(),
+                    r["exclusive_bytes"].as_u64(),
+                ),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn ls_shows_the_logical_size_and_the_bytes_only_each_checkpoint_holds() {
+    let w = World::new();
+    created(&w, "n1");
+    created(&w, "n2");
+    w.checkpoint("full");
+    let sizes = ls_sizes(&w);
+    // A full checkpoint: both are its size.
+    let (size, logical, exclusive) = sizes["full"];
+    assert_eq!((logical, exclusive), (size, Some(size)));
+    // n1 and n2 share their one chunk: neither holds it alone.
+    for name in ["n1", "n2"] {
+        let (size, logical, exclusive) = sizes[name];
+        assert_eq!((logical, exclusive), (size + 4096, Some(size)), "{name}");
+    }
+    let (_, code, err) = run(|out| rm::run(&w.ctx(), &rm_args("n1"), out));
+    assert_eq!(code, 0, "{err}");
+    let (size, logical, exclusive) = ls_sizes(&w)["n2"];
+    assert_eq!(
+        (logical, exclusive),
+        (size + 4096, Some(size + 4096)),
+        "n2 alone holds it now"
+    );
+
+    // A recipe that cannot be read: what each holds alone is unknown.
+    created(&w, "n3");
+    std::fs::write(w.path("store/web/checkpoints/n3/pages.recipe"), b"garbage").unwrap();
+    let sizes = ls_sizes(&w);
+    assert_eq!(sizes["n2"].2, None, "{sizes:?}");
+    assert_eq!(sizes["full"].2, Some(sizes["full"].0));
+    let args = LsArgs {
+        checkpoint_dir: None,
+        json: false,
+        format: None,
+        container: Some("web".into()),
+    };
+    let (text, _, _) = run(|out| ls::run(&w.ctx(), &args, out));
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("web ") && l.contains("n2") && l.contains(" - ")),
+        "{text}"
+    );
+}
+
+fn verify_all(container: Option<&str>, repair: bool) -> VerifyArgs {
+    VerifyArgs {
+        json: true,
+        all: true,
+        repair,
+        container: container.map(str::to_string),
+        name: None,
+    }
+}
+
+#[test]
+fn verify_all_reports_a_bad_shared_chunk_for_every_checkpoint_using_it() {
+    let w = World::new();
+    created(&w, "n1");
+    created(&w, "n2");
+    w.checkpoint("full");
+    let (text, code, err) = run(|out| verify::run(&w.ctx(), &verify_all(Some("web"), false), out));
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["damaged"], 0);
+    assert_eq!(v["checkpoints"].as_array().unwrap().len(), 3, "{v}");
+
+    flip_a_chunk_byte(&w);
+    let digest = blake3::hash(&[7u8; 4096]).to_hex().to_string();
+    for container in [Some("web"), None] {
+        let (text, code, err) = run(|out| verify::run(&w.ctx(), &verify_all(container, false), out));
+        assert_eq!(code, 7, "{err}");
+        assert!(err.contains("2 of 3 checkpoint(s) are damaged"), "{err}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        for c in v["checkpoints"].as_array().unwrap() {
+            let bad = c["name"] != "full";
+            assert_eq!(c["intact"], !bad, "{c}");
+            if bad {
+                let p = c["problem"].as_str().unwrap();
+                assert!(p.contains(&digest) && p.contains("is corrupt"), "{p}");
+            }
+        }
+    }
+}
+
+#[test]
+fn verify_all_repair_collects_what_nothing_uses_and_never_a_used_chunk() {
+    let w = World::new();
+    created(&w, "gone");
+    created(&w, "kept");
+    // As a crashed rm leaves it: "gone" removed, its chunks not collected.
+    std::fs::remove_dir_all(w.path("store/web/checkpoints/gone")).unwrap();
+    assert_eq!(packs(&w).len(), 1);
+    // The pack is used by "kept": repair keeps it, even corrupt.
+    flip_a_chunk_byte(&w);
+    let (text, code, _) = run(|out| verify::run(&w.ctx(), &verify_all(Some("web"), true), out));
+    assert_eq!(code, 7);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["repaired"][0]["packs_removed"], 0, "{v}");
+    assert_eq!(packs(&w).len(), 1, "a used chunk is never removed");
+    // Nothing uses it any more: repair removes it.
+    std::fs::remove_dir_all(w.path("store/web/checkpoints/kept")).unwrap();
+    w.checkpoint("full");
+    let (text, code, err) = run(|out| verify::run(&w.ctx(), &verify_all(Some("web"), true), out));
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["repaired"][0]["packs_removed"], 1, "{v}");
+    assert!(packs(&w).is_empty());
+}
+
+#[test]
+fn verify_repair_without_all_is_a_usage_error() {
+    let w = World::new();
+    created(&w, "n1");
+    let mut args = verify_args("n1");
+    args.repair = true;
+    let (_, code, err) = run(|out| verify::run(&w.ctx(), &args, out));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--repair goes with --all"), "{err}");
+}

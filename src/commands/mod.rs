@@ -18,10 +18,13 @@ pub mod import;
 pub mod incremental;
 pub mod inspect;
 pub mod ls;
+pub mod prune;
 pub mod relay;
+pub mod retention;
 pub mod rm;
 pub mod start;
 pub mod verify;
+pub mod verify_all;
 
 #[cfg(test)]
 mod tests;

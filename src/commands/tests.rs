@@ -197,6 +197,7 @@ fn create_args(name: &str, leave_running: bool) -> CreateArgs {
         checkpoint_dir: None,
         leave_running,
         incremental: false,
+        retain: None,
         criu: criu_flags(),
         json: false,
         print_stats: false,
@@ -856,7 +857,7 @@ fn ls_format_table_has_stable_columns_sorted_by_creation_time() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
         lines[0],
-        "CONTAINER            NAME                 CREATED                     SIZE    FROZEN RUNNING BY"
+        "CONTAINER            NAME                 CREATED                     SIZE    LOGICAL  EXCLUSIVE    FROZEN RUNNING BY"
     );
     assert!(
         lines[1].starts_with("web                  b                    2026-01-02T00:00:00Z "),
@@ -937,8 +938,10 @@ fn rm_removes_and_refuses_what_it_must() {
 fn verify_args(name: &str) -> VerifyArgs {
     VerifyArgs {
         json: false,
-        container: "web".into(),
-        name: name.into(),
+        all: false,
+        repair: false,
+        container: Some("web".into()),
+        name: Some(name.into()),
     }
 }
 
@@ -1343,3 +1346,5 @@ mod archive_tests;
 mod error_examples;
 #[path = "incremental_tests.rs"]
 mod incremental_tests;
+#[path = "retention_tests.rs"]
+mod retention_tests;

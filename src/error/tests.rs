@@ -115,6 +115,8 @@ fn table() -> Vec<(&'static str, Error, u8)> {
         ("import of an unknown runtime", import(ImportProblem::UnknownRuntime("kata".into())), 1),
         // 2: usage.
         ("flags that do not go together", Error::Usage { message: "--export with --leave-running needs --no-rootfs".into() }, 2),
+        ("--retain 0", Error::Retention(crate::chunks::retention::PolicyError::RetainZero), 2),
+        ("prune without a policy", Error::Retention(crate::chunks::retention::PolicyError::Empty), 2),
         ("import as an invalid id", import(ImportProblem::BadName("bad id".into())), 2),
         ("invalid checkpoint name", store(StoreError::InvalidName { name: "..".into(), reason: "dots" }), 2),
         ("invalid container id", store(StoreError::InvalidContainerId { id: "a/b".into(), reason: "slash" }), 2),
@@ -168,6 +170,7 @@ fn table() -> Vec<(&'static str, Error, u8)> {
         ("criu made no progress", Error::Criu(CriuError::Stalled { reason: "stuck".into(), log_path: p("/l") }), 6),
         ("criu failed, said with context", Error::Criu(criu_failed()).context("container c was not changed and keeps running"), 6),
         // 7: corrupt.
+        ("verify --all found damage", Error::Damaged { damaged: 1, total: 3 }, 7),
         ("imported checkpoint does not match its ckpt.json", import(ImportProblem::Corrupt("checkpoint/x: missing".into())), 7),
         ("checksum mismatch", store(StoreError::Corrupt { dir: p("/s/c/checkpoints/n"), reason: "x: checksum mismatch".into() }), 7),
         ("newer schema", store(StoreError::FutureSchema { dir: p("/d"), found: 9, supported: 2 }), 7),
