@@ -69,25 +69,6 @@ fn sigkill(pid: i32) -> bool {
     kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok()
 }
 
-/// SIGKILLs CRIU `criu` and every `criu` process it forked, as a crash of
-/// CRIU would end them. Early in a dump or a restore CRIU 4.2 forks
-/// helpers (`criu swrk 3` too); killing only the parent left such a
-/// helper asleep with runc's socket open, and runc, ckpt and the test
-/// waited for it forever. For a dump every forked `criu` is CRIU's own;
-/// in a restore only early (later they are the restored tasks).
-fn sigkill_criu_tree(criu: &support::Proc) -> bool {
-    let helpers: Vec<i32> = support::descendants(criu.pid)
-        .into_iter()
-        .filter(|p| p.comm == "criu")
-        .map(|p| p.pid)
-        .collect();
-    let killed = sigkill(criu.pid);
-    for pid in helpers {
-        sigkill(pid);
-    }
-    killed
-}
-
 /// Asserts the store holds no checkpoint and no staging entry of `c`.
 fn assert_nothing_left(store: &Store, c: &Container, name: &str, what: &str) {
     assert!(store.ls(None).is_empty(), "{what}: published {:?}", store.ls(None));
@@ -145,7 +126,7 @@ fn create_and_kill_criu(store: &Store, c: &Container, name: &str, point: DumpPoi
                 DumpPoint::Late => late,
             };
             seen.push(format!("pages={pages:?} late={late}"));
-            if fire && sigkill_criu_tree(&criu) {
+            if fire && support::sigkill_criu_tree(&criu) {
                 killed = Some(format!("criu {} at pages={pages:?}", criu.pid));
             }
             last_pages = pages;
@@ -312,7 +293,7 @@ fn start_and_kill(
                             .map(|r| format!("runc {}", r.pid)),
                         // Later, the forked `criu` processes are the restored tasks.
                         Victim::Criu if point == RestorePoint::Early => {
-                            sigkill_criu_tree(&criu).then(|| format!("criu {} and its helpers", criu.pid))
+                            support::sigkill_criu_tree(&criu).then(|| format!("criu {} and its helpers", criu.pid))
                         }
                         Victim::Criu => sigkill(criu.pid).then(|| format!("criu {}", criu.pid)),
                     };

@@ -1342,9 +1342,8 @@ mod privileged {
                 // Once CRIU has started its log, so that there is one to keep.
                 let logging = || staging_of(&store, &c.id, "x").is_some_and(|d| d.join("dump.log").exists());
                 if let Some(criu) = criu_dump_child(child.id()).filter(|_| logging()) {
-                    killed =
-                        nix::sys::signal::kill(nix::unistd::Pid::from_raw(criu.pid), nix::sys::signal::Signal::SIGKILL)
-                            .is_ok();
+                    // With its forked helper, which else sleeps on for ever.
+                    killed = support::sigkill_criu_tree(&criu);
                 }
                 std::thread::sleep(Duration::from_millis(1));
             }

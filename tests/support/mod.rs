@@ -101,6 +101,27 @@ pub fn descendants(pid: i32) -> Vec<Proc> {
     found
 }
 
+/// SIGKILLs CRIU `criu` and every `criu` process it forked, as a crash of
+/// CRIU would end them. Early in a dump or a restore CRIU (4.1 and 4.2) forks
+/// helpers (`criu swrk 3` too); killing only the parent left such a
+/// helper asleep with runc's socket open, and runc, ckpt and the test
+/// waited for it forever. For a dump every forked `criu` is CRIU's own;
+/// in a restore only early (later they are the restored tasks).
+pub fn sigkill_criu_tree(criu: &Proc) -> bool {
+    let helpers: Vec<i32> = descendants(criu.pid)
+        .into_iter()
+        .filter(|p| p.comm == "criu")
+        .map(|p| p.pid)
+        .collect();
+    let sigkill =
+        |pid: i32| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).is_ok();
+    let killed = sigkill(criu.pid);
+    for pid in helpers {
+        sigkill(pid);
+    }
+    killed
+}
+
 /// The `criu dump` child of the ckpt process `ckpt_pid`, if running
 /// (`criu --version` and other short helpers are not it).
 pub fn criu_dump_child(ckpt_pid: u32) -> Option<Proc> {
