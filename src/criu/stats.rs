@@ -53,16 +53,14 @@ fn stats_entry(bytes: &[u8], field: u64) -> Option<&[u8]> {
 /// Parses a `stats-restore` file; `None` if it is not one.
 pub fn parse_restore_stats(bytes: &[u8]) -> Option<RestoreStats> {
     let mut s = RestoreStats::default();
-    for (n, v) in fields(stats_entry(bytes, 2)?)? {
-        if let Value::Varint(x) = v {
-            match n {
-                1 => s.pages_compared = x,
-                2 => s.pages_skipped_cow = x,
-                3 => s.forking_us = x,
-                4 => s.restore_us = x,
-                5 => s.pages_restored = x,
-                _ => {}
-            }
+    for (n, x) in counters(bytes, 2)? {
+        match n {
+            1 => s.pages_compared = x,
+            2 => s.pages_skipped_cow = x,
+            3 => s.forking_us = x,
+            4 => s.restore_us = x,
+            5 => s.pages_restored = x,
+            _ => {}
         }
     }
     Some(s)
@@ -71,20 +69,31 @@ pub fn parse_restore_stats(bytes: &[u8]) -> Option<RestoreStats> {
 /// Parses a `stats-dump` file; `None` if it is not one.
 pub fn parse_dump_stats(bytes: &[u8]) -> Option<DumpStats> {
     let mut s = DumpStats::default();
-    for (n, v) in fields(stats_entry(bytes, 1)?)? {
-        if let Value::Varint(x) = v {
-            match n {
-                1 => s.freezing_us = x,
-                2 => s.frozen_us = x,
-                3 => s.memdump_us = x,
-                4 => s.memwrite_us = x,
-                5 => s.pages_scanned = x,
-                7 => s.pages_written = x,
-                _ => {}
-            }
+    for (n, x) in counters(bytes, 1)? {
+        match n {
+            1 => s.freezing_us = x,
+            2 => s.frozen_us = x,
+            3 => s.memdump_us = x,
+            4 => s.memwrite_us = x,
+            5 => s.pages_scanned = x,
+            7 => s.pages_written = x,
+            _ => {}
         }
     }
     Some(s)
+}
+
+/// The numeric fields (field number, value) of the stats entry `field`
+/// (1: dump, 2: restore); `None` if the file holds no such entry.
+fn counters(bytes: &[u8], field: u64) -> Option<Vec<(u64, u64)>> {
+    let numbers = fields(stats_entry(bytes, field)?)?
+        .into_iter()
+        .filter_map(|(n, v)| match v {
+            Value::Varint(x) => Some((n, x)),
+            Value::Bytes(_) => None,
+        })
+        .collect();
+    Some(numbers)
 }
 
 enum Value<'a> {
